@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Prepare this host for vhive, idempotently: Debian packages, npm dependencies, the build,
+# the native helpers, the guest kernel and initramfs, and the accelerator probe.
+# Run as root on Debian 12. Safe to run again; it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/setup.sh must run as root (it installs packages, and vhive needs /dev/userfaultfd)" >&2
+  exit 1
+fi
+
+if ! command -v node >/dev/null || [ "$(node -p 'Number(process.versions.node.split(".")[0])')" -lt 20 ]; then
+  echo "vhive needs Node.js 20 or newer (found: $(node --version 2>/dev/null || echo none))." >&2
+  echo "Debian 12's own nodejs is 18; install Node.js 20 from NodeSource or your usual source, then run this again." >&2
+  exit 1
+fi
+
+PACKAGES=(
+  qemu-system-x86 qemu-utils      # the VMM
+  linux-image-cloud-amd64         # the guest kernel (its vmlinux and virtio modules)
+  busybox-static cpio lz4         # the guest initramfs
+  e2fsprogs mmdebstrap umoci      # function images: ext4, Debian rootfs, OCI layouts
+  build-essential python3         # native helpers, node-gyp
+)
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  case "$pkg" in \#*) continue ;; esac
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm ci only when package-lock.json changed since the last install.
+stamp=node_modules/.vhive-lock-sha
+lock_sha=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sha" ]; then
+  say "installing npm dependencies"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_sha" > "$stamp"
+fi
+
+say "building vhive"
+npm run --silent build
+
+if [ -f native/Makefile ]; then
+  say "building native helpers"
+  make -s -C native
+fi
+
+say "checking the host (guest kernel, accelerator probe)"
+node dist/cli/main.js doctor

@@ -1,0 +1,26 @@
+/**
+ * CLI commands are declarative records, one file each: a name, a description, the options, and
+ * a handler that gets parsed options and the CliContext. main.ts turns them into yargs commands.
+ */
+import type { Argv } from "yargs";
+import type { CliContext, GlobalArgs } from "./context.js";
+
+export interface CommandSpec<Args> {
+  command: string;
+  describe: string;
+  builder: (yargs: Argv<GlobalArgs>) => Argv<Args>;
+  /** Returns the process exit code (default 0). */
+  run: (args: Args, context: CliContext) => Promise<number | void>;
+}
+
+/** Identity with inference: `defineCommand({ ... })` types `run`'s args from `builder`. */
+export function defineCommand<Args>(spec: CommandSpec<Args>): CommandSpec<Args> {
+  return spec;
+}
+
+/** A group such as `vhive image build|import|ls|rm`. */
+export interface CommandGroup {
+  command: string;
+  describe: string;
+  subcommands: CommandSpec<never>[];
+}

@@ -1,0 +1,30 @@
+/** Options shared by the commands that start a function VM (run, demo). */
+import type { Argv } from "yargs";
+import { stat } from "node:fs/promises";
+import { join } from "node:path";
+import { buildImage, ImageStore, type StoredImage } from "../image/index.js";
+import { RECIPE_FILE } from "../image/recipe.js";
+import { DEFAULT_MEM_MIB, DEFAULT_READY_TIMEOUT_MS, DEFAULT_VCPUS } from "../orchestrator/index.js";
+import { StatePaths } from "../shared/paths.js";
+import type { CliContext } from "./context.js";
+import { withProgress } from "./progress.js";
+
+export function vmOptions<T>(yargs: Argv<T>) {
+  return yargs
+    .option("memory", { type: "number", default: DEFAULT_MEM_MIB, describe: "guest memory in MiB" })
+    .option("vcpus", { type: "number", default: DEFAULT_VCPUS, describe: "guest vCPUs" })
+    .option("accel", { choices: ["auto", "kvm", "tcg"] as const, default: "auto" as const, describe: "accelerator; auto probes KVM and falls back to TCG" })
+    .option("host-port", { type: "number", describe: "loopback port to forward to the function (default: a free one)" })
+    .option("ready-timeout", { type: "number", default: DEFAULT_READY_TIMEOUT_MS / 1000, describe: "seconds until the function must answer" })
+    .option("method", { type: "string", describe: "gRPC method, package.Service/Method (default: the image's)" })
+    .option("proto", { type: "string", describe: ".proto file for the method (default: the image's)" })
+    .option("keep-logs", { type: "boolean", default: false, describe: "keep the VM's serial log in the state directory" });
+}
+
+/** An image reference, or a recipe directory to build (cached) first. */
+export async function imageFromRef(ref: string, context: CliContext): Promise<StoredImage> {
+  const paths = new StatePaths(context.stateDir);
+  const isRecipe = await stat(join(ref, RECIPE_FILE)).then((info) => info.isFile(), () => false);
+  if (!isRecipe) return new ImageStore(paths).resolve(ref);
+  return withProgress(`building ${ref}`, context.log, (onProgress) => buildImage(paths, ref, { signal: context.signal, onProgress }));
+}

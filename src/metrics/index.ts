@@ -1,0 +1,1 @@
+export { BOOT_PHASES, roundMs, type BootBreakdown, type BootPhase } from "./phases.js";

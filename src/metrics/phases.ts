@@ -1,0 +1,19 @@
+/**
+ * Latency phases, in one place (as vHive's metrics/metrics.go). Every breakdown vhive reports
+ * uses these keys, in milliseconds.
+ */
+export const BOOT_PHASES = {
+  qemuStartMs: "QEMU spawn to monitor ready",
+  kernelBootMs: "vCPUs resumed to guest init started (kernel boot)",
+  initMs: "guest init to function entrypoint started (modules, network, disk)",
+  functionReadyMs: "entrypoint started to function answering (runtime start-up)",
+  invokeMs: "the invocation itself",
+} as const;
+
+export type BootPhase = keyof typeof BOOT_PHASES;
+export type BootBreakdown = Record<BootPhase, number>;
+
+/** Round to 0.1 ms for reports. */
+export function roundMs(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}

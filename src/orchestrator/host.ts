@@ -1,0 +1,47 @@
+/**
+ * What every VM start on this host needs, gathered once: state paths, QEMU, the guest kernel
+ * and initramfs, the accelerator that really works, and the TSC rate.
+ */
+import { mkdir } from "node:fs/promises";
+import { prepareGuest, type Guest } from "../guest/index.js";
+import type { Log } from "../shared/log.js";
+import { StatePaths } from "../shared/paths.js";
+import { chooseAccel, hostTscKhz, probeAccel, qemuInfo, type Accel, type AccelProbe, type AccelRequest, type QemuInfo } from "../vm/index.js";
+
+export interface Host {
+  paths: StatePaths;
+  log: Log;
+  qemu: QemuInfo;
+  guest: Guest;
+  accel: Accel;
+  accelProbe: AccelProbe;
+  tscKhz: number;
+}
+
+export interface OpenHostOptions {
+  stateDir: string;
+  accel: AccelRequest;
+  log: Log;
+  qemuPath?: string;
+}
+
+export async function openHost(options: OpenHostOptions): Promise<Host> {
+  const paths = new StatePaths(options.stateDir);
+  await mkdir(paths.root, { recursive: true });
+  await mkdir(paths.vmsDir, { recursive: true });
+  const qemu = await qemuInfo(options.qemuPath);
+  const guest = await prepareGuest(paths);
+  const tscKhz = await hostTscKhz();
+  const accelProbe = await probeAccel({
+    qemuPath: qemu.path,
+    qemuVersion: qemu.versionLine,
+    kernelPath: guest.kernel.path,
+    kernelDigest: guest.kernel.digest,
+    initramfsPath: guest.initramfs.path,
+    tscKhz,
+    cachePath: paths.accelCache,
+    runRoot: paths.vmsDir,
+    log: options.log,
+  });
+  return { paths, log: options.log, qemu, guest, accel: chooseAccel(options.accel, accelProbe), accelProbe, tscKhz };
+}

@@ -1,0 +1,67 @@
+/**
+ * One error type for everything vhive reports to a user. Callers match on `code`, never on
+ * message text. Every code has a row (meaning, remedy) in docs/errors.md; a unit test keeps
+ * the two in step.
+ */
+
+export const ERROR_CODES = {
+  ERR_VALIDATION: "A command-line option, recipe field or request field is invalid.",
+  ERR_TOOL_MISSING: "A host program vhive needs (QEMU, mmdebstrap, mkfs.ext4, lz4, cpio, umoci) is not installed.",
+  ERR_KERNEL_MISSING: "No Debian cloud kernel was found to extract the guest vmlinux from.",
+  ERR_KERNEL_EXTRACT: "The guest kernel could not be extracted from the bzImage.",
+  ERR_INITRAMFS: "The guest initramfs could not be built (busybox or a virtio module is missing).",
+  ERR_RECIPE_INVALID: "An image recipe is malformed or names a file that does not exist.",
+  ERR_IMAGE_INVALID: "An OCI layout or docker-archive is malformed (bad JSON, missing blob, bad layer).",
+  ERR_IMAGE_BUILD: "Building an image's root filesystem failed.",
+  ERR_IMAGE_NOT_FOUND: "No image matches the given name, id or path.",
+  ERR_IMAGE_AMBIGUOUS: "An id prefix matches more than one image.",
+  ERR_HOST_UNSUPPORTED: "The host lacks something no package provides (TSC rate, /dev/userfaultfd, disk space).",
+  ERR_ACCEL_UNAVAILABLE: "The requested accelerator (kvm) cannot run a guest on this host.",
+  ERR_QEMU_START: "QEMU exited before its monitor came up (bad option, missing file, port taken).",
+  ERR_PORT_IN_USE: "The host port asked for is already taken by another process.",
+  ERR_QMP_GREETING: "QEMU's monitor did not send a valid greeting.",
+  ERR_QMP_COMMAND: "QEMU's monitor rejected a command.",
+  ERR_QMP_DISCONNECTED: "The link to QEMU's monitor closed while a command was in flight.",
+  ERR_GUEST_INIT: "The guest's init failed (module, disk or network set-up) and ended the VM.",
+  ERR_GUEST_PANIC: "The guest kernel panicked.",
+  ERR_GUEST_EXITED: "The function's entrypoint exited; the VM was ended.",
+  ERR_VM_EXITED: "QEMU exited unexpectedly while the VM was running.",
+  ERR_READY_TIMEOUT: "The function did not answer within the readiness timeout.",
+  ERR_PROTO_INVALID: "The .proto file cannot be loaded or does not define the method named.",
+  ERR_INVOKE: "Calling the function failed.",
+  ERR_ABORTED: "The operation was cancelled (Ctrl-C or a signal).",
+  ERR_DISPOSED: "An object was used after it was disposed (a bug in the caller).",
+} as const;
+
+export type VhiveErrorCode = keyof typeof ERROR_CODES;
+
+export interface VhiveErrorOptions {
+  cause?: unknown;
+  /** What the user should do about it; printed under the message by the CLI. */
+  remedy?: string;
+  /** Extra text shown after the message, such as the tail of a serial log. */
+  details?: string;
+}
+
+export class VhiveError extends Error {
+  readonly code: VhiveErrorCode;
+  readonly remedy: string | undefined;
+  readonly details: string | undefined;
+
+  constructor(code: VhiveErrorCode, message: string, options: VhiveErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "VhiveError";
+    this.code = code;
+    this.remedy = options.remedy;
+    this.details = options.details;
+  }
+}
+
+export function isVhiveError(error: unknown, code?: VhiveErrorCode): error is VhiveError {
+  return error instanceof VhiveError && (code === undefined || error.code === code);
+}
+
+/** The message of any thrown value, for wrapping causes that are not Errors. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,9 @@
+/** QEMU microVMs: command line, QMP, accelerator probe, boot, stop. */
+export { MicroVm, type StartOptions, type VmTimeline } from "./microvm.js";
+export { qemuArgs, kernelCommandLine, type Accel, type VmSpec, type PortForward } from "./cmdline.js";
+export { QmpClient, type QmpEvent } from "./qmp.js";
+export { SerialConsole, parseConsoleLine, type GuestEvent } from "./serial.js";
+export { probeAccel, chooseAccel, type AccelProbe, type AccelRequest } from "./accel.js";
+export { hostTscKhz, tscKhzFromCpuinfo, tscKhzFromKernelLog } from "./tsc.js";
+export { qemuInfo, type QemuInfo } from "./qemu.js";
+export { freeLoopbackPort, assertPortFree } from "./ports.js";

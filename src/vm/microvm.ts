@@ -1,0 +1,249 @@
+/**
+ * One QEMU microVM process and everything it owns: the QEMU child, its QMP link, its serial
+ * console and its run directory. Created paused by MicroVm.start(); resume() runs the guest.
+ *
+ * A VM can fail at any moment after start: QEMU exits, the guest's init reports an error, the
+ * kernel panics, or the entrypoint exits. `failure` resolves with the error describing the
+ * first of these, and `failed` is an AbortSignal that fires then, so that any wait (readiness,
+ * an invocation) can be raced against the VM's death instead of a timeout.
+ */
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { randomUUID } from "node:crypto";
+import { ChildHandle } from "../shared/child.js";
+import { VhiveError, messageOf } from "../shared/errors.js";
+import type { Log } from "../shared/log.js";
+import { toolMissing } from "../shared/tool.js";
+import { QmpClient } from "./qmp.js";
+import { SerialConsole, type GuestEvent } from "./serial.js";
+import { SERIAL_FD, qemuArgs, type VmSpec } from "./cmdline.js";
+
+export interface StartOptions {
+  log: Log;
+  /** Parent of the VM's run directory (serial log); the directory is removed on stop unless keepRunDir. */
+  runRoot: string;
+  keepRunDir?: boolean;
+  signal?: AbortSignal;
+}
+
+/** performance.now() timestamps of a VM's life, for latency breakdowns. */
+export interface VmTimeline {
+  spawnAt: number;
+  qmpReadyAt?: number;
+  resumeAt?: number;
+  initStartAt?: number;
+  execAt?: number;
+}
+
+const STDERR_TAIL = 20;
+
+export class MicroVm implements AsyncDisposable {
+  readonly id: string;
+  readonly spec: VmSpec;
+  readonly runDir: string;
+  readonly timeline: VmTimeline;
+  readonly console: SerialConsole;
+  readonly qmp: QmpClient;
+  /** Resolves with the first failure of the VM; never rejects. */
+  readonly failure: Promise<VhiveError>;
+  /** Aborts when the VM fails; its reason is the VhiveError. */
+  readonly failed: AbortSignal;
+  readonly #child: ChildHandle;
+  readonly #log: Log;
+  readonly #keepRunDir: boolean;
+  readonly #stderrTail: string[] = [];
+  #stopping = false;
+  #stopped: Promise<void> | undefined;
+
+  private constructor(spec: VmSpec, runDir: string, id: string, options: StartOptions) {
+    this.id = id;
+    this.spec = spec;
+    this.runDir = runDir;
+    this.#log = options.log.child({ vmId: id });
+    this.#keepRunDir = options.keepRunDir ?? false;
+    this.timeline = { spawnAt: performance.now() };
+    this.#child = new ChildHandle(`qemu ${id}`, spec.qemuPath, qemuArgs(spec), {
+      stdio: ["pipe", "pipe", "pipe", "pipe"],
+    });
+    const process = this.#child.process;
+    process.stderr?.setEncoding("utf8");
+    process.stderr?.on("data", (text: string) => {
+      for (const line of text.split("\n")) {
+        if (!line.trim()) continue;
+        this.#stderrTail.push(line);
+        if (this.#stderrTail.length > STDERR_TAIL) this.#stderrTail.shift();
+      }
+    });
+    this.console = new SerialConsole(process.stdio[SERIAL_FD] as Readable, join(runDir, "serial.log"));
+    this.qmp = new QmpClient(process.stdout!, process.stdin!);
+
+    const controller = new AbortController();
+    this.failed = controller.signal;
+    this.failure = new Promise<VhiveError>((resolve) => {
+      const fail = (error: VhiveError) => {
+        if (controller.signal.aborted) return;
+        controller.abort(error);
+        resolve(error);
+      };
+      this.console.onEvent((event) => {
+        if (event.kind === "init-start") this.timeline.initStartAt = event.atMs;
+        if (event.kind === "exec") this.timeline.execAt = event.atMs;
+        const error = this.#guestFailure(event);
+        if (error) fail(error);
+      });
+      void this.#child.exited.then(async (exit) => {
+        await this.console.closed();
+        if (this.#stopping) return;
+        // Guest-side reasons come first: they say why QEMU went away.
+        const guestError = this.console.events.map((event) => this.#guestFailure(event)).find((e) => e !== undefined);
+        fail(guestError ?? this.#exitError(exit.code, exit.signal));
+      });
+    });
+    this.failure.then((error) => this.#log.debug("vm failed", { code: error.code, error: error.message }));
+  }
+
+  /** Spawn QEMU paused and wait for its monitor. On any failure nothing is left running. */
+  static async start(spec: VmSpec, options: StartOptions): Promise<MicroVm> {
+    if (options.signal?.aborted) throw new VhiveError("ERR_ABORTED", "VM start was cancelled");
+    const id = randomUUID().slice(0, 8);
+    const runDir = join(options.runRoot, id);
+    await mkdir(runDir, { recursive: true });
+    let vm: MicroVm;
+    try {
+      vm = new MicroVm(spec, runDir, id, options);
+    } catch (error) {
+      await rm(runDir, { recursive: true, force: true });
+      throw error;
+    }
+    const onAbort = () => void vm.destroy();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const spawnError = new Promise<never>((_, reject) => {
+        vm.#child.process.once("error", (error: NodeJS.ErrnoException) =>
+          reject(error.code === "ENOENT" ? toolMissing("qemu-system-x86_64") : error),
+        );
+      });
+      const died = vm.failure.then((error) => Promise.reject(error));
+      await Promise.race([vm.qmp.negotiate(), died, spawnError]);
+      vm.timeline.qmpReadyAt = performance.now();
+      vm.#log.debug("qemu started", { pid: vm.pid, accel: spec.accel });
+      return vm;
+    } catch (error) {
+      await vm.destroy();
+      if (options.signal?.aborted) throw new VhiveError("ERR_ABORTED", "VM start was cancelled", { cause: error });
+      if (error instanceof VhiveError && error.code.startsWith("ERR_QMP")) throw vm.#exitError(null, null, error);
+      throw error;
+    } finally {
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
+  /** Run the vCPUs. */
+  async resume(): Promise<void> {
+    this.timeline.resumeAt = performance.now();
+    await this.qmp.execute("cont");
+  }
+
+  /**
+   * Resolves when the guest prints the event `kind`; rejects with the VM's failure if it dies
+   * first, ERR_READY_TIMEOUT after timeoutMs, or ERR_ABORTED.
+   */
+  async waitForGuest(kind: "exec" | "probe-ok", options: { timeoutMs: number; signal?: AbortSignal }): Promise<GuestEvent> {
+    const seen = this.console.events.find((event) => event.kind === kind);
+    if (seen) return seen;
+    if (options.signal?.aborted) throw new VhiveError("ERR_ABORTED", `waiting for the guest's "${kind}" was cancelled`);
+    let stopListening = () => {};
+    let onAbort = () => {};
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await new Promise<GuestEvent>((resolve, reject) => {
+        stopListening = this.console.onEvent((event) => {
+          if (event.kind === kind) resolve(event);
+        });
+        void this.failure.then(reject);
+        timer = setTimeout(() => {
+          const message = `the guest did not reach "${kind}" within ${options.timeoutMs} ms`;
+          reject(new VhiveError("ERR_READY_TIMEOUT", message, { details: this.console.tail() }));
+        }, options.timeoutMs);
+        onAbort = () => reject(new VhiveError("ERR_ABORTED", `waiting for the guest's "${kind}" was cancelled`));
+        options.signal?.addEventListener("abort", onAbort, { once: true });
+      });
+    } finally {
+      stopListening();
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Graceful stop: ask QEMU to quit, then SIGTERM/SIGKILL if it lingers. Idempotent. */
+  stop(): Promise<void> {
+    this.#stopped ??= this.#shutdown(async () => {
+      if (!this.#child.exitInfo) {
+        await Promise.race([this.qmp.execute("quit").catch(() => {}), this.#child.exited]);
+      }
+      await this.#child.stop(2000);
+    });
+    return this.#stopped;
+  }
+
+  /** Immediate stop: SIGKILL. Idempotent. */
+  destroy(): Promise<void> {
+    this.#stopped ??= this.#shutdown(() => this.#child.destroy());
+    return this.#stopped;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  async #shutdown(kill: () => Promise<unknown>): Promise<void> {
+    this.#stopping = true;
+    try {
+      await kill();
+    } catch (error) {
+      this.#log.warn("stopping QEMU failed", { error: messageOf(error) });
+      await this.#child.destroy();
+    }
+    await this.console.closed();
+    if (!this.#keepRunDir) await rm(this.runDir, { recursive: true, force: true });
+  }
+
+  #guestFailure(event: GuestEvent): VhiveError | undefined {
+    const details = `last lines of the serial console:\n${this.console.tail()}`;
+    switch (event.kind) {
+      case "init-error":
+        return new VhiveError("ERR_GUEST_INIT", `guest init failed: ${event.message}`, { details });
+      case "panic":
+        return new VhiveError("ERR_GUEST_PANIC", `guest kernel panic: ${event.message}`, { details });
+      case "exit":
+        return new VhiveError("ERR_GUEST_EXITED", `the function's entrypoint exited with status ${event.status}`, {
+          details,
+          remedy: "check the entrypoint, env and workdir of the image; the serial console above shows its output",
+        });
+      default:
+        return undefined;
+    }
+  }
+
+  #exitError(code: number | null, signal: NodeJS.Signals | null, cause?: unknown): VhiveError {
+    const stderr = this.#stderrTail.join("\n");
+    const how = signal ? `was killed by ${signal}` : code === null ? "is gone" : `exited with status ${code}`;
+    if (/Could not set up host forwarding rule/.test(stderr)) {
+      return new VhiveError("ERR_PORT_IN_USE", `host port ${this.spec.forward?.hostPort} is already taken`, {
+        details: stderr,
+        remedy: "pick another port with --host-port, or leave it out to use a free one",
+        cause,
+      });
+    }
+    const started = this.timeline.qmpReadyAt !== undefined;
+    return new VhiveError(started ? "ERR_VM_EXITED" : "ERR_QEMU_START", `QEMU ${how}${started ? " while the VM was running" : " before its monitor came up"}`, {
+      details: [stderr && `QEMU said:\n${stderr}`, `last lines of the serial console:\n${this.console.tail()}`].filter(Boolean).join("\n"),
+      cause,
+    });
+  }
+}

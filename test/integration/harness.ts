@@ -1,0 +1,67 @@
+/** Shared pieces of the integration tests: the host, the CLI, and the leak check. */
+import { spawn } from "node:child_process";
+import { readdir, readFile } from "node:fs/promises";
+import { inject, expect } from "vitest";
+import { openHost, type Host } from "../../src/orchestrator/index.js";
+import { liveChildCount } from "../../src/shared/child.js";
+import { NoOpLog } from "../../src/shared/log.js";
+import { StatePaths } from "../../src/shared/paths.js";
+import { packagePath } from "../../src/shared/package-root.js";
+
+export const stateDir = (): string => inject("stateDir");
+
+let host: Promise<Host> | undefined;
+export function testHost(): Promise<Host> {
+  host ??= openHost({ stateDir: stateDir(), accel: "auto", log: new NoOpLog() });
+  return host;
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Called with stderr as it grows; lets a test act on a log line (e.g. send SIGINT). */
+  onStderr?: (soFar: string, child: ReturnType<typeof spawn>) => void;
+}
+
+/** Run the built CLI (dist/cli/main.js) against the test state directory. */
+export function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [packagePath("dist", "cli", "main.js"), "--state", stateDir(), ...args], {
+      env: options.env ?? process.env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+      options.onStderr?.(stderr, child);
+    });
+    child.once("error", reject);
+    child.once("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** QEMU processes whose command line mentions the test state directory. */
+export async function qemuProcessesOfTests(): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
+    if (cmdline.startsWith("qemu-system") && cmdline.includes(stateDir())) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+/** Nothing the tests started may outlive them: no child, no QEMU, no VM run directory. */
+export async function expectNothingLeft(): Promise<void> {
+  expect(liveChildCount()).toBe(0);
+  expect(await qemuProcessesOfTests()).toEqual([]);
+  const vms = await readdir(new StatePaths(stateDir()).vmsDir).catch(() => []);
+  expect(vms).toEqual([]);
+}

@@ -1,0 +1,225 @@
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createTcpServer, type AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { createHttpClient, type FunctionClient } from "../../../src/invoke/index.js";
+import { VhiveError } from "../../../src/shared/errors.js";
+
+type Handler = (request: IncomingMessage, body: string, response: ServerResponse) => void;
+
+/** Answers "<method> <url> <body>" with 200. */
+const echo: Handler = (request, body, response) => response.end(`${request.method} ${request.url} ${body}`);
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** An HTTP server on 127.0.0.1 (port 0: any free port) that hands each request and its body to `handler`. */
+async function startServer(handler: Handler = echo, port = 0): Promise<number> {
+  const server = createHttpServer((request, response) => {
+    let body = "";
+    request.setEncoding("utf8");
+    request.on("data", (chunk: string) => (body += chunk));
+    request.on("end", () => handler(request, body, response));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", resolve);
+  });
+  cleanups.push(() => {
+    // fetch keeps connections alive; close() alone would wait for them.
+    server.closeAllConnections();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+async function reservePort(): Promise<number> {
+  const server = createTcpServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Accepts every TCP connection and closes it at once, as slirp's hostfwd does while nothing listens in the guest. */
+async function startSlirpLikeServer(): Promise<number> {
+  const server = createTcpServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return (server.address() as AddressInfo).port;
+}
+
+function client(port: number, path?: string): FunctionClient {
+  const created = createHttpClient({ host: "127.0.0.1", port }, path === undefined ? {} : { path });
+  cleanups.push(() => created.close());
+  return created;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<VhiveError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof VhiveError) return error;
+    throw error;
+  }
+  throw new Error("expected the promise to reject");
+}
+
+describe("HTTP invoke", () => {
+  it("sends a GET to the path when data is empty and returns status and body", async () => {
+    const port = await startServer();
+    const result = await client(port, "/fn?x=1").invoke("");
+    expect(result.response).toEqual({ status: 200, body: "GET /fn?x=1 " });
+    expect(result.text).toBe("GET /fn?x=1 ");
+    expect(result.ms).toBeGreaterThan(0);
+  });
+
+  it("POSTs the data as the body to / by default", async () => {
+    const port = await startServer();
+    const result = await client(port).invoke('{"name":"world"}');
+    expect(result.text).toBe('POST / {"name":"world"}');
+  });
+
+  it("accepts any 2xx status", async () => {
+    const port = await startServer((_request, _body, response) => {
+      response.statusCode = 201;
+      response.end("created");
+    });
+    expect((await client(port).invoke("x")).response).toEqual({ status: 201, body: "created" });
+  });
+
+  it("rejects ERR_INVOKE with the status and an excerpt of the body on a non-2xx answer", async () => {
+    const port = await startServer((_request, _body, response) => {
+      response.statusCode = 500;
+      response.end(`boom ${"x".repeat(1000)}`);
+    });
+    const error = await rejection(client(port).invoke("x"));
+    expect(error.code).toBe("ERR_INVOKE");
+    expect(error.message).toContain("HTTP 500 Internal Server Error: boom xxx");
+    expect(error.message.length).toBeLessThan(400);
+  });
+
+  it("rejects ERR_INVOKE when nothing listens", async () => {
+    const port = await reservePort();
+    const error = await rejection(client(port).invoke("x"));
+    expect(error.code).toBe("ERR_INVOKE");
+    expect(error.message).toContain("ECONNREFUSED");
+  });
+
+  it("rejects ERR_INVOKE when the answer takes longer than timeoutMs", async () => {
+    const port = await startServer(() => {
+      // Never answers.
+    });
+    const error = await rejection(client(port).invoke("x", { timeoutMs: 200 }));
+    expect(error.code).toBe("ERR_INVOKE");
+    expect(error.message).toContain("timed out after 200 ms");
+  });
+
+  it("rejects ERR_ABORTED when the signal aborts mid-request", async () => {
+    const port = await startServer(() => {
+      // Never answers.
+    });
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 100);
+    const error = await rejection(client(port).invoke("x", { signal: controller.signal }));
+    expect(error.code).toBe("ERR_ABORTED");
+  });
+
+  it("rejects ERR_ABORTED without a request when the signal is already aborted", async () => {
+    let requests = 0;
+    const port = await startServer((request, body, response) => {
+      requests++;
+      echo(request, body, response);
+    });
+    const error = await rejection(client(port).invoke("x", { signal: AbortSignal.abort() }));
+    expect(error.code).toBe("ERR_ABORTED");
+    expect(requests).toBe(0);
+  });
+
+  it("close is idempotent and later calls reject ERR_DISPOSED", async () => {
+    const port = await startServer();
+    const fn = client(port);
+    fn.close();
+    fn.close();
+    expect((await rejection(fn.invoke("x"))).code).toBe("ERR_DISPOSED");
+    expect((await rejection(fn.waitReady({ timeoutMs: 100 }))).code).toBe("ERR_DISPOSED");
+  });
+});
+
+describe("createHttpClient", () => {
+  it("throws ERR_VALIDATION for a path not starting with /", () => {
+    expect(() => createHttpClient({ host: "127.0.0.1", port: 80 }, { path: "fn" })).toThrow(
+      expect.objectContaining({ code: "ERR_VALIDATION" }),
+    );
+  });
+});
+
+describe("HTTP waitReady", () => {
+  it("resolves on any HTTP answer to GET /, even an error status", async () => {
+    const seen: string[] = [];
+    const port = await startServer((request, _body, response) => {
+      seen.push(`${request.method} ${request.url}`);
+      response.statusCode = 404;
+      response.end();
+    });
+    await client(port, "/fn").waitReady({ timeoutMs: 2000 });
+    expect(seen).toEqual(["GET /"]);
+  });
+
+  it("resolves within 300 ms of a server that starts listening 500 ms later", async () => {
+    const port = await reservePort();
+    const fn = client(port);
+    const startedMs = performance.now();
+    let listeningMs = Number.NaN;
+    const server = new Promise<void>((resolve, reject) =>
+      setTimeout(() => {
+        startServer(echo, port).then(() => {
+          listeningMs = performance.now();
+          resolve();
+        }, reject);
+      }, 500),
+    );
+    await fn.waitReady({ timeoutMs: 5000 });
+    const readyMs = performance.now();
+    await server;
+    expect(readyMs - startedMs).toBeGreaterThanOrEqual(450);
+    expect(readyMs - listeningMs).toBeLessThan(300);
+    expect((await fn.invoke("late")).text).toBe("POST / late");
+  });
+
+  it("rejects ERR_READY_TIMEOUT with the last error when the port accepts TCP but never answers HTTP", async () => {
+    const port = await startSlirpLikeServer();
+    const startedMs = performance.now();
+    const error = await rejection(client(port).waitReady({ timeoutMs: 400 }));
+    const elapsedMs = performance.now() - startedMs;
+    expect(error.code).toBe("ERR_READY_TIMEOUT");
+    expect(error.message).toContain("400 ms");
+    expect(error.message).toMatch(/last connection error: .*(socket hang up|ECONNRESET)/);
+    expect(elapsedMs).toBeGreaterThanOrEqual(390);
+    expect(elapsedMs).toBeLessThan(1500);
+  });
+
+  it("reports the refused connection when nothing listens", async () => {
+    const port = await reservePort();
+    const error = await rejection(client(port).waitReady({ timeoutMs: 200 }));
+    expect(error.code).toBe("ERR_READY_TIMEOUT");
+    expect(error.message).toContain("ECONNREFUSED");
+  });
+
+  it("rejects ERR_ABORTED soon after the signal aborts", async () => {
+    const port = await reservePort();
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 100);
+    const startedMs = performance.now();
+    const error = await rejection(client(port).waitReady({ timeoutMs: 5000, signal: controller.signal }));
+    expect(error.code).toBe("ERR_ABORTED");
+    expect(performance.now() - startedMs).toBeLessThan(1000);
+  });
+
+  it("rejects ERR_ABORTED at once when the signal is already aborted", async () => {
+    const port = await startServer();
+    const error = await rejection(client(port).waitReady({ timeoutMs: 1000, signal: AbortSignal.abort() }));
+    expect(error.code).toBe("ERR_ABORTED");
+  });
+});

@@ -1,0 +1,53 @@
+import { describe, expect, it } from "vitest";
+import { kernelCommandLine, qemuArgs, type VmSpec } from "../../../src/vm/cmdline.js";
+
+const spec: VmSpec = {
+  qemuPath: "qemu-system-x86_64",
+  accel: "tcg",
+  kernelPath: "/k/vmlinux",
+  initramfsPath: "/k/initramfs.cpio",
+  rootfsPath: "/images/a,b/rootfs.ext4",
+  memMib: 256,
+  vcpus: 1,
+  tscKhz: 2596144,
+  forward: { hostPort: 40001, guestPort: 50051 },
+};
+
+function optionValue(args: string[], option: string): string[] {
+  return args.flatMap((arg, i) => (arg === option ? [args[i + 1]!] : []));
+}
+
+describe("QEMU command line", () => {
+  it("gives a TCG guest the host TSC rate, which microvm needs to boot", () => {
+    expect(kernelCommandLine(spec)).toContain("tsc_early_khz=2596144");
+    expect(kernelCommandLine(spec)).toContain("lpj=10384576");
+    expect(kernelCommandLine({ ...spec, accel: "kvm" })).not.toContain("tsc_early_khz");
+  });
+
+  it("starts paused on microvm with QMP on stdio and the console on fd 3", () => {
+    const args = qemuArgs(spec);
+    expect(optionValue(args, "-M")).toEqual(["microvm"]);
+    expect(args).toContain("-S");
+    expect(args).toContain("-no-reboot");
+    expect(optionValue(args, "-chardev")).toEqual(["socket,id=serial0,fd=3", "stdio,id=qmp0,signal=off"]);
+    expect(optionValue(args, "-mon")).toEqual(["chardev=qmp0,mode=control"]);
+    expect(optionValue(args, "-m")).toEqual(["256M"]);
+    expect(optionValue(args, "-cpu")).toEqual(["max"]);
+  });
+
+  it("attaches the root disk read-only, escaping commas in its path", () => {
+    const drive = optionValue(qemuArgs(spec), "-drive")[0];
+    expect(drive).toBe("id=rootfs,file=/images/a,,b/rootfs.ext4,format=raw,if=none,readonly=on");
+  });
+
+  it("forwards only a loopback port, with the guest cut off from host and network", () => {
+    expect(optionValue(qemuArgs(spec), "-netdev")).toEqual(["user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40001-:50051"]);
+  });
+
+  it("has no disk or network for a probe boot", () => {
+    const args = qemuArgs({ ...spec, rootfsPath: undefined, forward: undefined, kernelArgs: ["vhive.probe=1"] });
+    expect(args).not.toContain("-drive");
+    expect(args).not.toContain("-netdev");
+    expect(optionValue(args, "-append")[0]).toMatch(/ vhive\.probe=1$/);
+  });
+});
