@@ -17,9 +17,14 @@ export interface RunResult {
   breakdown: BootBreakdown;
 }
 
-export async function runOnce(host: Host, image: StoredImage, data: string, options: BootOptions & { invokeTimeoutMs?: number } = {}): Promise<RunResult> {
+/** Without --data: a name to greet for gRPC, a plain GET for HTTP. */
+export function defaultRequestData(image: StoredImage): string {
+  return image.config.protocol === "grpc" ? "world" : "";
+}
+
+export async function runOnce(host: Host, image: StoredImage, data?: string, options: BootOptions & { invokeTimeoutMs?: number } = {}): Promise<RunResult> {
   await using instance = await bootInstance(host, image, options);
-  const result = await instance.invoke(data, { timeoutMs: options.invokeTimeoutMs, signal: options.signal });
+  const result = await instance.invoke(data ?? defaultRequestData(image), { timeoutMs: options.invokeTimeoutMs, signal: options.signal });
   const { qemuStartMs, kernelBootMs, initMs, functionReadyMs, bootMs } = instance.boot;
   return {
     image: { id: image.id, name: image.name },

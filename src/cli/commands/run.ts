@@ -10,7 +10,7 @@ export const runCommand = defineCommand({
     vmOptions(
       yargs
         .positional("image", { type: "string", demandOption: true, describe: "image id, id prefix, name, or a recipe directory" })
-        .option("data", { type: "string", default: "world", describe: "request: the gRPC request's string field, or a JSON message, or an HTTP body" })
+        .option("data", { type: "string", describe: "request: the gRPC request's string field (default \"world\"), or a JSON message, or an HTTP POST body (default: none, a GET)" })
         .option("json", { type: "boolean", default: false, describe: "print one JSON object" }),
     ),
   run: async (args, context) => {
