@@ -130,9 +130,18 @@ export class MicroVm implements AsyncDisposable {
       vm.#log.debug("qemu started", { pid: vm.pid, accel: spec.accel });
       return vm;
     } catch (error) {
+      if (options.signal?.aborted) {
+        await vm.destroy();
+        throw new VhiveError("ERR_ABORTED", "VM start was cancelled", { cause: error });
+      }
+      if (error instanceof VhiveError && error.code.startsWith("ERR_QMP")) {
+        // The monitor closing usually means QEMU is exiting: give the exit a moment to land so
+        // the error carries QEMU's status and its own message rather than "monitor closed".
+        const exited = await Promise.race([vm.failure, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 1000).unref())]);
+        await vm.destroy();
+        throw exited ?? vm.#exitError(null, null, error);
+      }
       await vm.destroy();
-      if (options.signal?.aborted) throw new VhiveError("ERR_ABORTED", "VM start was cancelled", { cause: error });
-      if (error instanceof VhiveError && error.code.startsWith("ERR_QMP")) throw vm.#exitError(null, null, error);
       throw error;
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
@@ -242,7 +251,7 @@ export class MicroVm implements AsyncDisposable {
     }
     const started = this.timeline.qmpReadyAt !== undefined;
     return new VhiveError(started ? "ERR_VM_EXITED" : "ERR_QEMU_START", `QEMU ${how}${started ? " while the VM was running" : " before its monitor came up"}`, {
-      details: [stderr && `QEMU said:\n${stderr}`, `last lines of the serial console:\n${this.console.tail()}`].filter(Boolean).join("\n"),
+      details: [stderr && `QEMU said:\n${stderr}`, this.console.tail() && `last lines of the serial console:\n${this.console.tail()}`].filter(Boolean).join("\n"),
       cause,
     });
   }
