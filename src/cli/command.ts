@@ -18,9 +18,13 @@ export function defineCommand<Args>(spec: CommandSpec<Args>): CommandSpec<Args> 
   return spec;
 }
 
+/** A command of any arguments, for lists of commands. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyCommand = CommandSpec<any>;
+
 /** A group such as `vhive image build|import|ls|rm`. */
 export interface CommandGroup {
   command: string;
   describe: string;
-  subcommands: CommandSpec<never>[];
+  subcommands: AnyCommand[];
 }

@@ -8,7 +8,7 @@ import { defaultStateDir } from "../shared/paths.js";
 
 export interface GlobalArgs {
   state: string | undefined;
-  logLevel: LogLevel;
+  "log-level": LogLevel;
 }
 
 export interface CliContext {
@@ -24,7 +24,7 @@ export interface CliContext {
 export function createContext(args: GlobalArgs, signal: AbortSignal): CliContext {
   return {
     stateDir: args.state ?? defaultStateDir(),
-    log: createLog(args.logLevel),
+    log: createLog(args["log-level"]),
     signal,
     print: (line) => process.stdout.write(line + "\n"),
     printJson: (value) => process.stdout.write(JSON.stringify(value, null, 2) + "\n"),

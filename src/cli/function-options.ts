@@ -9,16 +9,37 @@ import { StatePaths } from "../shared/paths.js";
 import type { CliContext } from "./context.js";
 import { withProgress } from "./progress.js";
 
-export function vmOptions<T>(yargs: Argv<T>) {
+/** Guest size, for commands that boot. */
+export function sizeOptions<T>(yargs: Argv<T>) {
   return yargs
     .option("memory", { type: "number", default: DEFAULT_MEM_MIB, describe: "guest memory in MiB" })
-    .option("vcpus", { type: "number", default: DEFAULT_VCPUS, describe: "guest vCPUs" })
+    .option("vcpus", { type: "number", default: DEFAULT_VCPUS, describe: "guest vCPUs" });
+}
+
+/** How an instance is started and reached, for every command that starts one. */
+export function startOptions<T>(yargs: Argv<T>) {
+  return yargs
     .option("accel", { choices: ["auto", "kvm", "tcg"] as const, default: "auto" as const, describe: "accelerator; auto probes KVM and falls back to TCG" })
     .option("host-port", { type: "number", describe: "loopback port to forward to the function (default: a free one)" })
     .option("ready-timeout", { type: "number", default: DEFAULT_READY_TIMEOUT_MS / 1000, describe: "seconds until the function must answer" })
     .option("method", { type: "string", describe: "gRPC method, package.Service/Method (default: the image's)" })
     .option("proto", { type: "string", describe: ".proto file for the method (default: the image's)" })
     .option("keep-logs", { type: "boolean", default: false, describe: "keep the VM's serial log in the state directory" });
+}
+
+/** startOptions as the orchestrator takes them. */
+export function startOptionsOf(
+  args: { "host-port"?: number; "ready-timeout": number; method?: string; proto?: string; "keep-logs": boolean },
+  context: CliContext,
+) {
+  return {
+    hostPort: args["host-port"],
+    readyTimeoutMs: args["ready-timeout"] * 1000,
+    method: args.method,
+    protoPath: args.proto,
+    keepRunDir: args["keep-logs"],
+    signal: context.signal,
+  };
 }
 
 /** An image reference, or a recipe directory to build (cached) first. */

@@ -8,7 +8,7 @@ import yargs, { type Argv } from "yargs";
 import { hideBin } from "yargs/helpers";
 import { isVhiveError } from "../shared/errors.js";
 import { stopAllChildren } from "../shared/child.js";
-import type { CommandSpec } from "./command.js";
+import type { AnyCommand, CommandGroup, CommandSpec } from "./command.js";
 import { createContext, type GlobalArgs } from "./context.js";
 import { describeError } from "./format.js";
 import { demoCommand } from "./commands/demo.js";
@@ -18,6 +18,10 @@ import { imageImportCommand } from "./commands/image-import.js";
 import { imageLsCommand } from "./commands/image-ls.js";
 import { imageRmCommand } from "./commands/image-rm.js";
 import { runCommand } from "./commands/run.js";
+import { snapshotCreateCommand } from "./commands/snapshot-create.js";
+import { snapshotLsCommand } from "./commands/snapshot-ls.js";
+import { snapshotRestoreCommand } from "./commands/snapshot-restore.js";
+import { snapshotRmCommand } from "./commands/snapshot-rm.js";
 
 const controller = new AbortController();
 let exitCode = 0;
@@ -50,21 +54,27 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-const cli = yargs(hideBin(process.argv))
+/** `vhive <group> <command>`: a group of commands under one word. */
+function registerGroup(parent: Argv<GlobalArgs>, group: CommandGroup): Argv<GlobalArgs> {
+  return parent.command(group.command, group.describe, (inner) => {
+    let argv = inner as unknown as Argv<GlobalArgs>;
+    for (const spec of group.subcommands) argv = register(argv, spec);
+    return argv.demandCommand(1, `name a ${group.command} command`);
+  }) as unknown as Argv<GlobalArgs>;
+}
+
+let root = yargs(hideBin(process.argv))
   .scriptName("vhive")
   .usage("$0 <command>\n\nServerless functions in QEMU microVMs, started fast from memory snapshots.")
   .option("state", { type: "string", describe: "state directory (default $VHIVE_STATE or ~/.local/share/vhive)" })
-  .option("log-level", { choices: ["debug", "info", "warn", "error", "silent"] as const, default: "warn" as const, describe: "log detail on stderr" })
-  .command("image", "build, import, list and remove function images", (images) => {
-    let group = images as unknown as Argv<GlobalArgs>;
-    for (const spec of [imageBuildCommand, imageImportCommand, imageLsCommand, imageRmCommand]) {
-      group = register(group, spec as CommandSpec<unknown>);
-    }
-    return group.demandCommand(1, "name an image command");
-  }) as unknown as Argv<GlobalArgs>;
+  .option("log-level", { choices: ["debug", "info", "warn", "error", "silent"] as const, default: "warn" as const, describe: "log detail on stderr" });
 
-let root = cli;
-for (const spec of [doctorCommand, runCommand, demoCommand]) root = register(root, spec as CommandSpec<unknown>);
+const groups: CommandGroup[] = [
+  { command: "image", describe: "build, import, list and remove function images", subcommands: [imageBuildCommand, imageImportCommand, imageLsCommand, imageRmCommand] },
+  { command: "snapshot", describe: "create, list, restore and remove VM snapshots", subcommands: [snapshotCreateCommand, snapshotLsCommand, snapshotRestoreCommand, snapshotRmCommand] },
+];
+for (const group of groups) root = registerGroup(root, group);
+for (const spec of [doctorCommand, runCommand, demoCommand] as AnyCommand[]) root = register(root, spec);
 
 await root.demandCommand(1, "name a command (vhive --help lists them)").strict().recommendCommands().help().wrap(Math.min(110, process.stdout.columns ?? 110)).parseAsync();
 process.exitCode = exitCode;

@@ -11,6 +11,16 @@ export const BOOT_PHASES = {
 } as const;
 
 export type BootPhase = keyof typeof BOOT_PHASES;
+
+export const RESTORE_PHASES = {
+  loadVmmMs: "QEMU spawn to monitor ready (load the VMM)",
+  restoreMs: "device state loaded from the snapshot",
+  resumeMs: "vCPUs resumed",
+  connectMs: "resumed to the function answering on a new connection",
+  functionMs: "the invocation itself (guest memory faulted in on the way)",
+} as const;
+
+export type RestorePhase = keyof typeof RESTORE_PHASES;
 export type BootBreakdown = Record<BootPhase, number>;
 
 /** Round to 0.1 ms for reports. */

@@ -2,111 +2,47 @@
  * The boot start path: a fresh microVM from the image, no snapshot. Returns a running Instance
  * whose function has answered once at the protocol level, with the boot breakdown.
  */
-import { VhiveError, isVhiveError } from "../shared/errors.js";
-import { UndoStack } from "../shared/undo.js";
 import type { StoredImage } from "../image/index.js";
-import { createGrpcClient, createHttpClient, defaultProtoPath, DEFAULT_GRPC_METHOD, type FunctionClient, type InvokeResult } from "../invoke/index.js";
-import { assertPortFree, freeLoopbackPort, MicroVm } from "../vm/index.js";
+import { UndoStack } from "../shared/undo.js";
+import { MicroVm, type GuestMemoryFile } from "../vm/index.js";
 import type { Host } from "./host.js";
+import { createClient, Instance, waitFunctionReady, withHostPort, type BootStart, type BootTimes, type ClientOptions } from "./instance.js";
 
-export interface BootOptions {
-  memMib?: number;
-  vcpus?: number;
+export interface StartOptions extends ClientOptions {
   /** Loopback port to forward to the function; default a free one. */
   hostPort?: number;
   /** From spawn until the function answers. */
   readyTimeoutMs?: number;
-  /** Override the image's gRPC method / proto. */
-  method?: string;
-  protoPath?: string;
   keepRunDir?: boolean;
   signal?: AbortSignal;
 }
 
-export interface BootTimes {
-  qemuStartMs: number;
-  kernelBootMs: number;
-  initMs: number;
-  functionReadyMs: number;
-  /** spawn to function answering: the sum of the above. */
-  bootMs: number;
+export interface BootOptions extends StartOptions {
+  memMib?: number;
+  vcpus?: number;
+  /** Back guest RAM with this file (making a snapshot); anonymous memory otherwise. */
+  memoryFile?: GuestMemoryFile;
 }
 
 export const DEFAULT_MEM_MIB = 256;
 export const DEFAULT_VCPUS = 1;
 export const DEFAULT_READY_TIMEOUT_MS = 180_000;
 
-export class Instance implements AsyncDisposable {
-  readonly vm: MicroVm;
-  readonly image: StoredImage;
-  readonly hostPort: number;
-  readonly client: FunctionClient;
-  readonly boot: BootTimes;
-
-  constructor(vm: MicroVm, image: StoredImage, hostPort: number, client: FunctionClient, boot: BootTimes) {
-    this.vm = vm;
-    this.image = image;
-    this.hostPort = hostPort;
-    this.client = client;
-    this.boot = boot;
-  }
-
-  /** Invoke the function; fails with the VM's own error if the VM dies meanwhile. */
-  async invoke(data: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<InvokeResult> {
-    const signal = options.signal ? AbortSignal.any([options.signal, this.vm.failed]) : this.vm.failed;
-    try {
-      return await this.client.invoke(data, { timeoutMs: options.timeoutMs, signal });
-    } catch (error) {
-      if (this.vm.failed.aborted) throw this.vm.failed.reason as VhiveError;
-      throw error;
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.client.close();
-    await this.vm.stop();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.stop();
-  }
-}
-
-export function createClient(image: StoredImage, hostPort: number, options: Pick<BootOptions, "method" | "protoPath">): FunctionClient {
-  const endpoint = { host: "127.0.0.1", port: hostPort };
-  if (image.config.protocol === "http") return createHttpClient(endpoint, { path: image.config.httpPath });
-  return createGrpcClient(endpoint, {
-    protoPath: options.protoPath ?? image.protoPath ?? defaultProtoPath(),
-    method: options.method ?? image.config.method ?? DEFAULT_GRPC_METHOD,
-  });
-}
-
-export async function bootInstance(host: Host, image: StoredImage, options: BootOptions = {}): Promise<Instance> {
+export async function bootInstance(host: Host, image: StoredImage, options: BootOptions = {}): Promise<Instance<BootStart>> {
   // Load the proto before spending seconds on a boot: a bad --proto/--method fails at once.
-  const probeClient = createClient(image, 1, options);
-  probeClient.close();
-  if (options.hostPort !== undefined) await assertPortFree(options.hostPort);
-  // An automatically chosen port can be taken between our check and QEMU's bind: retry then.
-  for (let attempt = 1; ; attempt++) {
-    const hostPort = options.hostPort ?? (await freeLoopbackPort());
-    try {
-      return await bootOnPort(host, image, hostPort, options);
-    } catch (error) {
-      if (options.hostPort === undefined && isVhiveError(error, "ERR_PORT_IN_USE") && attempt < 3) continue;
-      throw error;
-    }
-  }
+  createClient(image, 1, options).close();
+  return withHostPort(options.hostPort, (hostPort) => bootOnPort(host, image, hostPort, options));
 }
 
-async function bootOnPort(host: Host, image: StoredImage, hostPort: number, options: BootOptions): Promise<Instance> {
+async function bootOnPort(host: Host, image: StoredImage, hostPort: number, options: BootOptions): Promise<Instance<BootStart>> {
   const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
   await using undo = new UndoStack();
   const vm = await MicroVm.start(
     {
       qemuPath: host.qemu.path,
       accel: host.accel,
-      kernelPath: host.guest.kernel.path,
-      initramfsPath: host.guest.initramfs.path,
+      boot: { kernelPath: host.guest.kernel.path, initramfsPath: host.guest.initramfs.path },
+      memoryFile: options.memoryFile,
       rootfsPath: image.rootfsPath,
       memMib: options.memMib ?? DEFAULT_MEM_MIB,
       vcpus: options.vcpus ?? DEFAULT_VCPUS,
@@ -122,23 +58,10 @@ async function bootOnPort(host: Host, image: StoredImage, hostPort: number, opti
   const deadline = vm.timeline.spawnAt + readyTimeoutMs;
   await vm.resume();
   await vm.waitForGuest("exec", { timeoutMs: Math.max(0, deadline - performance.now()), signal: options.signal });
-  const signal = options.signal ? AbortSignal.any([options.signal, vm.failed]) : vm.failed;
-  try {
-    await client.waitReady({ timeoutMs: Math.max(0, deadline - performance.now()), signal });
-  } catch (error) {
-    if (vm.failed.aborted) throw vm.failed.reason as VhiveError;
-    if (isVhiveError(error, "ERR_READY_TIMEOUT")) {
-      throw new VhiveError("ERR_READY_TIMEOUT", `${image.name} did not answer on port ${image.config.port} within ${readyTimeoutMs} ms of the VM's start`, {
-        details: `last lines of the serial console:\n${vm.console.tail()}`,
-        remedy: "check that the function listens on the image's port; raise --ready-timeout for slow runtimes",
-        cause: error,
-      });
-    }
-    throw error;
-  }
+  await waitFunctionReady(vm, client, image, deadline - performance.now(), options.signal);
   const readyAt = performance.now();
   const t = vm.timeline;
-  const boot: BootTimes = {
+  const times: BootTimes = {
     qemuStartMs: t.qmpReadyAt! - t.spawnAt,
     kernelBootMs: t.initStartAt! - t.resumeAt!,
     initMs: t.execAt! - t.initStartAt!,
@@ -146,5 +69,5 @@ async function bootOnPort(host: Host, image: StoredImage, hostPort: number, opti
     bootMs: readyAt - t.spawnAt,
   };
   undo.release();
-  return new Instance(vm, image, hostPort, client, boot);
+  return new Instance<BootStart>(vm, image, hostPort, client, { kind: "boot", times });
 }

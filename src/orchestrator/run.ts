@@ -25,7 +25,7 @@ export function defaultRequestData(image: StoredImage): string {
 export async function runOnce(host: Host, image: StoredImage, data?: string, options: BootOptions & { invokeTimeoutMs?: number } = {}): Promise<RunResult> {
   await using instance = await bootInstance(host, image, options);
   const result = await instance.invoke(data ?? defaultRequestData(image), { timeoutMs: options.invokeTimeoutMs, signal: options.signal });
-  const { qemuStartMs, kernelBootMs, initMs, functionReadyMs, bootMs } = instance.boot;
+  const { qemuStartMs, kernelBootMs, initMs, functionReadyMs, bootMs } = instance.start.times;
   return {
     image: { id: image.id, name: image.name },
     accel: host.accel,

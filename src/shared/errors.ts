@@ -29,6 +29,11 @@ export const ERROR_CODES = {
   ERR_READY_TIMEOUT: "The function did not answer within the readiness timeout.",
   ERR_PROTO_INVALID: "The .proto file cannot be loaded or does not define the method named.",
   ERR_INVOKE: "Calling the function failed.",
+  ERR_SNAPSHOT_NOT_FOUND: "No snapshot matches the given id.",
+  ERR_SNAPSHOT_MISMATCH: "A snapshot was made with a different QEMU, machine, kernel, initramfs or image than it would be restored with.",
+  ERR_SNAPSHOT_CORRUPT: "A snapshot's files are missing, truncated or altered since it was made.",
+  ERR_SNAPSHOT_CREATE: "Saving a VM's state into a snapshot failed.",
+  ERR_RESTORE: "Loading a snapshot's device state into a new VM failed.",
   ERR_ABORTED: "The operation was cancelled (Ctrl-C or a signal).",
   ERR_DISPOSED: "An object was used after it was disposed (a bug in the caller).",
 } as const;

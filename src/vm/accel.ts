@@ -67,12 +67,10 @@ async function probeKvm(inputs: ProbeInputs): Promise<{ accel: Accel; reason: st
       {
         qemuPath: inputs.qemuPath,
         accel: "kvm",
-        kernelPath: inputs.kernelPath,
-        initramfsPath: inputs.initramfsPath,
+        boot: { kernelPath: inputs.kernelPath, initramfsPath: inputs.initramfsPath, kernelArgs: ["vhive.probe=1"] },
         memMib: 128,
         vcpus: 1,
         tscKhz: inputs.tscKhz,
-        kernelArgs: ["vhive.probe=1"],
       },
       { log: inputs.log, runRoot: inputs.runRoot },
     );

@@ -16,32 +16,69 @@ export interface PortForward {
   guestPort: number;
 }
 
+/** Boot a kernel; absent when restoring, where the kernel is already in the snapshot's memory. */
+export interface GuestBoot {
+  kernelPath: string;
+  initramfsPath: string;
+  /** Extra words for the guest kernel's command line. */
+  kernelArgs?: readonly string[];
+}
+
+/**
+ * Guest RAM backed by a file. share=true writes the guest's memory through to the file (a
+ * snapshot being made); share=false maps it privately, pages read lazily on first touch and
+ * copied on write (a restore: the file itself is never written).
+ */
+export interface GuestMemoryFile {
+  path: string;
+  share: boolean;
+}
+
 export interface VmSpec {
   qemuPath: string;
   accel: Accel;
-  kernelPath: string;
-  initramfsPath: string;
-  /** The function's ext4 root filesystem; omitted for a probe boot. */
-  rootfsPath?: string;
   memMib: number;
   vcpus: number;
   /** Host TSC rate; needed under TCG, where the guest cannot calibrate its TSC on microvm. */
   tscKhz: number;
+  boot?: GuestBoot;
+  /** Anonymous memory when absent. */
+  memoryFile?: GuestMemoryFile;
+  /** Wait for a migration stream (`-incoming defer`) instead of running from reset. */
+  incoming?: boolean;
+  /** The function's ext4 root filesystem; omitted for a probe boot. */
+  rootfsPath?: string;
   forward?: PortForward;
-  /** Extra words for the guest kernel's command line. */
-  kernelArgs?: readonly string[];
+}
+
+/** The machine type and the CPU model for an accelerator; part of a snapshot's fingerprint. */
+export function machineOf(accel: Accel): { machine: string; cpu: string } {
+  // KVM passes the host CPU through; TCG offers every feature it emulates (AVX2 in 7.2), which
+  // numeric libraries in the functions expect.
+  return { machine: "microvm", cpu: accel === "kvm" ? "host" : "max" };
+}
+
+/**
+ * The guest-visible devices, without per-instance details (the host port): a restore must
+ * present exactly the devices the snapshot was made with.
+ */
+export function deviceSignature(spec: Pick<VmSpec, "rootfsPath" | "forward">): string {
+  const devices = ["serial:isa"];
+  if (spec.rootfsPath !== undefined) devices.push("virtio-blk:rootfs:ro");
+  if (spec.forward !== undefined) devices.push(`virtio-net:user:restrict:guest-port=${spec.forward.guestPort}`);
+  return devices.join(",");
 }
 
 /** The fd of the child on which QEMU writes the serial console. */
 export const SERIAL_FD = 3;
 
-export function kernelCommandLine(spec: Pick<VmSpec, "accel" | "tscKhz" | "kernelArgs">): string {
+export function kernelCommandLine(spec: Pick<VmSpec, "accel" | "tscKhz">, kernelArgs: readonly string[] = []): string {
   const words = ["console=ttyS0", "reboot=t", "panic=-1", "quiet", "pci=off"];
   if (spec.accel === "tcg") {
     // lpj = loops per jiffy at the TSC rate and the guest's HZ=250; skips delay calibration.
     words.push(`tsc_early_khz=${spec.tscKhz}`, `lpj=${spec.tscKhz * 4}`);
   }
-  words.push(...(spec.kernelArgs ?? []));
+  words.push(...kernelArgs);
   return words.join(" ");
 }
 
@@ -51,23 +88,27 @@ function escapeOption(value: string): string {
 }
 
 export function qemuArgs(spec: VmSpec): string[] {
+  const { machine, cpu } = machineOf(spec.accel);
   const args = [
-    "-M", "microvm",
+    "-M", spec.memoryFile ? `${machine},memory-backend=mem` : machine,
     "-accel", spec.accel,
-    // KVM passes the host CPU through; TCG offers every feature it emulates (AVX2 in 7.2), which
-    // numeric libraries in the functions expect.
-    "-cpu", spec.accel === "kvm" ? "host" : "max",
+    "-cpu", cpu,
     "-m", `${spec.memMib}M`,
     "-smp", String(spec.vcpus),
     "-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-S",
-    "-kernel", spec.kernelPath,
-    "-initrd", spec.initramfsPath,
-    "-append", kernelCommandLine(spec),
     "-chardev", `socket,id=serial0,fd=${SERIAL_FD}`,
     "-serial", "chardev:serial0",
     "-chardev", "stdio,id=qmp0,signal=off",
     "-mon", "chardev=qmp0,mode=control",
   ];
+  if (spec.memoryFile) {
+    const { path, share } = spec.memoryFile;
+    args.push("-object", `memory-backend-file,id=mem,size=${spec.memMib}M,mem-path=${escapeOption(path)},share=${share ? "on" : "off"}`);
+  }
+  if (spec.boot) {
+    args.push("-kernel", spec.boot.kernelPath, "-initrd", spec.boot.initramfsPath, "-append", kernelCommandLine(spec, spec.boot.kernelArgs));
+  }
+  if (spec.incoming) args.push("-incoming", "defer");
   if (spec.rootfsPath !== undefined) {
     args.push(
       "-drive", `id=rootfs,file=${escapeOption(spec.rootfsPath)},format=raw,if=none,readonly=on`,

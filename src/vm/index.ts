@@ -7,3 +7,5 @@ export { probeAccel, chooseAccel, type AccelProbe, type AccelRequest } from "./a
 export { hostTscKhz, tscKhzFromCpuinfo, tscKhzFromKernelLog } from "./tsc.js";
 export { qemuInfo, type QemuInfo } from "./qemu.js";
 export { freeLoopbackPort, assertPortFree } from "./ports.js";
+export { processIo, parseMajorFaults, parseReadBytes, type ProcessIo } from "./procstat.js";
+export { machineOf, deviceSignature, type GuestBoot, type GuestMemoryFile } from "./cmdline.js";

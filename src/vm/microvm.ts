@@ -11,6 +11,7 @@ import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { randomUUID } from "node:crypto";
+import shellQuote from "shell-quote";
 import { ChildHandle } from "../shared/child.js";
 import { VhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
@@ -156,6 +157,39 @@ export class MicroVm implements AsyncDisposable {
   async resume(): Promise<void> {
     this.timeline.resumeAt = performance.now();
     await this.qmp.execute("cont");
+  }
+
+  /**
+   * Pause the guest and write its device state (CPU, devices; ~60 KB) to statePath. Guest RAM is
+   * not in the stream: x-ignore-shared skips it, because it already lives in the shared memory
+   * file. Throws ERR_SNAPSHOT_CREATE with QEMU's reason if the migration fails.
+   */
+  async saveState(statePath: string): Promise<void> {
+    await this.qmp.execute("stop");
+    await this.#migrate("migrate", `exec:cat > ${shellQuote.quote([statePath])}`, "ERR_SNAPSHOT_CREATE");
+  }
+
+  /** Load device state written by saveState into a VM started with `incoming`. Throws ERR_RESTORE. */
+  async loadState(statePath: string): Promise<void> {
+    await this.#migrate("migrate-incoming", `exec:cat ${shellQuote.quote([statePath])}`, "ERR_RESTORE");
+  }
+
+  async #migrate(command: "migrate" | "migrate-incoming", uri: string, code: "ERR_SNAPSHOT_CREATE" | "ERR_RESTORE"): Promise<void> {
+    await this.qmp.execute("migrate-set-capabilities", {
+      capabilities: [
+        { capability: "x-ignore-shared", state: true },
+        { capability: "events", state: true },
+      ],
+    });
+    const finished = this.qmp.waitEvent("MIGRATION", (event) => ["completed", "failed", "cancelled"].includes(String(event.data?.status)));
+    const died = this.failure.then((error) => Promise.reject(error));
+    await this.qmp.execute(command, { uri });
+    const event = await Promise.race([finished, died]);
+    if (event.data?.status === "completed") return;
+    const info = await this.qmp.execute<{ "error-desc"?: string }>("query-migrate").catch(() => ({ "error-desc": undefined }));
+    throw new VhiveError(code, `${command} ${String(event.data?.status)}: ${info["error-desc"] ?? "QEMU gave no reason"}`, {
+      details: this.#stderrTail.join("\n"),
+    });
   }
 
   /**

@@ -4,8 +4,7 @@ import { kernelCommandLine, qemuArgs, type VmSpec } from "../../../src/vm/cmdlin
 const spec: VmSpec = {
   qemuPath: "qemu-system-x86_64",
   accel: "tcg",
-  kernelPath: "/k/vmlinux",
-  initramfsPath: "/k/initramfs.cpio",
+  boot: { kernelPath: "/k/vmlinux", initramfsPath: "/k/initramfs.cpio" },
   rootfsPath: "/images/a,b/rootfs.ext4",
   memMib: 256,
   vcpus: 1,
@@ -44,8 +43,20 @@ describe("QEMU command line", () => {
     expect(optionValue(qemuArgs(spec), "-netdev")).toEqual(["user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40001-:50051"]);
   });
 
+  it("backs guest RAM with a file, shared to make a snapshot and private to restore one", () => {
+    const create = qemuArgs({ ...spec, memoryFile: { path: "/s/mem", share: true } });
+    expect(optionValue(create, "-M")).toEqual(["microvm,memory-backend=mem"]);
+    expect(optionValue(create, "-object")).toEqual(["memory-backend-file,id=mem,size=256M,mem-path=/s/mem,share=on"]);
+    const restore = qemuArgs({ ...spec, boot: undefined, incoming: true, memoryFile: { path: "/s/mem", share: false } });
+    expect(optionValue(restore, "-object")[0]).toContain("share=off");
+    expect(optionValue(restore, "-incoming")).toEqual(["defer"]);
+    // Loading the kernel again would overwrite the snapshot's memory with a pristine kernel.
+    expect(restore).not.toContain("-kernel");
+    expect(restore).not.toContain("-initrd");
+  });
+
   it("has no disk or network for a probe boot", () => {
-    const args = qemuArgs({ ...spec, rootfsPath: undefined, forward: undefined, kernelArgs: ["vhive.probe=1"] });
+    const args = qemuArgs({ ...spec, rootfsPath: undefined, forward: undefined, boot: { ...spec.boot!, kernelArgs: ["vhive.probe=1"] } });
     expect(args).not.toContain("-drive");
     expect(args).not.toContain("-netdev");
     expect(optionValue(args, "-append")[0]).toMatch(/ vhive\.probe=1$/);

@@ -1,0 +1,33 @@
+import { openHost, restoreOnce, RESTORE_MODES } from "../../orchestrator/index.js";
+import { SnapshotStore } from "../../snapshot/index.js";
+import { StatePaths } from "../../shared/paths.js";
+import { defineCommand } from "../command.js";
+import { startOptions, startOptionsOf } from "../function-options.js";
+import { describeRestore } from "../snapshot-output.js";
+
+export const snapshotRestoreCommand = defineCommand({
+  command: "restore <snapshot>",
+  describe: "start a new VM from a snapshot, invoke the function once, stop",
+  builder: (yargs) =>
+    startOptions(
+      yargs
+        .positional("snapshot", { type: "string", demandOption: true, describe: "snapshot id, id prefix, or function name (its newest snapshot)" })
+        .option("mode", { choices: RESTORE_MODES, default: "vanilla" as const, describe: "how guest memory is loaded" })
+        .option("data", { type: "string", describe: "request data, as for vhive run" })
+        .option("evict", { type: "boolean", default: false, describe: "drop the snapshot's and image's files from the page cache first (a cold start from disk)" })
+        .option("drop-caches", { type: "boolean", default: false, describe: "drop the whole machine's page cache first" })
+        .option("json", { type: "boolean", default: false, describe: "print one JSON object" }),
+    ),
+  run: async (args, context) => {
+    const snapshot = await new SnapshotStore(new StatePaths(context.stateDir)).resolve(args.snapshot);
+    const host = await openHost({ stateDir: context.stateDir, accel: args.accel, log: context.log });
+    const result = await restoreOnce(host, snapshot, args.data, {
+      mode: args.mode,
+      evict: args.evict,
+      dropCaches: args["drop-caches"],
+      ...startOptionsOf(args, context),
+    });
+    if (args.json) context.printJson(result);
+    else context.print(describeRestore(result));
+  },
+});

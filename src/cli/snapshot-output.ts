@@ -1,0 +1,47 @@
+/** How the snapshot commands print snapshots and restores. */
+import { RESTORE_PHASES, type RestorePhase } from "../metrics/index.js";
+import type { RestoreResult } from "../orchestrator/index.js";
+import type { StoredSnapshot } from "../snapshot/index.js";
+import { formatBytes, formatMs, table } from "./format.js";
+
+export function snapshotJson(snapshot: StoredSnapshot) {
+  const { meta } = snapshot;
+  return {
+    id: meta.id,
+    function: meta.function,
+    imageId: meta.imageId,
+    createdAt: meta.createdAt,
+    createMs: meta.createMs,
+    memBytes: meta.files.mem.bytes,
+    stateBytes: meta.files.state.bytes,
+    dir: snapshot.dir,
+    fingerprint: meta.fingerprint,
+  };
+}
+
+export function snapshotLine(snapshot: StoredSnapshot): string[] {
+  const { meta } = snapshot;
+  return [
+    meta.id,
+    meta.function,
+    meta.imageId.slice(0, 12),
+    `${meta.fingerprint.memMib} MiB`,
+    formatBytes(meta.files.state.bytes),
+    meta.fingerprint.accel,
+    meta.createdAt.replace("T", " ").slice(0, 19),
+  ];
+}
+
+export function describeRestore(result: RestoreResult): string {
+  const phases = Object.keys(RESTORE_PHASES) as RestorePhase[];
+  return [
+    `reply: ${result.text}`,
+    "",
+    table([
+      ["total", formatMs(result.totalMs), `${result.snapshot.function} snapshot ${result.snapshot.id}, mode ${result.mode}, under ${result.accel}`],
+      ...phases.map((phase) => [`  ${phase}`, formatMs(result.breakdown[phase]), RESTORE_PHASES[phase]]),
+      ["majorFaults", String(result.majorFaults), "page faults of QEMU that needed I/O"],
+      ["bytesRead", formatBytes(result.bytesRead), "read from storage by QEMU (page-cache hits excluded)"],
+    ]),
+  ].join("\n");
+}

@@ -1,0 +1,131 @@
+/**
+ * A running function instance: its microVM, the loopback port it is reached on, a client for
+ * its protocol, and how it was started (boot or restore, with that start's breakdown).
+ */
+import type { StoredImage } from "../image/index.js";
+import { createGrpcClient, createHttpClient, defaultProtoPath, DEFAULT_GRPC_METHOD, type FunctionClient, type InvokeResult } from "../invoke/index.js";
+import { VhiveError, isVhiveError } from "../shared/errors.js";
+import { assertPortFree, freeLoopbackPort, type MicroVm } from "../vm/index.js";
+
+/** Phases of a boot start, ms. */
+export interface BootTimes {
+  qemuStartMs: number;
+  kernelBootMs: number;
+  initMs: number;
+  functionReadyMs: number;
+  /** spawn to function answering. */
+  bootMs: number;
+}
+
+/** Phases of a restore start, ms. */
+export interface RestoreTimes {
+  /** QEMU spawn to its monitor ready. */
+  loadVmmMs: number;
+  /** Device state loaded (migrate-incoming to completed). */
+  restoreMs: number;
+  /** vCPUs resumed (QMP cont). */
+  resumeMs: number;
+  /** Resumed to the function answering at the protocol level on a new connection. */
+  connectMs: number;
+}
+
+export interface BootStart {
+  kind: "boot";
+  times: BootTimes;
+}
+
+export interface RestoreStart {
+  kind: "vanilla";
+  snapshotId: string;
+  times: RestoreTimes;
+}
+
+export type StartRecord = BootStart | RestoreStart;
+
+export interface ClientOptions {
+  /** Override the image's gRPC method / proto. */
+  method?: string;
+  protoPath?: string;
+}
+
+export class Instance<Start extends StartRecord = StartRecord> implements AsyncDisposable {
+  readonly vm: MicroVm;
+  readonly image: StoredImage;
+  readonly hostPort: number;
+  readonly client: FunctionClient;
+  readonly start: Start;
+
+  constructor(vm: MicroVm, image: StoredImage, hostPort: number, client: FunctionClient, start: Start) {
+    this.vm = vm;
+    this.image = image;
+    this.hostPort = hostPort;
+    this.client = client;
+    this.start = start;
+  }
+
+  /** Invoke the function; fails with the VM's own error if the VM dies meanwhile. */
+  async invoke(data: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<InvokeResult> {
+    const signal = options.signal ? AbortSignal.any([options.signal, this.vm.failed]) : this.vm.failed;
+    try {
+      return await this.client.invoke(data, { timeoutMs: options.timeoutMs, signal });
+    } catch (error) {
+      if (this.vm.failed.aborted) throw this.vm.failed.reason as VhiveError;
+      throw error;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.client.close();
+    await this.vm.stop();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+export function createClient(image: StoredImage, hostPort: number, options: ClientOptions): FunctionClient {
+  const endpoint = { host: "127.0.0.1", port: hostPort };
+  if (image.config.protocol === "http") return createHttpClient(endpoint, { path: image.config.httpPath });
+  return createGrpcClient(endpoint, {
+    protoPath: options.protoPath ?? image.protoPath ?? defaultProtoPath(),
+    method: options.method ?? image.config.method ?? DEFAULT_GRPC_METHOD,
+  });
+}
+
+/**
+ * Run `start` with a loopback port for the function: the one asked for (refused at once if
+ * taken), or a free one, retried if another process takes it before QEMU binds it.
+ */
+export async function withHostPort<T>(hostPort: number | undefined, start: (port: number) => Promise<T>): Promise<T> {
+  if (hostPort !== undefined) {
+    await assertPortFree(hostPort);
+    return start(hostPort);
+  }
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(await freeLoopbackPort());
+    } catch (error) {
+      if (isVhiveError(error, "ERR_PORT_IN_USE") && attempt < 3) continue;
+      throw error;
+    }
+  }
+}
+
+/** Wait until the function answers, failing with the VM's own error if it dies first. */
+export async function waitFunctionReady(vm: MicroVm, client: FunctionClient, image: StoredImage, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  const combined = signal ? AbortSignal.any([signal, vm.failed]) : vm.failed;
+  try {
+    await client.waitReady({ timeoutMs: Math.max(0, timeoutMs), signal: combined });
+  } catch (error) {
+    if (vm.failed.aborted) throw vm.failed.reason as VhiveError;
+    if (isVhiveError(error, "ERR_READY_TIMEOUT")) {
+      throw new VhiveError("ERR_READY_TIMEOUT", `${image.name} did not answer on port ${image.config.port} in time`, {
+        details: `${error.message}\nlast lines of the serial console:\n${vm.console.tail()}`,
+        remedy: "check that the function listens on the image's port; raise --ready-timeout for slow runtimes",
+        cause: error,
+      });
+    }
+    throw error;
+  }
+}
