@@ -11,6 +11,8 @@ export interface RunResult {
   response: Record<string, unknown>;
   /** A one-line summary of the reply. */
   text: string;
+  /** QEMU spawn until the reply arrived: the cold start as a client sees it. */
+  totalMs: number;
   /** QEMU spawn until the function answered. */
   bootMs: number;
   invokeMs: number;
@@ -25,12 +27,14 @@ export function defaultRequestData(image: StoredImage): string {
 export async function runOnce(host: Host, image: StoredImage, data?: string, options: BootOptions & { invokeTimeoutMs?: number } = {}): Promise<RunResult> {
   await using instance = await bootInstance(host, image, options);
   const result = await instance.invoke(data ?? defaultRequestData(image), { timeoutMs: options.invokeTimeoutMs, signal: options.signal });
+  const totalMs = performance.now() - instance.vm.timeline.spawnAt;
   const { qemuStartMs, kernelBootMs, initMs, functionReadyMs, bootMs } = instance.start.times;
   return {
     image: { id: image.id, name: image.name },
     accel: host.accel,
     response: result.response,
     text: result.text,
+    totalMs: roundMs(totalMs),
     bootMs: roundMs(bootMs),
     invokeMs: roundMs(result.ms),
     breakdown: {

@@ -1,0 +1,3 @@
+/** Experiments: cold-start comparisons that print the figures the paper reports. */
+export { benchBootVsRestore, usableSnapshot, type BootVsRestoreReport, type BootVsRestoreOptions } from "./boot-vs-restore.js";
+export { median, summarize, medianOfFields, type Summary } from "./stats.js";
