@@ -12,7 +12,7 @@ import { withProgress } from "./progress.js";
 /** Guest size, for commands that boot. */
 export function sizeOptions<T>(yargs: Argv<T>) {
   return yargs
-    .option("memory", { type: "number", default: DEFAULT_MEM_MIB, describe: "guest memory in MiB" })
+    .option("memory", { type: "number", describe: `guest memory in MiB (default: the image's, else ${DEFAULT_MEM_MIB})` })
     .option("vcpus", { type: "number", default: DEFAULT_VCPUS, describe: "guest vCPUs" });
 }
 

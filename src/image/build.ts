@@ -91,6 +91,7 @@ function functionConfig({ recipe }: LoadedRecipe): FunctionConfig {
     method: recipe.method,
     proto: recipe.proto ? recipe.proto.split("/").at(-1) : undefined,
     httpPath: recipe.httpPath,
+    memMib: recipe.memMib,
   };
 }
 

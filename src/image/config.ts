@@ -20,6 +20,8 @@ export interface FunctionConfig {
   proto?: string;
   /** HTTP path requests go to; default "/". */
   httpPath?: string;
+  /** Guest memory the function needs, MiB; the default for run and snapshot (256 if unset). */
+  memMib?: number;
 }
 
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -35,6 +35,8 @@ export const RecipeSchema = z.strictObject({
   proto: z.string().optional(),
   method: z.string().regex(/^[\w.]+\/\w+$/, "expected package.Service/Method").optional(),
   httpPath: z.string().startsWith("/").optional(),
+  /** Guest memory the function needs, MiB (default 256). */
+  memMib: z.number().int().min(64).max(16384).optional(),
 });
 
 export type Recipe = z.infer<typeof RecipeSchema>;

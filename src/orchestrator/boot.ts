@@ -25,6 +25,11 @@ export interface BootOptions extends StartOptions {
 }
 
 export const DEFAULT_MEM_MIB = 256;
+
+/** Guest memory for an image: asked for, else what the image says it needs, else 256 MiB. */
+export function memMibFor(image: StoredImage, asked?: number): number {
+  return asked ?? image.config.memMib ?? DEFAULT_MEM_MIB;
+}
 export const DEFAULT_VCPUS = 1;
 export const DEFAULT_READY_TIMEOUT_MS = 180_000;
 
@@ -44,7 +49,7 @@ async function bootOnPort(host: Host, image: StoredImage, hostPort: number, opti
       boot: { kernelPath: host.guest.kernel.path, initramfsPath: host.guest.initramfs.path },
       memoryFile: options.memoryFile,
       rootfsPath: image.rootfsPath,
-      memMib: options.memMib ?? DEFAULT_MEM_MIB,
+      memMib: memMibFor(image, options.memMib),
       vcpus: options.vcpus ?? DEFAULT_VCPUS,
       tscKhz: host.tscKhz,
       forward: { hostPort, guestPort: image.config.port },

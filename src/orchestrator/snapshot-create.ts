@@ -9,7 +9,7 @@ import { roundMs } from "../metrics/index.js";
 import { digestFile } from "../shared/digest.js";
 import { UndoStack } from "../shared/undo.js";
 import { SnapshotStore, syncFile, type SnapshotMeta, type StoredSnapshot } from "../snapshot/index.js";
-import { bootInstance, DEFAULT_MEM_MIB, DEFAULT_VCPUS, type BootOptions } from "./boot.js";
+import { bootInstance, DEFAULT_VCPUS, memMibFor, type BootOptions } from "./boot.js";
 import { fingerprintFor } from "./fingerprint.js";
 import type { Host } from "./host.js";
 import { defaultRequestData } from "./run.js";
@@ -22,7 +22,7 @@ export interface CreateSnapshotOptions extends Omit<BootOptions, "memoryFile" | 
 }
 
 export async function createSnapshot(host: Host, image: StoredImage, options: CreateSnapshotOptions = {}): Promise<StoredSnapshot> {
-  const memMib = options.memMib ?? DEFAULT_MEM_MIB;
+  const memMib = memMibFor(image, options.memMib);
   const vcpus = options.vcpus ?? DEFAULT_VCPUS;
   const warmup = options.warmup ?? 1;
   const store = new SnapshotStore(host.paths);
