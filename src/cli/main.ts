@@ -6,7 +6,7 @@
  */
 import yargs, { type Argv } from "yargs";
 import { hideBin } from "yargs/helpers";
-import { isVhiveError } from "../shared/errors.js";
+import { VhiveError, isVhiveError } from "../shared/errors.js";
 import { stopAllChildren } from "../shared/child.js";
 import type { AnyCommand, CommandGroup, CommandSpec } from "./command.js";
 import { createContext, type GlobalArgs } from "./context.js";
@@ -38,8 +38,12 @@ function register<Args>(parent: Argv<GlobalArgs>, spec: CommandSpec<Args>): Argv
         exitCode = (await spec.run(args as unknown as Args, context)) ?? 0;
       } catch (error) {
         await stopAllChildren(1000);
-        process.stderr.write(describeError(error) + "\n");
-        exitCode = isVhiveError(error, "ERR_ABORTED") ? 130 : 1;
+        // After Ctrl-C, whatever failed failed because we stopped it: say so, not what broke.
+        const reported = controller.signal.aborted && !isVhiveError(error, "ERR_ABORTED")
+          ? new VhiveError("ERR_ABORTED", "cancelled; every VM and helper it started was stopped", { cause: error })
+          : error;
+        process.stderr.write(describeError(reported) + "\n");
+        exitCode = isVhiveError(error, "ERR_ABORTED") || controller.signal.aborted ? 130 : 1;
       }
     },
   });
@@ -52,6 +56,8 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     if (interrupts > 1) process.exit(130);
     process.stderr.write(`\n${signal}: stopping (again to force)\n`);
     controller.abort();
+    // Ending the children ends every wait on them, wherever the command is.
+    void stopAllChildren(2000);
   });
 }
 

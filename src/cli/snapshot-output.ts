@@ -40,8 +40,12 @@ export function describeRestore(result: RestoreResult): string {
     table([
       ["total", formatMs(result.totalMs), `${result.snapshot.function} snapshot ${result.snapshot.id}, mode ${result.mode}, under ${result.accel}`],
       ...phases.map((phase) => [`  ${phase}`, formatMs(result.breakdown[phase]), RESTORE_PHASES[phase]]),
+      ["faults", String(result.faults), result.pager ? "page faults served by the pager" : "page faults of QEMU that needed I/O"],
+      ["wsPages", `${result.wsPages} (${formatBytes(result.wsBytes)})`, result.mode === "record" ? "working set recorded" : "pages installed before resume"],
+      ["fetchWsMs", formatMs(result.fetchWsMs), "reading the working set"],
+      ["installWsMs", formatMs(result.installWsMs), "installing it with UFFDIO_COPY"],
       ["majorFaults", String(result.majorFaults), "page faults of QEMU that needed I/O"],
-      ["bytesRead", formatBytes(result.bytesRead), "read from storage by QEMU (page-cache hits excluded)"],
+      ["bytesRead", formatBytes(result.bytesRead), "read from storage by QEMU and the pager (page-cache hits excluded)"],
     ]),
   ].join("\n");
 }

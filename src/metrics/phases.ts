@@ -15,6 +15,7 @@ export type BootPhase = keyof typeof BOOT_PHASES;
 export const RESTORE_PHASES = {
   loadVmmMs: "QEMU spawn to monitor ready (load the VMM)",
   restoreMs: "device state loaded from the snapshot",
+  memoryWaitMs: "waiting for the pager to install the working set (prefetch, floor)",
   resumeMs: "vCPUs resumed",
   connectMs: "resumed to the function answering on a new connection",
   functionMs: "the invocation itself (guest memory faulted in on the way)",

@@ -1,8 +1,8 @@
 /** Starting function instances: boot, snapshot and restore. */
 export { openHost, type Host, type OpenHostOptions } from "./host.js";
 export { bootInstance, memMibFor, DEFAULT_MEM_MIB, DEFAULT_VCPUS, DEFAULT_READY_TIMEOUT_MS, type BootOptions, type StartOptions } from "./boot.js";
-export { Instance, type BootTimes, type RestoreTimes, type StartRecord, type BootStart, type RestoreStart } from "./instance.js";
+export { Instance, type MemoryMode, type BootTimes, type RestoreTimes, type StartRecord, type BootStart, type RestoreStart } from "./instance.js";
 export { runOnce, defaultRequestData, type RunResult } from "./run.js";
 export { createSnapshot, type CreateSnapshotOptions } from "./snapshot-create.js";
-export { restoreInstance, checkSnapshot, RESTORE_MODES, type RestoreMode, type RestoreOptions } from "./restore.js";
+export { restoreInstance, checkSnapshot, resolveMode, saveRecordedWorkingSet, RESTORE_MODES, type RestoreMode, type RestoreOptions } from "./restore.js";
 export { restoreOnce, type RestoreResult, type RestoreBreakdown } from "./restore-once.js";

@@ -5,6 +5,7 @@
 import type { StoredImage } from "../image/index.js";
 import { createGrpcClient, createHttpClient, defaultProtoPath, DEFAULT_GRPC_METHOD, type FunctionClient, type InvokeResult } from "../invoke/index.js";
 import { VhiveError, isVhiveError } from "../shared/errors.js";
+import type { Pager } from "../memory/index.js";
 import { assertPortFree, freeLoopbackPort, type MicroVm } from "../vm/index.js";
 
 /** Phases of a boot start, ms. */
@@ -23,6 +24,8 @@ export interface RestoreTimes {
   loadVmmMs: number;
   /** Device state loaded (migrate-incoming to completed). */
   restoreMs: number;
+  /** After the device state, waiting for the pager's prefetch to finish (prefetch, floor). */
+  memoryWaitMs: number;
   /** vCPUs resumed (QMP cont). */
   resumeMs: number;
   /** Resumed to the function answering at the protocol level on a new connection. */
@@ -34,8 +37,11 @@ export interface BootStart {
   times: BootTimes;
 }
 
+/** How a restore loads guest memory (reap resolves to record or prefetch). */
+export type MemoryMode = "vanilla" | "vanilla-4k" | "lazy" | "record" | "prefetch" | "floor";
+
 export interface RestoreStart {
-  kind: "vanilla";
+  kind: MemoryMode;
   snapshotId: string;
   times: RestoreTimes;
 }
@@ -54,13 +60,16 @@ export class Instance<Start extends StartRecord = StartRecord> implements AsyncD
   readonly hostPort: number;
   readonly client: FunctionClient;
   readonly start: Start;
+  /** The pager serving guest memory, for restores through userfaultfd. */
+  readonly pager: Pager | undefined;
 
-  constructor(vm: MicroVm, image: StoredImage, hostPort: number, client: FunctionClient, start: Start) {
+  constructor(vm: MicroVm, image: StoredImage, hostPort: number, client: FunctionClient, start: Start, pager?: Pager) {
     this.vm = vm;
     this.image = image;
     this.hostPort = hostPort;
     this.client = client;
     this.start = start;
+    this.pager = pager;
   }
 
   /** Invoke the function; fails with the VM's own error if the VM dies meanwhile. */
@@ -77,6 +86,7 @@ export class Instance<Start extends StartRecord = StartRecord> implements AsyncD
   async stop(): Promise<void> {
     this.client.close();
     await this.vm.stop();
+    await this.pager?.stop(); // it exits with QEMU; this waits for it and cleans up its socket
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

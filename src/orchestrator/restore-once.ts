@@ -1,14 +1,18 @@
 /** `vhive snapshot restore`: restore a snapshot, invoke the function once, stop. */
+import type { PagerStats } from "../memory/index.js";
 import { roundMs } from "../metrics/index.js";
 import type { StoredSnapshot } from "../snapshot/index.js";
 import { processIo } from "../vm/index.js";
 import type { Host } from "./host.js";
-import { restoreInstance, type RestoreMode, type RestoreOptions } from "./restore.js";
+import type { MemoryMode } from "./instance.js";
+import { restoreInstance, saveRecordedWorkingSet, type RestoreOptions } from "./restore.js";
 import { defaultRequestData } from "./run.js";
 
 export interface RestoreBreakdown {
   loadVmmMs: number;
   restoreMs: number;
+  /** Waiting for the pager's prefetch after the device state loaded (prefetch; floor: left out of totalMs). */
+  memoryWaitMs: number;
   resumeMs: number;
   connectMs: number;
   /** The invocation itself. */
@@ -17,39 +21,66 @@ export interface RestoreBreakdown {
 
 export interface RestoreResult {
   snapshot: { id: string; function: string };
-  mode: RestoreMode;
+  /** The memory mode used (reap shows as record or prefetch). */
+  mode: MemoryMode;
   accel: string;
   response: Record<string, unknown>;
   text: string;
-  /** QEMU spawn until the reply arrived: the cold start as a client sees it. */
+  /** QEMU spawn until the reply arrived: the cold start as a client sees it (floor: minus its install wait). */
   totalMs: number;
   breakdown: RestoreBreakdown;
+  /** Reading the working set (prefetch), or the non-zero pages of the memory file (floor). */
+  fetchWsMs: number;
+  /** Installing those pages into guest memory. */
+  installWsMs: number;
+  /** Page faults that read guest memory: served by the pager (userfaultfd modes), else QEMU's major faults. */
+  faults: number;
+  /** Pages prefetched (prefetch, floor) or recorded (record). */
+  wsPages: number;
+  wsBytes: number;
   /** Of the QEMU process, from its start to the reply. */
   majorFaults: number;
+  /** Read from storage by QEMU and the pager (page-cache hits excluded). */
   bytesRead: number;
+  /** The pager's own counters, for userfaultfd modes. */
+  pager?: PagerStats;
 }
 
 export async function restoreOnce(host: Host, snapshot: StoredSnapshot, data?: string, options: RestoreOptions & { invokeTimeoutMs?: number } = {}): Promise<RestoreResult> {
   await using instance = await restoreInstance(host, snapshot, options);
-  const result = await instance.invoke(data ?? defaultRequestData(instance.image), { timeoutMs: options.invokeTimeoutMs, signal: options.signal });
-  const totalMs = performance.now() - instance.vm.timeline.spawnAt;
+  const input = data ?? defaultRequestData(instance.image);
+  const result = await instance.invoke(input, { timeoutMs: options.invokeTimeoutMs, signal: options.signal });
+  const wallMs = performance.now() - instance.vm.timeline.spawnAt;
   const io = await processIo(instance.vm.pid!);
-  const { loadVmmMs, restoreMs, resumeMs, connectMs } = instance.start.times;
+  const pager = await instance.pager?.stats();
+  const pagerIo = instance.pager?.pid === undefined ? undefined : await processIo(instance.pager.pid);
+  const mode = instance.start.kind;
+  let wsPages = pager ? pager.wsPages : 0;
+  if (mode === "record") wsPages = (await saveRecordedWorkingSet(instance, snapshot, input)).meta.pages;
+  const { loadVmmMs, restoreMs, memoryWaitMs, resumeMs, connectMs } = instance.start.times;
+  const pageSize = pager?.pageSize ?? 4096;
   return {
     snapshot: { id: snapshot.meta.id, function: snapshot.meta.function },
-    mode: options.mode ?? "vanilla",
+    mode,
     accel: host.accel,
     response: result.response,
     text: result.text,
-    totalMs: roundMs(totalMs),
+    totalMs: roundMs(mode === "floor" ? wallMs - memoryWaitMs : wallMs),
     breakdown: {
       loadVmmMs: roundMs(loadVmmMs),
       restoreMs: roundMs(restoreMs),
+      memoryWaitMs: roundMs(memoryWaitMs),
       resumeMs: roundMs(resumeMs),
       connectMs: roundMs(connectMs),
       functionMs: roundMs(result.ms),
     },
+    fetchWsMs: roundMs((pager?.fetchUs ?? 0) / 1000),
+    installWsMs: roundMs((pager?.installUs ?? 0) / 1000),
+    faults: pager ? pager.faults : io.majorFaults,
+    wsPages,
+    wsBytes: wsPages * pageSize,
     majorFaults: io.majorFaults,
-    bytesRead: io.bytesRead,
+    bytesRead: io.bytesRead + (pagerIo?.bytesRead ?? 0),
+    ...(pager ? { pager } : {}),
   };
 }

@@ -34,6 +34,8 @@ export const ERROR_CODES = {
   ERR_SNAPSHOT_CORRUPT: "A snapshot's files are missing, truncated or altered since it was made.",
   ERR_SNAPSHOT_CREATE: "Saving a VM's state into a snapshot failed.",
   ERR_RESTORE: "Loading a snapshot's device state into a new VM failed.",
+  ERR_NATIVE_MISSING: "vhive's native helpers (the pager and the QEMU memory shim) are not built.",
+  ERR_PAGER: "The userfaultfd pager of a restored VM failed or exited.",
   ERR_ABORTED: "The operation was cancelled (Ctrl-C or a signal).",
   ERR_DISPOSED: "An object was used after it was disposed (a bug in the caller).",
 } as const;

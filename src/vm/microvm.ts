@@ -26,6 +26,8 @@ export interface StartOptions {
   runRoot: string;
   keepRunDir?: boolean;
   signal?: AbortSignal;
+  /** Extra environment for QEMU (the memory shim's LD_PRELOAD and settings). */
+  env?: Record<string, string>;
 }
 
 /** performance.now() timestamps of a VM's life, for latency breakdowns. */
@@ -54,6 +56,7 @@ export class MicroVm implements AsyncDisposable {
   readonly #log: Log;
   readonly #keepRunDir: boolean;
   readonly #stderrTail: string[] = [];
+  #fail: (error: VhiveError) => void = () => {};
   #stopping = false;
   #stopped: Promise<void> | undefined;
 
@@ -66,18 +69,19 @@ export class MicroVm implements AsyncDisposable {
     this.timeline = { spawnAt: performance.now() };
     this.#child = new ChildHandle(`qemu ${id}`, spec.qemuPath, qemuArgs(spec), {
       stdio: ["pipe", "pipe", "pipe", "pipe"],
+      env: options.env ? { ...process.env, ...options.env } : process.env,
     });
-    const process = this.#child.process;
-    process.stderr?.setEncoding("utf8");
-    process.stderr?.on("data", (text: string) => {
+    const qemu = this.#child.process;
+    qemu.stderr?.setEncoding("utf8");
+    qemu.stderr?.on("data", (text: string) => {
       for (const line of text.split("\n")) {
         if (!line.trim()) continue;
         this.#stderrTail.push(line);
         if (this.#stderrTail.length > STDERR_TAIL) this.#stderrTail.shift();
       }
     });
-    this.console = new SerialConsole(process.stdio[SERIAL_FD] as Readable, join(runDir, "serial.log"));
-    this.qmp = new QmpClient(process.stdout!, process.stdin!);
+    this.console = new SerialConsole(qemu.stdio[SERIAL_FD] as Readable, join(runDir, "serial.log"));
+    this.qmp = new QmpClient(qemu.stdout!, qemu.stdin!);
 
     const controller = new AbortController();
     this.failed = controller.signal;
@@ -87,6 +91,7 @@ export class MicroVm implements AsyncDisposable {
         controller.abort(error);
         resolve(error);
       };
+      this.#fail = fail;
       this.console.onEvent((event) => {
         if (event.kind === "init-start") this.timeline.initStartAt = event.atMs;
         if (event.kind === "exec") this.timeline.execAt = event.atMs;
@@ -147,6 +152,16 @@ export class MicroVm implements AsyncDisposable {
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
     }
+  }
+
+  /**
+   * Fail the VM from outside, for a helper it cannot run without (the pager): every wait on the
+   * VM ends with `error`, and QEMU is killed, since it would hang on guest memory otherwise.
+   */
+  failWith(error: VhiveError): void {
+    if (this.#stopped) return;
+    this.#fail(error);
+    void this.destroy();
   }
 
   get pid(): number | undefined {

@@ -1,0 +1,380 @@
+/*
+ * Tests of the pager and the QEMU shim together, without QEMU: a child process, started with
+ * the shim preloaded, maps a memory file the way QEMU 7.2 maps file-backed guest RAM (reserve
+ * PROT_NONE, then mmap64 MAP_FIXED|MAP_PRIVATE of the file) and reads pages; the pager serves
+ * them. Prints one line per test and "N passed, N failed" last. Needs root (userfaultfd).
+ *
+ * usage: test-native BUILD_DIR
+ *        test-native --child MEM_FILE PAGES TOUCH_LIST   (internal: the "QEMU" side)
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "vhive_uffd.h"
+
+#define PAGES 64
+
+static long page_size;
+static int passed, failed;
+static char build_dir[1024], work_dir[64];
+
+/* Page i of the memory file: zero for every fourth page (a hole), else filled with i+1. */
+static bool page_is_zero(int i) { return i % 4 == 3; }
+static uint8_t page_byte(int i) { return page_is_zero(i) ? 0 : (uint8_t)(i + 1); }
+
+#define CHECK(cond, ...)                                        \
+	do {                                                    \
+		if (!(cond)) {                                  \
+			fprintf(stderr, "    check failed: %s: ", #cond); \
+			fprintf(stderr, __VA_ARGS__);           \
+			fprintf(stderr, "\n");                  \
+			return false;                           \
+		}                                               \
+	} while (0)
+
+/* ---- the child: plays QEMU ---- */
+
+static int child_main(const char *mem_path, int pages, const char *touch)
+{
+	int fd = open(mem_path, O_RDWR);
+	if (fd < 0) return 10;
+	size_t len = (size_t)pages * (size_t)page_size;
+	void *reserved = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (reserved == MAP_FAILED) return 11;
+	uint8_t *ram = mmap64(reserved, len, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE, fd, 0);
+	if (ram == MAP_FAILED) return 12;
+	madvise(ram, len, MADV_HUGEPAGE); /* as QEMU does; the shim decides what to keep */
+	printf("mapped\n");
+	fflush(stdout);
+	/* Wait for "go" so the parent can let a prefetch finish first. */
+	char go;
+	if (read(STDIN_FILENO, &go, 1) != 1) return 13;
+	for (const char *p = touch; *p;) {
+		int i = (int)strtol(p, (char **)&p, 10);
+		if (*p == ',') p++;
+		for (long b = 0; b < page_size; b += 512)
+			if (ram[(long)i * page_size + b] != page_byte(i)) return 20;
+	}
+	ram[0] = 0xee; /* a private write: must never reach the file */
+	printf("verified\n");
+	fflush(stdout);
+	if (read(STDIN_FILENO, &go, 1) != 1) return 14; /* stay alive until released */
+	return 0;
+}
+
+/* ---- the parent: runs the pager and the child ---- */
+
+struct proc {
+	pid_t pid;
+	int in;   /* write end of its stdin */
+	FILE *out; /* its stdout */
+};
+
+static struct proc spawn(char *const argv[], char *const envp[])
+{
+	int in[2], out[2];
+	if (pipe(in) != 0 || pipe(out) != 0) abort();
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		close(in[1]);
+		close(out[0]);
+		execve(argv[0], argv, envp);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	return (struct proc){ .pid = pid, .in = in[1], .out = fdopen(out[0], "r") };
+}
+
+/* Next line of a process's stdout that contains `want`, or NULL at end of output. */
+static char *line_with(struct proc *p, const char *want)
+{
+	static char line[8192];
+	while (fgets(line, sizeof line, p->out))
+		if (strstr(line, want)) return line;
+	return NULL;
+}
+
+static long json_number(const char *line, const char *key)
+{
+	char pattern[128];
+	snprintf(pattern, sizeof pattern, "\"%s\":", key);
+	const char *at = strstr(line, pattern);
+	return at ? strtol(at + strlen(pattern), NULL, 10) : -1;
+}
+
+static int finish(struct proc *p)
+{
+	close(p->in);
+	fclose(p->out);
+	int status;
+	waitpid(p->pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void path_in_work(char *out, size_t size, const char *name)
+{
+	snprintf(out, size, "%s/%s", work_dir, name);
+}
+
+static struct proc start_pager(const char *mode, bool with_ws)
+{
+	static char pager[1100], sock[1100], mem[1100], pages[1100], index[1100];
+	snprintf(pager, sizeof pager, "%s/vhive-pager", build_dir);
+	path_in_work(sock, sizeof sock, "pager.sock");
+	path_in_work(mem, sizeof mem, "mem");
+	path_in_work(pages, sizeof pages, "ws.pages");
+	path_in_work(index, sizeof index, "ws.index");
+	char *argv[] = { pager, "--socket", sock, "--mem", mem, "--mode", (char *)mode,
+			 with_ws ? "--ws-pages" : NULL, pages, "--ws-index", index, NULL };
+	char *envp[] = { NULL };
+	struct proc p = spawn(argv, envp);
+	if (!line_with(&p, "\"listening\"")) fprintf(stderr, "    the pager did not start listening\n");
+	return p;
+}
+
+static struct proc start_child(const char *touch, const char *advice)
+{
+	static char self[1100], shim[1100], mem[1100], env_mem[1200], env_sock[1200], env_preload[1200], env_advice[64];
+	snprintf(self, sizeof self, "%s/test-native", build_dir);
+	snprintf(shim, sizeof shim, "%s/libvhive-qemu-uffd.so", build_dir);
+	path_in_work(mem, sizeof mem, "mem");
+	snprintf(env_preload, sizeof env_preload, "LD_PRELOAD=%s", shim);
+	snprintf(env_mem, sizeof env_mem, "VHIVE_MEM_PATH=%s", mem);
+	snprintf(env_sock, sizeof env_sock, "VHIVE_UFFD_SOCKET=%s/pager.sock", work_dir);
+	snprintf(env_advice, sizeof env_advice, "VHIVE_MEM_ADVICE=%s", advice ? advice : "");
+	char pages[16];
+	snprintf(pages, sizeof pages, "%d", PAGES);
+	char *argv[] = { self, "--child", mem, pages, (char *)touch, NULL };
+	char *envp[] = { env_preload, env_mem, advice ? env_advice : env_sock, NULL };
+	return spawn(argv, envp);
+}
+
+static void write_memory_file(void)
+{
+	char mem[1100];
+	path_in_work(mem, sizeof mem, "mem");
+	int fd = open(mem, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	uint8_t *page = malloc((size_t)page_size);
+	for (int i = 0; i < PAGES; i++) {
+		memset(page, page_byte(i), (size_t)page_size);
+		if (write(fd, page, (size_t)page_size) != page_size) abort();
+	}
+	free(page);
+	close(fd);
+}
+
+static bool memory_file_untouched(void)
+{
+	char mem[1100];
+	path_in_work(mem, sizeof mem, "mem");
+	int fd = open(mem, O_RDONLY);
+	uint8_t byte = 0;
+	bool ok = pread(fd, &byte, 1, 0) == 1 && byte == page_byte(0);
+	close(fd);
+	return ok;
+}
+
+static uint64_t *read_offsets(const char *name, uint64_t *count)
+{
+	char path[1100];
+	path_in_work(path, sizeof path, name);
+	FILE *f = fopen(path, "rb");
+	if (!f) return NULL;
+	struct vhive_ws_header header;
+	if (fread(&header, sizeof header, 1, f) != 1 || memcmp(header.magic, VHIVE_WS_MAGIC, 8) != 0) return NULL;
+	uint64_t *offsets = calloc(header.count + 1, sizeof *offsets);
+	if (fread(offsets, sizeof *offsets, header.count, f) != header.count) return NULL;
+	fclose(f);
+	*count = header.count;
+	return offsets;
+}
+
+static bool test_lazy_serves_every_page_and_zero_pages_apart(void)
+{
+	struct proc pager = start_pager("lazy", false);
+	struct proc child = start_child("0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15", NULL);
+	CHECK(line_with(&child, "mapped"), "the child did not map");
+	CHECK(write(child.in, "g", 1) == 1, "go");
+	CHECK(line_with(&child, "verified"), "the child saw wrong page contents");
+	CHECK(write(pager.in, "stats\n", 6) == 6, "stats");
+	char *stats = line_with(&pager, "\"event\":\"stats\"");
+	CHECK(stats, "no stats");
+	CHECK(json_number(stats, "faults") == 16, "faults %ld", json_number(stats, "faults"));
+	CHECK(json_number(stats, "faultZeroPages") == 4, "zero pages %ld", json_number(stats, "faultZeroPages"));
+	CHECK(json_number(stats, "faultCopies") == 12, "copies %ld", json_number(stats, "faultCopies"));
+	CHECK(write(child.in, "x", 1) == 1, "release");
+	CHECK(finish(&child) == 0, "child exit");
+	CHECK(line_with(&pager, "\"reason\":\"qemu exited\""), "the pager did not notice the child exit");
+	CHECK(finish(&pager) == 0, "pager exit");
+	CHECK(memory_file_untouched(), "a private write reached the memory file");
+	return true;
+}
+
+static bool test_record_writes_trace_in_fault_order_and_sorted_working_set(void)
+{
+	struct proc pager = start_pager("record", false);
+	struct proc child = start_child("5,3,40,41,42,7", NULL);
+	CHECK(line_with(&child, "mapped") && write(child.in, "g", 1) == 1, "start");
+	CHECK(line_with(&child, "verified"), "wrong contents");
+	char command[4000];
+	snprintf(command, sizeof command, "write-ws %s/ws.pages %s/ws.index %s/trace\n", work_dir, work_dir, work_dir);
+	CHECK(write(pager.in, command, strlen(command)) == (ssize_t)strlen(command), "write-ws");
+	char *written = line_with(&pager, "ws-written");
+	/* Six reads, then the child's private write to page 0: also a first touch. */
+	CHECK(written && json_number(written, "pages") == 7, "ws-written: %s", written ? written : "none");
+	CHECK(write(child.in, "x", 1) == 1 && finish(&child) == 0, "child");
+	finish(&pager);
+
+	uint64_t count = 0, *trace = read_offsets("trace", &count);
+	const int fault_order[] = { 5, 3, 40, 41, 42, 7, 0 };
+	CHECK(trace && count == 7, "trace count %lu", (unsigned long)count);
+	for (int i = 0; i < 7; i++) CHECK(trace[i] == (uint64_t)fault_order[i] * (uint64_t)page_size, "trace[%d]", i);
+	uint64_t *index = read_offsets("ws.index", &count);
+	const int sorted[] = { 0, 3, 5, 7, 40, 41, 42 };
+	CHECK(index && count == 7, "index count");
+	for (int i = 0; i < 7; i++) CHECK(index[i] == (uint64_t)sorted[i] * (uint64_t)page_size, "index[%d]", i);
+
+	char path[1100];
+	path_in_work(path, sizeof path, "ws.pages");
+	struct stat st;
+	CHECK(stat(path, &st) == 0 && st.st_size == 7 * page_size, "ws.pages size");
+	int fd = open(path, O_RDONLY);
+	for (int i = 0; i < 7; i++) {
+		uint8_t byte;
+		CHECK(pread(fd, &byte, 1, (off_t)i * page_size + 100) == 1 && byte == page_byte(sorted[i]), "ws page %d", i);
+	}
+	close(fd);
+	free(trace);
+	free(index);
+	return true;
+}
+
+static bool test_prefetch_installs_the_working_set_before_the_guest_runs(void)
+{
+	/* Uses the working set the record test wrote: pages 0,3,5,7,40,41,42. */
+	struct proc pager = start_pager("prefetch", true);
+	struct proc child = start_child("3,5,40,10", NULL);
+	CHECK(line_with(&child, "mapped"), "map");
+	char *done = line_with(&pager, "prefetch-done");
+	CHECK(done, "no prefetch-done");
+	CHECK(json_number(done, "wsPages") == 7 && json_number(done, "prefetchPages") == 7, "%s", done);
+	CHECK(json_number(done, "fetchUs") >= 0 && json_number(done, "installUs") >= 0, "times");
+	CHECK(write(child.in, "g", 1) == 1 && line_with(&child, "verified"), "wrong contents");
+	CHECK(write(pager.in, "stats\n", 6) == 6, "stats");
+	char *stats = line_with(&pager, "\"event\":\"stats\"");
+	/* Page 10 is outside the working set: the only fault. */
+	CHECK(stats && json_number(stats, "faults") == 1, "faults: %s", stats ? stats : "none");
+	CHECK(write(child.in, "x", 1) == 1 && finish(&child) == 0, "child");
+	finish(&pager);
+	return true;
+}
+
+static bool test_all_installs_every_nonzero_page_and_leaves_zero_pages_to_faults(void)
+{
+	struct proc pager = start_pager("all", false);
+	struct proc child = start_child("0,1,2,3,4,5,6,7,63", NULL);
+	CHECK(line_with(&child, "mapped"), "map");
+	char *done = line_with(&pager, "prefetch-done");
+	CHECK(done && json_number(done, "prefetchPages") == PAGES * 3 / 4, "%s", done ? done : "none");
+	CHECK(write(child.in, "g", 1) == 1 && line_with(&child, "verified"), "wrong contents");
+	CHECK(write(pager.in, "stats\n", 6) == 6, "stats");
+	char *stats = line_with(&pager, "\"event\":\"stats\"");
+	CHECK(stats && json_number(stats, "faults") == 3 && json_number(stats, "faultZeroPages") == 3, "%s", stats ? stats : "none");
+	CHECK(write(child.in, "x", 1) == 1 && finish(&child) == 0, "child");
+	finish(&pager);
+	return true;
+}
+
+static bool test_pager_refuses_a_handshake_that_is_not_the_shims(void)
+{
+	struct proc pager = start_pager("lazy", false);
+	int sock = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s/pager.sock", work_dir);
+	CHECK(connect(sock, (struct sockaddr *)&sun, sizeof sun) == 0, "connect");
+	struct vhive_uffd_hello hello = { .magic = 0x12345678 };
+	CHECK(write(sock, &hello, sizeof hello) == sizeof hello, "write");
+	char *error = line_with(&pager, "\"error\"");
+	CHECK(error && strstr(error, "handshake"), "error: %s", error ? error : "none");
+	CHECK(finish(&pager) == 1, "the pager should exit 1");
+	close(sock);
+	return true;
+}
+
+static bool test_random_advice_drops_the_hugepage_hint(void)
+{
+	struct proc child = start_child("1,2", "random");
+	CHECK(line_with(&child, "mapped"), "map");
+	char smaps[64], line[512];
+	snprintf(smaps, sizeof smaps, "/proc/%d/smaps", child.pid);
+	FILE *f = fopen(smaps, "r");
+	CHECK(f, "smaps");
+	bool in_ram = false, random_read = false, huge = false;
+	char mem[1100];
+	path_in_work(mem, sizeof mem, "mem");
+	while (fgets(line, sizeof line, f)) {
+		if (strchr(line, '-') && strchr(line, ':') && line[0] != 'V') in_ram = strstr(line, mem) != NULL;
+		if (in_ram && strncmp(line, "VmFlags:", 8) == 0) {
+			random_read = strstr(line, " rr") != NULL;
+			huge = strstr(line, " hg") != NULL;
+		}
+	}
+	fclose(f);
+	CHECK(random_read && !huge, "VmFlags of guest RAM: rr=%d hg=%d", random_read, huge);
+	CHECK(write(child.in, "g", 1) == 1 && line_with(&child, "verified"), "contents");
+	CHECK(write(child.in, "x", 1) == 1 && finish(&child) == 0, "child");
+	return true;
+}
+
+static void run(const char *name, bool (*test)(void))
+{
+	bool ok = test();
+	printf("%s %s\n", ok ? "ok  " : "FAIL", name);
+	fflush(stdout);
+	if (ok) passed++;
+	else failed++;
+}
+
+int main(int argc, char **argv)
+{
+	page_size = sysconf(_SC_PAGESIZE);
+	if (argc == 5 && strcmp(argv[1], "--child") == 0) return child_main(argv[2], atoi(argv[3]), argv[4]);
+	if (argc != 2) {
+		fprintf(stderr, "usage: test-native BUILD_DIR\n");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (!realpath(argv[1], build_dir)) return 2;
+	snprintf(work_dir, sizeof work_dir, "/tmp/vhive-native-test-XXXXXX");
+	if (!mkdtemp(work_dir)) return 2;
+	write_memory_file();
+
+	run("lazy serves every page, zero pages with UFFDIO_ZEROPAGE", test_lazy_serves_every_page_and_zero_pages_apart);
+	run("record writes the trace in fault order and a sorted working set", test_record_writes_trace_in_fault_order_and_sorted_working_set);
+	run("prefetch installs the working set before the guest runs", test_prefetch_installs_the_working_set_before_the_guest_runs);
+	run("all installs every non-zero page; zero pages fault", test_all_installs_every_nonzero_page_and_leaves_zero_pages_to_faults);
+	run("the pager refuses a handshake that is not the shim's", test_pager_refuses_a_handshake_that_is_not_the_shims);
+	run("random advice drops the hugepage hint and advises MADV_RANDOM", test_random_advice_drops_the_hugepage_hint);
+
+	char command[1200];
+	snprintf(command, sizeof command, "rm -rf %s", work_dir);
+	if (system(command) != 0) fprintf(stderr, "could not remove %s\n", work_dir);
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,192 @@
+/**
+ * The pager process of one restored VM (native/pager/vhive-pager), driven over its stdio:
+ * commands on stdin, one JSON event per line on stdout. Events: listening, attached,
+ * prefetch-done (with stats), stats, ws-written, error, exit.
+ *
+ * The pager serves guest RAM, so if it dies the guest hangs: `failure` resolves then, and the
+ * owner must end the VM. It exits by itself when QEMU exits.
+ */
+import { access } from "node:fs/promises";
+import { createInterface } from "node:readline";
+import { ChildHandle } from "../shared/child.js";
+import { VhiveError } from "../shared/errors.js";
+import type { Log } from "../shared/log.js";
+import { packagePath } from "../shared/package-root.js";
+import { makeTempDir, type TempDir } from "../shared/tmp.js";
+
+export type PagerMode = "lazy" | "record" | "prefetch" | "all";
+
+/** What the pager counted, as it prints it. */
+export interface PagerStats {
+  mode: PagerMode;
+  faults: number;
+  faultCopies: number;
+  faultZeroPages: number;
+  faultEexist: number;
+  faultServeUs: number;
+  prefetchPages: number;
+  prefetchSkipped: number;
+  wsPages: number;
+  fetchUs: number;
+  installUs: number;
+  bytesRead: number;
+  directIo: boolean;
+  prefetchDone: boolean;
+  pageSize: number;
+}
+
+export interface WorkingSetFiles {
+  pagesPath: string;
+  indexPath: string;
+}
+
+export interface PagerOptions {
+  mode: PagerMode;
+  memPath: string;
+  /** Required for prefetch. */
+  workingSet?: WorkingSetFiles;
+  log: Log;
+}
+
+interface PagerEvent {
+  event: string;
+  [key: string]: unknown;
+}
+
+const MILESTONES = new Set(["listening", "attached", "prefetch-done"]);
+
+export function nativePath(name: "vhive-pager" | "libvhive-qemu-uffd.so"): string {
+  return packagePath("native", "build", name);
+}
+
+export async function assertNativeBuilt(): Promise<void> {
+  for (const name of ["vhive-pager", "libvhive-qemu-uffd.so"] as const) {
+    await access(nativePath(name)).catch(() => {
+      throw new VhiveError("ERR_NATIVE_MISSING", `${nativePath(name)} is missing`, { remedy: "run `make -C native` (scripts/setup.sh does it)" });
+    });
+  }
+}
+
+export class Pager implements AsyncDisposable {
+  readonly socketPath: string;
+  readonly mode: PagerMode;
+  /** Resolves if the pager fails or exits before it is stopped; never rejects. */
+  readonly failure: Promise<VhiveError>;
+  readonly #child: ChildHandle;
+  readonly #dir: TempDir;
+  readonly #waiters: { match: (event: PagerEvent) => boolean; resolve: (event: PagerEvent) => void }[] = [];
+  /** Events that happen once, kept so that a wait that starts late still sees them. */
+  readonly #milestones: PagerEvent[] = [];
+  readonly #log: Log;
+  #stopping = false;
+  #lastError: string | undefined;
+
+  private constructor(options: PagerOptions, dir: TempDir) {
+    this.mode = options.mode;
+    this.#dir = dir;
+    this.#log = options.log;
+    // A short path: Unix socket paths are limited to 108 bytes.
+    this.socketPath = `${dir.path}/pager.sock`;
+    const args = ["--socket", this.socketPath, "--mem", options.memPath, "--mode", options.mode];
+    if (options.workingSet) args.push("--ws-pages", options.workingSet.pagesPath, "--ws-index", options.workingSet.indexPath);
+    this.#child = new ChildHandle("pager", nativePath("vhive-pager"), args, { stdio: ["pipe", "pipe", "pipe"] });
+    this.#child.process.stdin?.on("error", () => {}); // a dead pager is reported through `failure`
+    this.#child.process.stderr?.resume();
+    createInterface({ input: this.#child.process.stdout! }).on("line", (line) => this.#onLine(line));
+    this.failure = this.#child.exited.then((exit) => {
+      if (this.#stopping && this.#lastError === undefined) return new Promise<VhiveError>(() => {});
+      const how = exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`;
+      return new VhiveError("ERR_PAGER", `the pager ${how}${this.#lastError ? `: ${this.#lastError}` : ""}`);
+    });
+  }
+
+  /** Start a pager and wait until it listens for the shim. */
+  static async start(options: PagerOptions): Promise<Pager> {
+    await assertNativeBuilt();
+    const dir = await makeTempDir("pager");
+    const pager = new Pager(options, dir);
+    try {
+      await pager.#waitFor((event) => event.event === "listening");
+      return pager;
+    } catch (error) {
+      await pager.destroy();
+      throw error;
+    }
+  }
+
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
+  /** Environment for QEMU: preload the shim and point it at this pager. */
+  qemuEnv(memPath: string): Record<string, string> {
+    return { LD_PRELOAD: nativePath("libvhive-qemu-uffd.so"), VHIVE_MEM_PATH: memPath, VHIVE_UFFD_SOCKET: this.socketPath };
+  }
+
+  /** Resolves once a prefetch (modes prefetch and all) has installed its pages, with the stats then. */
+  async prefetchDone(): Promise<PagerStats> {
+    return (await this.#waitFor((event) => event.event === "prefetch-done")) as unknown as PagerStats;
+  }
+
+  async stats(): Promise<PagerStats> {
+    const reply = this.#waitFor((event) => event.event === "stats");
+    this.#child.process.stdin?.write("stats\n");
+    return (await reply) as unknown as PagerStats;
+  }
+
+  /** Record mode: write the trace and the working set (each via a rename, so readers see whole files). */
+  async writeWorkingSet(files: WorkingSetFiles & { tracePath: string }): Promise<{ pages: number; bytes: number }> {
+    if (/\s/.test(files.pagesPath + files.indexPath + files.tracePath)) {
+      throw new VhiveError("ERR_VALIDATION", "working-set paths may not contain white space", { remedy: "use a state directory without spaces in its path" });
+    }
+    const reply = this.#waitFor((event) => event.event === "ws-written");
+    this.#child.process.stdin?.write(`write-ws ${files.pagesPath} ${files.indexPath} ${files.tracePath}\n`);
+    const event = await reply;
+    return { pages: Number(event.pages), bytes: Number(event.bytes) };
+  }
+
+  /** Close stdin (the pager then exits) and wait; SIGKILL after a grace period. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#child.process.stdin?.end();
+    await this.#child.stop(2000);
+    await this.#dir.remove();
+  }
+
+  async destroy(): Promise<void> {
+    this.#stopping = true;
+    await this.#child.destroy();
+    await this.#dir.remove();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  #onLine(line: string): void {
+    let event: PagerEvent;
+    try {
+      event = JSON.parse(line) as PagerEvent;
+    } catch {
+      this.#log.warn("pager printed a line that is not JSON", { line });
+      return;
+    }
+    if (event.event === "error") this.#lastError = String(event.message);
+    if (MILESTONES.has(event.event)) this.#milestones.push(event);
+    for (const waiter of [...this.#waiters]) {
+      if (!waiter.match(event)) continue;
+      this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+      waiter.resolve(event);
+    }
+  }
+
+  /** A milestone already seen, or the next event that matches; rejects if the pager dies first. */
+  #waitFor(match: (event: PagerEvent) => boolean): Promise<PagerEvent> {
+    const seen = this.#milestones.find(match);
+    if (seen) return Promise.resolve(seen);
+    return Promise.race([
+      new Promise<PagerEvent>((resolve) => this.#waiters.push({ match, resolve })),
+      this.failure.then((error) => Promise.reject(error)),
+    ]);
+  }
+}
