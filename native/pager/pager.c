@@ -11,7 +11,9 @@
  *   prefetch  as soon as the fd arrives, read the whole ws.pages with one O_DIRECT read and
  *             install it with UFFDIO_COPY in contiguous runs, serving other faults meanwhile;
  *             then print "prefetch-done", so vhive resumes the vCPUs only then
- *   all       like prefetch, with every non-zero page of the memory file (the `floor`)
+ *   all       every non-zero page of the memory file installed before the shim is acknowledged,
+ *             so QEMU waits in mmap and nothing overlaps the install: the `floor`, whose
+ *             install time vhive reports apart
  *
  * Control: JSON lines on stdout (events), commands on stdin ("stats", "write-ws P I T").
  * It exits when QEMU exits (the shim's socket closes) or when stdin closes (vhive is gone).
@@ -534,8 +536,9 @@ int main(int argc, char **argv)
 	unlink(pager.socket_path);
 
 	pthread_t prefetcher;
-	bool prefetching = pager.mode == MODE_PREFETCH || pager.mode == MODE_ALL;
-	if (prefetching && pthread_create(&prefetcher, NULL, prefetch_thread, NULL) != 0) die("starting the prefetch thread");
+	if (pager.mode == MODE_ALL) prefetch_thread(NULL); /* before the ack: see MODE_ALL above */
+	if (pager.mode == MODE_PREFETCH && pthread_create(&prefetcher, NULL, prefetch_thread, NULL) != 0)
+		die("starting the prefetch thread");
 	/* Faults are served from here on, so QEMU may touch guest memory. */
 	char ack = VHIVE_UFFD_ACK;
 	if (write(pager.conn, &ack, 1) != 1) die("acknowledging the shim");

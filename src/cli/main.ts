@@ -12,6 +12,7 @@ import type { AnyCommand, CommandGroup, CommandSpec } from "./command.js";
 import { createContext, type GlobalArgs } from "./context.js";
 import { describeError } from "./format.js";
 import { benchBootVsRestoreCommand } from "./commands/bench-boot-vs-restore.js";
+import { benchReapCommand } from "./commands/bench-reap.js";
 import { demoCommand } from "./commands/demo.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { imageBuildCommand } from "./commands/image-build.js";
@@ -79,7 +80,7 @@ let root = yargs(hideBin(process.argv))
 const groups: CommandGroup[] = [
   { command: "image", describe: "build, import, list and remove function images", subcommands: [imageBuildCommand, imageImportCommand, imageLsCommand, imageRmCommand] },
   { command: "snapshot", describe: "create, list, restore and remove VM snapshots", subcommands: [snapshotCreateCommand, snapshotLsCommand, snapshotRestoreCommand, snapshotRmCommand] },
-  { command: "bench", describe: "cold-start experiments", subcommands: [benchBootVsRestoreCommand] },
+  { command: "bench", describe: "cold-start experiments", subcommands: [benchBootVsRestoreCommand, benchReapCommand] },
 ];
 for (const group of groups) root = registerGroup(root, group);
 for (const spec of [doctorCommand, runCommand, demoCommand] as AnyCommand[]) root = register(root, spec);

@@ -92,6 +92,7 @@ function functionConfig({ recipe }: LoadedRecipe): FunctionConfig {
     proto: recipe.proto ? recipe.proto.split("/").at(-1) : undefined,
     httpPath: recipe.httpPath,
     memMib: recipe.memMib,
+    inputs: recipe.inputs,
   };
 }
 

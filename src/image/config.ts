@@ -22,6 +22,8 @@ export interface FunctionConfig {
   httpPath?: string;
   /** Guest memory the function needs, MiB; the default for run and snapshot (256 if unset). */
   memMib?: number;
+  /** Request data the function accepts, the first being the default (e.g. input selectors). */
+  inputs?: string[];
 }
 
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -37,6 +37,8 @@ export const RecipeSchema = z.strictObject({
   httpPath: z.string().startsWith("/").optional(),
   /** Guest memory the function needs, MiB (default 256). */
   memMib: z.number().int().min(64).max(16384).optional(),
+  /** Request data the function accepts (input selectors); the first is the default. */
+  inputs: z.array(z.string()).min(1).optional(),
 });
 
 export type Recipe = z.infer<typeof RecipeSchema>;

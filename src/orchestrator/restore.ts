@@ -11,8 +11,8 @@
  *               the first invocation (REAP's record phase)
  *   prefetch    the pager reads the working set in one read and installs it before the vCPUs
  *               resume; other pages fault lazily (REAP)
- *   floor       every non-zero page installed before resume, that wait left out of totalMs: the
- *               restore as if loading memory cost nothing
+ *   floor       every non-zero page installed before QEMU even maps guest RAM (it waits for the
+ *               pager), that time left out of totalMs: the restore as if loading memory cost nothing
  *   reap        record when the snapshot has no working set yet, prefetch after
  *
  * The snapshot is checked first: its fingerprint must match what this host would run, and its

@@ -19,9 +19,9 @@ export interface RunResult {
   breakdown: BootBreakdown;
 }
 
-/** Without --data: a name to greet for gRPC, a plain GET for HTTP. */
+/** Without --data: the image's first input, else a name to greet for gRPC, a plain GET for HTTP. */
 export function defaultRequestData(image: StoredImage): string {
-  return image.config.protocol === "grpc" ? "world" : "";
+  return image.config.inputs?.[0] ?? (image.config.protocol === "grpc" ? "world" : "");
 }
 
 export async function runOnce(host: Host, image: StoredImage, data?: string, options: BootOptions & { invokeTimeoutMs?: number } = {}): Promise<RunResult> {

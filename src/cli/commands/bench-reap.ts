@@ -1,0 +1,78 @@
+import { stat } from "node:fs/promises";
+import { join } from "node:path";
+import { benchReap, REAP_MODES, type FunctionReport, type ReapReport } from "../../bench/index.js";
+import type { StoredImage } from "../../image/index.js";
+import { openHost } from "../../orchestrator/index.js";
+import { packagePath } from "../../shared/package-root.js";
+import { defineCommand } from "../command.js";
+import type { CliContext } from "../context.js";
+import { formatBytes, formatMs, table } from "../format.js";
+import { imageFromRef } from "../function-options.js";
+import { withProgress } from "../progress.js";
+
+/** A suite function's name (functions/<name>), or any image reference. */
+async function resolveFunction(name: string, context: CliContext) {
+  const recipe = packagePath("functions", name);
+  const isSuite = await stat(join(recipe, "recipe.json")).then(() => true, () => false);
+  return imageFromRef(isSuite ? recipe : name, context);
+}
+
+function check(label: string, value: string, ok: boolean, target: string): string[] {
+  return [label, value, ok ? "ok" : "MISSED", target];
+}
+
+function describeFunction(f: FunctionReport): string {
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+  const rows = REAP_MODES.map((mode) => {
+    const m = f.modes[mode];
+    return [mode, formatMs(m.totalMs.median), `${formatMs(m.totalMs.min)} .. ${formatMs(m.totalMs.max)}`, formatMs(m.stallMs), String(m.faults), formatBytes(m.bytesRead), formatMs(m.fetchWsMs), formatMs(m.installWsMs)];
+  });
+  const checks = [
+    check("memory stall of vanilla-4k removed by prefetch", pct(f.stallRemoved), f.stallRemoved >= 0.9, ">= 90%"),
+    check("prefetch / floor", f.prefetchOverFloor.toFixed(2), f.prefetchOverFloor <= 1.1, "<= 1.10"),
+    check("speedup of prefetch over vanilla-4k", `${f.speedupOverVanilla4k.toFixed(2)}x`, f.speedupOverVanilla4k >= 1.5, ">= 1.5x on the heavier function"),
+    ["speedup of prefetch over vanilla", `${f.speedupOverVanilla.toFixed(2)}x`, "", ""],
+    check("record / vanilla-4k", f.recordOverVanilla4k.toFixed(2), f.recordOverVanilla4k <= 1.5, "<= 1.5"),
+  ];
+  if (f.concurrency) {
+    const c = f.concurrency;
+    checks.push(check(`${c.level} concurrent: vanilla ${formatMs(c.vanilla.median)} / prefetch ${formatMs(c.prefetch.median)}`, `${c.speedup.toFixed(2)}x`, c.speedup >= 1.5, ">= 1.5x"));
+  }
+  return [
+    `${f.function}: working set ${f.wsPages} pages (${formatBytes(f.wsBytes)}), snapshot ${f.snapshotId}`,
+    table([["mode", "median", "min .. max", "stall", "faults", "bytes read", "fetch WS", "install WS"], ...rows]),
+    "",
+    table(checks),
+  ].join("\n");
+}
+
+function describe(report: ReapReport): string {
+  return [
+    `REAP cold starts under ${report.accel}, ${report.reps} per mode, page cache evicted before each; time from QEMU spawn to the reply`,
+    "stall = median minus the floor's median (the floor installs every non-zero page before resume and leaves that out)",
+    "",
+    ...report.functions.map(describeFunction).flatMap((text) => [text, ""]),
+  ].join("\n");
+}
+
+export const benchReapCommand = defineCommand({
+  command: "reap",
+  describe: "REAP against the vanilla baselines: cold starts per memory mode, and concurrent cold starts",
+  builder: (yargs) =>
+    yargs
+      .option("functions", { type: "string", default: "helloworld,json_serdes", describe: "comma-separated suite functions or images" })
+      .option("reps", { type: "number", default: 5, describe: "cold starts per mode" })
+      .option("concurrency", { type: "number", default: 4, describe: "concurrent cold starts to compare (0 to skip)" })
+      .option("accel", { choices: ["auto", "kvm", "tcg"] as const, default: "auto" as const, describe: "accelerator" })
+      .option("json", { type: "boolean", default: false, describe: "print one JSON object with every row" }),
+  run: async (args, context) => {
+    const images: StoredImage[] = [];
+    for (const name of args.functions.split(",").filter(Boolean)) images.push(await resolveFunction(name, context));
+    const host = await openHost({ stateDir: context.stateDir, accel: args.accel, log: context.log });
+    const report = await withProgress("REAP benchmark", context.log, (update) =>
+      benchReap(host, images, { reps: args.reps, concurrency: args.concurrency, signal: context.signal, onRun: update }),
+    );
+    if (args.json) context.printJson(report);
+    else context.print(describe(report));
+  },
+});
