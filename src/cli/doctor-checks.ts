@@ -11,7 +11,8 @@ import { VhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import { StatePaths } from "../shared/paths.js";
 import { TOOL_PACKAGES } from "../shared/tool.js";
-import { hostTscKhz, probeAccel, qemuInfo, type AccelProbe, type QemuInfo } from "../vm/index.js";
+import { probeHostAccel } from "../orchestrator/index.js";
+import { hostTscKhz, qemuInfo, type AccelProbe, type QemuInfo } from "../vm/index.js";
 
 export interface Check {
   name: string;
@@ -75,17 +76,7 @@ export async function runDoctor(stateDir: string, log: Log): Promise<DoctorRepor
   let accel: AccelProbe | null = null;
   if (qemu && guest && tscKhz) {
     accel = await attempt<AccelProbe>("accelerator", checks, async () => {
-      const probe = await probeAccel({
-        qemuPath: qemu.path,
-        qemuVersion: qemu.versionLine,
-        kernelPath: guest.kernel.path,
-        kernelDigest: guest.kernel.digest,
-        initramfsPath: guest.initramfs.path,
-        tscKhz,
-        cachePath: paths.accelCache,
-        runRoot: paths.vmsDir,
-        log,
-      });
+      const probe = await probeHostAccel(paths, qemu, guest, tscKhz, log);
       return { value: probe, detail: `${probe.accel}: ${probe.reason}` };
     });
   } else {

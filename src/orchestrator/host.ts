@@ -25,14 +25,9 @@ export interface OpenHostOptions {
   qemuPath?: string;
 }
 
-export async function openHost(options: OpenHostOptions): Promise<Host> {
-  const paths = new StatePaths(options.stateDir);
-  await mkdir(paths.root, { recursive: true });
-  await mkdir(paths.vmsDir, { recursive: true });
-  const qemu = await qemuInfo(options.qemuPath);
-  const guest = await prepareGuest(paths);
-  const tscKhz = await hostTscKhz();
-  const accelProbe = await probeAccel({
+/** Which accelerator can run this guest on this host (cached in the state directory). */
+export function probeHostAccel(paths: StatePaths, qemu: QemuInfo, guest: Guest, tscKhz: number, log: Log): Promise<AccelProbe> {
+  return probeAccel({
     qemuPath: qemu.path,
     qemuVersion: qemu.versionLine,
     kernelPath: guest.kernel.path,
@@ -41,7 +36,17 @@ export async function openHost(options: OpenHostOptions): Promise<Host> {
     tscKhz,
     cachePath: paths.accelCache,
     runRoot: paths.vmsDir,
-    log: options.log,
+    log,
   });
+}
+
+export async function openHost(options: OpenHostOptions): Promise<Host> {
+  const paths = new StatePaths(options.stateDir);
+  await mkdir(paths.root, { recursive: true });
+  await mkdir(paths.vmsDir, { recursive: true });
+  const qemu = await qemuInfo(options.qemuPath);
+  const guest = await prepareGuest(paths);
+  const tscKhz = await hostTscKhz();
+  const accelProbe = await probeHostAccel(paths, qemu, guest, tscKhz, options.log);
   return { paths, log: options.log, qemu, guest, accel: chooseAccel(options.accel, accelProbe), accelProbe, tscKhz };
 }

@@ -1,5 +1,5 @@
 /** Starting function instances: boot, snapshot and restore. */
-export { openHost, type Host, type OpenHostOptions } from "./host.js";
+export { openHost, probeHostAccel, type Host, type OpenHostOptions } from "./host.js";
 export { bootInstance, memMibFor, DEFAULT_MEM_MIB, DEFAULT_VCPUS, DEFAULT_READY_TIMEOUT_MS, type BootOptions, type StartOptions } from "./boot.js";
 export { Instance, type MemoryMode, type BootTimes, type RestoreTimes, type StartRecord, type BootStart, type RestoreStart } from "./instance.js";
 export { runOnce, defaultRequestData, type RunResult } from "./run.js";

@@ -1,4 +1,3 @@
-import { createServer, type AddressInfo } from "node:net";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { existsSync } from "node:fs";
@@ -22,6 +21,7 @@ import {
 } from "../../../src/invoke/index.js";
 import { VhiveError } from "../../../src/shared/errors.js";
 import { makeTempDir } from "../../../src/shared/tmp.js";
+import { Cleanups, readyAfterLateStart, rejection, reservePort, startSlirpLikeServer } from "./fixtures.js";
 
 type SayHello = (call: ServerUnaryCall<{ name: string }, unknown>, callback: sendUnaryData<unknown>) => void;
 
@@ -31,10 +31,8 @@ const HELLO_REQUEST: MessageShape = {
   fields: [{ name: "name", type: "string", repeated: false }],
 };
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = new Cleanups();
+afterEach(() => cleanups.run());
 
 /** A Greeter server on 127.0.0.1 (port 0: any free port), implementing SayHello with `sayHello`. */
 async function startGreeter(sayHello: SayHello = greet, port = 0): Promise<number> {
@@ -49,37 +47,10 @@ async function startGreeter(sayHello: SayHello = greet, port = 0): Promise<numbe
   );
 }
 
-/** A port that was free a moment ago and has nothing listening now. */
-async function reservePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** Accepts every TCP connection and closes it at once, as slirp's hostfwd does while nothing listens in the guest. */
-async function startSlirpLikeServer(): Promise<number> {
-  const server = createServer((socket) => socket.destroy());
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return (server.address() as AddressInfo).port;
-}
-
 function client(port: number, method = DEFAULT_GRPC_METHOD, protoPath = defaultProtoPath()): FunctionClient {
   const created = createGrpcClient({ host: "127.0.0.1", port }, { protoPath, method });
   cleanups.push(() => created.close());
   return created;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<VhiveError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof VhiveError) return error;
-    throw error;
-  }
-  throw new Error("expected the promise to reject");
 }
 
 function thrown(fn: () => unknown): VhiveError {
@@ -269,26 +240,14 @@ describe("gRPC waitReady", () => {
   it("resolves within 300 ms of a server that starts listening 500 ms later", async () => {
     const port = await reservePort();
     const greeter = client(port);
-    const startedMs = performance.now();
-    let listeningMs = Number.NaN;
-    const server = new Promise<void>((resolve, reject) =>
-      setTimeout(() => {
-        startGreeter(greet, port).then(() => {
-          listeningMs = performance.now();
-          resolve();
-        }, reject);
-      }, 500),
-    );
-    await greeter.waitReady({ timeoutMs: 5000 });
-    const readyMs = performance.now();
-    await server;
-    expect(readyMs - startedMs).toBeGreaterThanOrEqual(450);
-    expect(readyMs - listeningMs).toBeLessThan(300);
+    const { waitedMs, afterListeningMs } = await readyAfterLateStart(greeter, () => startGreeter(greet, port));
+    expect(waitedMs).toBeGreaterThanOrEqual(450);
+    expect(afterListeningMs).toBeLessThan(300);
     expect((await greeter.invoke("late")).text).toBe("Hello, late!");
   });
 
   it("rejects ERR_READY_TIMEOUT when the port accepts TCP but no HTTP/2 server answers", async () => {
-    const port = await startSlirpLikeServer();
+    const port = await startSlirpLikeServer(cleanups);
     const startedMs = performance.now();
     const error = await rejection(client(port).waitReady({ timeoutMs: 400 }));
     const elapsedMs = performance.now() - startedMs;

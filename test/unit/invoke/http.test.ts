@@ -1,18 +1,16 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { createServer as createTcpServer, type AddressInfo } from "node:net";
+import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { createHttpClient, type FunctionClient } from "../../../src/invoke/index.js";
-import { VhiveError } from "../../../src/shared/errors.js";
+import { Cleanups, readyAfterLateStart, rejection, reservePort, startSlirpLikeServer } from "./fixtures.js";
 
 type Handler = (request: IncomingMessage, body: string, response: ServerResponse) => void;
 
 /** Answers "<method> <url> <body>" with 200. */
 const echo: Handler = (request, body, response) => response.end(`${request.method} ${request.url} ${body}`);
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = new Cleanups();
+afterEach(() => cleanups.run());
 
 /** An HTTP server on 127.0.0.1 (port 0: any free port) that hands each request and its body to `handler`. */
 async function startServer(handler: Handler = echo, port = 0): Promise<number> {
@@ -34,36 +32,10 @@ async function startServer(handler: Handler = echo, port = 0): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-async function reservePort(): Promise<number> {
-  const server = createTcpServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** Accepts every TCP connection and closes it at once, as slirp's hostfwd does while nothing listens in the guest. */
-async function startSlirpLikeServer(): Promise<number> {
-  const server = createTcpServer((socket) => socket.destroy());
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return (server.address() as AddressInfo).port;
-}
-
 function client(port: number, path?: string): FunctionClient {
   const created = createHttpClient({ host: "127.0.0.1", port }, path === undefined ? {} : { path });
   cleanups.push(() => created.close());
   return created;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<VhiveError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof VhiveError) return error;
-    throw error;
-  }
-  throw new Error("expected the promise to reject");
 }
 
 describe("HTTP invoke", () => {
@@ -170,26 +142,14 @@ describe("HTTP waitReady", () => {
   it("resolves within 300 ms of a server that starts listening 500 ms later", async () => {
     const port = await reservePort();
     const fn = client(port);
-    const startedMs = performance.now();
-    let listeningMs = Number.NaN;
-    const server = new Promise<void>((resolve, reject) =>
-      setTimeout(() => {
-        startServer(echo, port).then(() => {
-          listeningMs = performance.now();
-          resolve();
-        }, reject);
-      }, 500),
-    );
-    await fn.waitReady({ timeoutMs: 5000 });
-    const readyMs = performance.now();
-    await server;
-    expect(readyMs - startedMs).toBeGreaterThanOrEqual(450);
-    expect(readyMs - listeningMs).toBeLessThan(300);
+    const { waitedMs, afterListeningMs } = await readyAfterLateStart(fn, () => startServer(echo, port));
+    expect(waitedMs).toBeGreaterThanOrEqual(450);
+    expect(afterListeningMs).toBeLessThan(300);
     expect((await fn.invoke("late")).text).toBe("POST / late");
   });
 
   it("rejects ERR_READY_TIMEOUT with the last error when the port accepts TCP but never answers HTTP", async () => {
-    const port = await startSlirpLikeServer();
+    const port = await startSlirpLikeServer(cleanups);
     const startedMs = performance.now();
     const error = await rejection(client(port).waitReady({ timeoutMs: 400 }));
     const elapsedMs = performance.now() - startedMs;
