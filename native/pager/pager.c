@@ -8,9 +8,10 @@
  *             the page is all zero)
  *   record    lazy, and remember each faulting page in order; on "write-ws" write the trace
  *             and a working set: the pages contiguously (ws.pages) with their offsets (ws.index)
- *   prefetch  as soon as the fd arrives, read the whole ws.pages with one O_DIRECT read and
- *             install it with UFFDIO_COPY in contiguous runs, serving other faults meanwhile;
- *             then print "prefetch-done", so vhive resumes the vCPUs only then
+ *   prefetch  read the whole ws.pages with one O_DIRECT read as soon as the pager starts (while
+ *             QEMU starts too), and once the fd arrives install it with UFFDIO_COPY in contiguous
+ *             runs, serving other faults meanwhile; then print "prefetch-done", so vhive resumes
+ *             the vCPUs only then
  *   all       every non-zero page of the memory file installed before the shim is acknowledged,
  *             so QEMU waits in mmap and nothing overlaps the install: the `floor`, whose
  *             install time vhive reports apart
@@ -286,35 +287,55 @@ static void install_runs(const uint64_t *offsets, uint64_t count, const uint8_t 
 	pthread_mutex_unlock(&pager.lock);
 }
 
-static void prefetch_ws(void)
-{
+/* The working set, read by its own thread as soon as the pager starts (prefetch mode). */
+static struct {
+	pthread_t thread;
+	uint64_t *offsets;
 	uint64_t count;
+	uint8_t *pages;
+	bool direct;
+	uint64_t fetch_us;
+} fetched;
+
+/*
+ * One sequential read of the whole working set, bypassing the page cache (REAP). It runs
+ * while QEMU is still starting, before the shim connects, so the read overlaps QEMU's start-up.
+ */
+static void *fetch_ws_thread(void *arg)
+{
+	(void)arg;
 	uint64_t started = now_us();
-	uint64_t *offsets = read_index(pager.ws_index_path, &count);
-	size_t bytes = count * pager.page_size;
-	bool direct = true;
-	/* One sequential read of the whole working set, bypassing the page cache (REAP). */
+	fetched.offsets = read_index(pager.ws_index_path, &fetched.count);
+	size_t bytes = fetched.count * pager.page_size;
+	fetched.direct = true;
 	int fd = open(pager.ws_pages_path, O_RDONLY | O_DIRECT | O_CLOEXEC);
 	if (fd < 0 && errno == EINVAL) { /* tmpfs and some others refuse O_DIRECT */
-		direct = false;
+		fetched.direct = false;
 		fd = open(pager.ws_pages_path, O_RDONLY | O_CLOEXEC);
 	}
 	if (fd < 0) die("opening the working-set pages");
-	uint8_t *pages = aligned_buffer(bytes);
-	read_full(fd, pages, bytes, 0, "reading the working-set pages");
+	fetched.pages = aligned_buffer(bytes);
+	read_full(fd, fetched.pages, bytes, 0, "reading the working-set pages");
 	close(fd);
-	uint64_t fetched = now_us();
-	install_runs(offsets, count, pages);
+	fetched.fetch_us = now_us() - started;
+	return NULL;
+}
+
+static void prefetch_ws(void)
+{
+	if (pthread_join(fetched.thread, NULL) != 0) die("waiting for the working-set read");
+	uint64_t started = now_us();
+	install_runs(fetched.offsets, fetched.count, fetched.pages);
 	uint64_t done = now_us();
 	pthread_mutex_lock(&pager.lock);
-	pager.stats.ws_pages = count;
-	pager.stats.bytes_read += bytes;
-	pager.stats.fetch_us = fetched - started;
-	pager.stats.install_us = done - fetched;
-	pager.stats.direct_io = direct;
+	pager.stats.ws_pages = fetched.count;
+	pager.stats.bytes_read += fetched.count * pager.page_size;
+	pager.stats.fetch_us = fetched.fetch_us;
+	pager.stats.install_us = done - started;
+	pager.stats.direct_io = fetched.direct;
 	pthread_mutex_unlock(&pager.lock);
-	free(pages);
-	free(offsets);
+	free(fetched.pages);
+	free(fetched.offsets);
 }
 
 /* The floor: every non-zero page of the memory file, read in large chunks. */
@@ -529,6 +550,8 @@ int main(int argc, char **argv)
 	pager.page_size = (uint64_t)sysconf(_SC_PAGESIZE);
 	pager.mem_fd = open(pager.mem_path, O_RDONLY | O_CLOEXEC);
 	if (pager.mem_fd < 0) die("opening the memory file");
+	if (pager.mode == MODE_PREFETCH && pthread_create(&fetched.thread, NULL, fetch_ws_thread, NULL) != 0)
+		die("starting the working-set read");
 	int listener = listen_on(pager.socket_path);
 	emit("{\"event\":\"listening\",\"socket\":\"%s\"}", pager.socket_path);
 	attach(listener);

@@ -3,3 +3,9 @@ export { benchBootVsRestore, usableSnapshot, type BootVsRestoreReport, type Boot
 export { median, summarize, medianOfFields, type Summary } from "./stats.js";
 export { benchReap, benchReapFunction, REAP_MODES, type ReapReport, type FunctionReport, type ModeFigures, type ReapOptions } from "./reap.js";
 export { coldStart, concurrentColdStarts, type ColdStartRow } from "./coldstart.js";
+export { benchColdStarts, benchConcurrency, orderModes, parseLevels, parseConcurrentModes, ensureWorkingSet, CONCURRENT_MODES, type ColdStartBenchReport, type ConcurrencyBenchReport, type ConcurrentMode, type ProgressListener } from "./experiments.js";
+export { benchReuse, pageOverlap, countNonZeroPages, reuseInputs, type ReuseReport, type ReuseFunctionResult, type PageOverlap } from "./reuse.js";
+export { BENCH_MODES, summarizeRows, findSummary, type BenchMode, type BenchRow, type ModeSummary } from "./rows.js";
+export { writeResults, buildReport, loadBundle, defaultOutDir, fmtMs, REPORT_FILE, type ResultsBundle, type WrittenResults } from "./report.js";
+export { PAPER_FUNCTIONS, PAPER_CONCURRENCY, PAPER_FACTS, paperFunction } from "./paper.js";
+export { paperLatencyMs, renderSvg } from "./charts.js";

@@ -13,6 +13,8 @@ import { median, summarize, type Summary } from "./stats.js";
 
 export const REAP_MODES = ["vanilla", "vanilla-4k", "record", "prefetch", "floor"] as const satisfies readonly MemoryMode[];
 type ReapMode = (typeof REAP_MODES)[number];
+const CONCURRENT_MODES = ["vanilla", "vanilla-4k", "prefetch", "floor"] as const satisfies readonly MemoryMode[];
+type ConcurrentMode = (typeof CONCURRENT_MODES)[number];
 
 export interface ModeFigures {
   totalMs: Summary;
@@ -37,7 +39,13 @@ export interface FunctionReport {
   speedupOverVanilla4k: number;
   speedupOverVanilla: number;
   recordOverVanilla4k: number;
-  concurrency: { level: number; prefetch: Summary; vanilla: Summary; speedup: number } | undefined;
+  /**
+   * Concurrent cold starts: medians per mode, prefetch's speedup over vanilla and vanilla-4k, and
+   * the floor's over vanilla (the most any memory policy could gain at this level).
+   */
+  concurrency:
+    | { level: number; modes: Record<ConcurrentMode, Summary>; speedup: number; speedupOverVanilla4k: number; floorOverVanilla: number }
+    | undefined;
 }
 
 export interface ReapReport {
@@ -82,17 +90,22 @@ export async function benchReapFunction(host: Host, image: StoredImage, options:
   }
   let concurrency: FunctionReport["concurrency"];
   if (options.concurrency > 1) {
-    const levelRows: Record<"prefetch" | "vanilla", ColdStartRow[]> = { prefetch: [], vanilla: [] };
+    const levelRows = Object.fromEntries(CONCURRENT_MODES.map((mode) => [mode, [] as ColdStartRow[]])) as Record<ConcurrentMode, ColdStartRow[]>;
     for (let rep = 1; rep <= options.reps; rep++) {
-      for (const mode of ["vanilla", "prefetch"] as const) {
+      for (const mode of CONCURRENT_MODES) {
         options.onRun?.(`${image.name} ${options.concurrency}x ${mode} ${rep}/${options.reps}`);
         levelRows[mode].push(...(await concurrentColdStarts(host, image, snapshot, mode, options.concurrency, rep, { signal: options.signal })));
       }
     }
-    rows.push(...levelRows.prefetch, ...levelRows.vanilla);
-    const prefetch = summarize(levelRows.prefetch.map((row) => row.result.totalMs));
-    const vanilla = summarize(levelRows.vanilla.map((row) => row.result.totalMs));
-    concurrency = { level: options.concurrency, prefetch, vanilla, speedup: vanilla.median / prefetch.median };
+    for (const mode of CONCURRENT_MODES) rows.push(...levelRows[mode]);
+    const modes = Object.fromEntries(CONCURRENT_MODES.map((mode) => [mode, summarize(levelRows[mode].map((row) => row.result.totalMs))])) as Record<ConcurrentMode, Summary>;
+    concurrency = {
+      level: options.concurrency,
+      modes,
+      speedup: modes.vanilla.median / modes.prefetch.median,
+      speedupOverVanilla4k: modes["vanilla-4k"].median / modes.prefetch.median,
+      floorOverVanilla: modes.vanilla.median / modes.floor.median,
+    };
   }
   const single = rows.filter((row) => row.concurrency === 1);
   const byMode = (mode: ReapMode) => single.filter((row) => row.mode === mode);

@@ -9,6 +9,11 @@ export interface CommandSpec<Args> {
   command: string;
   describe: string;
   builder: (yargs: Argv<GlobalArgs>) => Argv<Args>;
+  /**
+   * The command shuts down its own children on Ctrl-C/SIGTERM (the daemon saves snapshots
+   * first), so main.ts only aborts the signal instead of stopping every child at once.
+   */
+  handlesSignals?: boolean;
   /** Returns the process exit code (default 0). */
   run: (args: Args, context: CliContext) => Promise<number | void>;
 }

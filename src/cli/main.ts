@@ -12,7 +12,10 @@ import type { AnyCommand, CommandGroup, CommandSpec } from "./command.js";
 import { createContext, type GlobalArgs } from "./context.js";
 import { describeError } from "./format.js";
 import { benchBootVsRestoreCommand } from "./commands/bench-boot-vs-restore.js";
+import { benchColdstartCommand } from "./commands/bench-coldstart.js";
+import { benchConcurrencyCommand } from "./commands/bench-concurrency.js";
 import { benchReapCommand } from "./commands/bench-reap.js";
+import { benchReuseCommand } from "./commands/bench-reuse.js";
 import { demoCommand } from "./commands/demo.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { imageBuildCommand } from "./commands/image-build.js";
@@ -24,9 +27,17 @@ import { snapshotCreateCommand } from "./commands/snapshot-create.js";
 import { snapshotLsCommand } from "./commands/snapshot-ls.js";
 import { snapshotRestoreCommand } from "./commands/snapshot-restore.js";
 import { snapshotRmCommand } from "./commands/snapshot-rm.js";
+import { serveCommand } from "./commands/serve.js";
+import { deployCommand } from "./commands/deploy.js";
+import { invokeCommand } from "./commands/invoke.js";
+import { lsCommand } from "./commands/ls.js";
+import { rmCommand } from "./commands/rm.js";
+import { logsCommand } from "./commands/logs.js";
 
 const controller = new AbortController();
 let exitCode = 0;
+/** Set while a command that stops its own children runs (vhive serve). */
+let commandHandlesSignals = false;
 
 function register<Args>(parent: Argv<GlobalArgs>, spec: CommandSpec<Args>): Argv<GlobalArgs> {
   return parent.command({
@@ -35,6 +46,7 @@ function register<Args>(parent: Argv<GlobalArgs>, spec: CommandSpec<Args>): Argv
     builder: spec.builder as (y: Argv<GlobalArgs>) => Argv<Args>,
     handler: async (args) => {
       const context = createContext(args as unknown as GlobalArgs, controller.signal);
+      commandHandlesSignals = spec.handlesSignals ?? false;
       try {
         exitCode = (await spec.run(args as unknown as Args, context)) ?? 0;
       } catch (error) {
@@ -58,7 +70,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.stderr.write(`\n${signal}: stopping (again to force)\n`);
     controller.abort();
     // Ending the children ends every wait on them, wherever the command is.
-    void stopAllChildren(2000);
+    if (!commandHandlesSignals) void stopAllChildren(2000);
   });
 }
 
@@ -80,10 +92,11 @@ let root = yargs(hideBin(process.argv))
 const groups: CommandGroup[] = [
   { command: "image", describe: "build, import, list and remove function images", subcommands: [imageBuildCommand, imageImportCommand, imageLsCommand, imageRmCommand] },
   { command: "snapshot", describe: "create, list, restore and remove VM snapshots", subcommands: [snapshotCreateCommand, snapshotLsCommand, snapshotRestoreCommand, snapshotRmCommand] },
-  { command: "bench", describe: "cold-start experiments", subcommands: [benchBootVsRestoreCommand, benchReapCommand] },
+  { command: "bench", describe: "cold-start experiments", subcommands: [benchBootVsRestoreCommand, benchReapCommand, benchColdstartCommand, benchReuseCommand, benchConcurrencyCommand] },
 ];
 for (const group of groups) root = registerGroup(root, group);
-for (const spec of [doctorCommand, runCommand, demoCommand] as AnyCommand[]) root = register(root, spec);
+const commands: AnyCommand[] = [doctorCommand, runCommand, demoCommand, serveCommand, deployCommand, invokeCommand, lsCommand, rmCommand, logsCommand];
+for (const spec of commands) root = register(root, spec);
 
 await root.demandCommand(1, "name a command (vhive --help lists them)").strict().recommendCommands().help().wrap(Math.min(110, process.stdout.columns ?? 110)).parseAsync();
 process.exitCode = exitCode;

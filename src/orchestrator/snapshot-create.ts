@@ -1,17 +1,22 @@
 /**
- * Making a snapshot: boot the image with guest RAM in a shared file, wait until the function
- * answers, warm it up, then pause and save the device state. The memory file and the state file
- * are fsynced, so a later restore can evict them from the page cache and read them cold.
+ * Making a snapshot: a VM booted with guest RAM in a snapshot draft's shared memory file is
+ * paused, its device state saved, and the draft committed with its meta.json. Two callers:
+ * `vhive snapshot create` (createSnapshot: boot, warm up, save at once) and the daemon, which
+ * boots a function's first instance into a draft, serves requests with it, and saves it when
+ * the instance is retired (SnapshotCapture in snapshot-capture.ts). The memory file and the
+ * state file are fsynced, so a later restore can evict them from the page cache and read them
+ * cold.
  */
 import { stat } from "node:fs/promises";
 import type { StoredImage } from "../image/index.js";
 import { roundMs } from "../metrics/index.js";
 import { digestFile } from "../shared/digest.js";
 import { UndoStack } from "../shared/undo.js";
-import { SnapshotStore, syncFile, type SnapshotMeta, type StoredSnapshot } from "../snapshot/index.js";
+import { SnapshotStore, syncFile, type SnapshotDraft, type SnapshotMeta, type StoredSnapshot } from "../snapshot/index.js";
 import { bootInstance, DEFAULT_VCPUS, memMibFor, type BootOptions } from "./boot.js";
 import { fingerprintFor } from "./fingerprint.js";
 import type { Host } from "./host.js";
+import type { Instance } from "./instance.js";
 import { defaultRequestData } from "./run.js";
 
 export interface CreateSnapshotOptions extends Omit<BootOptions, "memoryFile" | "hostPort"> {
@@ -35,30 +40,47 @@ export async function createSnapshot(host: Host, image: StoredImage, options: Cr
   for (let i = 0; i < warmup; i++) {
     await instance.invoke(options.warmupData ?? defaultRequestData(image), { signal: options.signal });
   }
+  const snapshot = await saveSnapshot(host, store, draft, instance, { memMib, vcpus, warmupInvocations: warmup, createStartAt: instance.vm.timeline.spawnAt });
+  undo.release();
+  return snapshot;
+}
+
+export interface SaveSnapshotInfo {
+  memMib: number;
+  vcpus: number;
+  /** Invocations the function served before the snapshot. */
+  warmupInvocations: number;
+  /** performance.now() from which meta.createMs counts. */
+  createStartAt: number;
+}
+
+/**
+ * Pause an instance booted into `draft` (guest RAM in draft.memPath, shared), write its device
+ * state, stop it, and commit the draft with its meta.json. The caller still owns the draft if
+ * this throws (discard it), and must stop the VM then too.
+ */
+export async function saveSnapshot(host: Host, store: SnapshotStore, draft: SnapshotDraft, instance: Instance, info: SaveSnapshotInfo): Promise<StoredSnapshot> {
   // Close our connection first: a restored guest should not hold a connection nobody owns.
   instance.client.close();
   await instance.vm.saveState(draft.statePath);
   await instance.vm.stop();
   await syncFile(draft.memPath);
   await syncFile(draft.statePath);
-  const createMs = performance.now() - instance.vm.timeline.spawnAt;
-
+  const createMs = performance.now() - info.createStartAt;
   const meta: SnapshotMeta = {
     format: 1,
     id: draft.id,
-    function: image.name,
-    imageId: image.id,
+    function: draft.function,
+    imageId: instance.image.id,
     createdAt: new Date().toISOString(),
-    fingerprint: fingerprintFor(host, image, { memMib, vcpus }),
-    guestPort: image.config.port,
-    warmupInvocations: warmup,
+    fingerprint: fingerprintFor(host, instance.image, { memMib: info.memMib, vcpus: info.vcpus }),
+    guestPort: instance.image.config.port,
+    warmupInvocations: info.warmupInvocations,
     createMs: roundMs(createMs),
     files: {
       state: { bytes: (await stat(draft.statePath)).size, digest: await digestFile(draft.statePath) },
       mem: { bytes: (await stat(draft.memPath)).size },
     },
   };
-  const snapshot = await store.commit(draft, meta);
-  undo.release();
-  return snapshot;
+  return store.commit(draft, meta);
 }

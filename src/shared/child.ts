@@ -13,6 +13,16 @@ export interface ExitInfo {
 
 const live = new Set<ChildHandle>();
 let exitHookInstalled = false;
+let ownProcessGroups = false;
+
+/**
+ * From now on, start children in their own process groups, so that a terminal's Ctrl-C reaches
+ * only this process: the daemon then stops its VMs in order (pausing and saving snapshots)
+ * instead of QEMU quitting on the SIGINT by itself. The exit hook still kills them.
+ */
+export function isolateChildrenFromTerminal(): void {
+  ownProcessGroups = true;
+}
 
 function installExitHook(): void {
   if (exitHookInstalled) return;
@@ -33,7 +43,7 @@ export class ChildHandle implements AsyncDisposable {
   constructor(name: string, command: string, args: readonly string[], options: SpawnOptions) {
     installExitHook();
     this.name = name;
-    this.process = spawn(command, args, { ...options, detached: false, shell: false });
+    this.process = spawn(command, args, { ...options, detached: ownProcessGroups, shell: false });
     live.add(this);
     this.exited = new Promise<ExitInfo>((resolve) => {
       const done = (info: ExitInfo) => {

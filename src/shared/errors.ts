@@ -38,6 +38,16 @@ export const ERROR_CODES = {
   ERR_PAGER: "The userfaultfd pager of a restored VM failed or exited.",
   ERR_ABORTED: "The operation was cancelled (Ctrl-C or a signal).",
   ERR_DISPOSED: "An object was used after it was disposed (a bug in the caller).",
+  ERR_FUNCTION_NOT_FOUND: "No function of that name is deployed on the daemon.",
+  ERR_FUNCTION_EXISTS: "A function of that name is already deployed.",
+  ERR_CAPACITY: "No instance could take the request in time: every instance was busy at --max, or the host memory budget was used up.",
+  ERR_INSTANCE_FAILED: "A function instance died while it served a request; the pool replaces it.",
+  ERR_SHUTTING_DOWN: "The daemon is shutting down and takes no more requests.",
+  ERR_UNAUTHORIZED: "A request to the daemon lacked the right bearer token.",
+  ERR_DAEMON_UNREACHABLE: "The CLI could not reach the vhive daemon.",
+  ERR_DAEMON_RUNNING: "Another vhive daemon already serves this state directory.",
+  ERR_STORE: "The daemon's database (vhive.db) could not be opened or written.",
+  ERR_ROUTE_NOT_FOUND: "No route of the daemon's API matches the request's method and path.",
 } as const;
 
 export type VhiveErrorCode = keyof typeof ERROR_CODES;

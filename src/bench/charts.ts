@@ -1,0 +1,186 @@
+/**
+ * The report's charts: Vega-Lite specs built from summaries, compiled with vega-lite and
+ * rendered to SVG by vega's View in Node (renderer "none": SVG needs no canvas, text is measured
+ * by estimate). Each spec takes its data inline, so the SVG stands alone.
+ */
+import * as vega from "vega";
+import { compile, type TopLevelSpec } from "vega-lite";
+import { PAPER_CONCURRENCY, paperFunction, PAPER_FACTS } from "./paper.js";
+import type { ReuseFunctionResult } from "./reuse.js";
+import { BENCH_MODES, type BenchMode, type ModeSummary } from "./rows.js";
+
+const MIB = 1024 * 1024;
+const MB = 1_000_000;
+/** White behind the chart (the SVG may be viewed on a dark page); legend labels never cut short. */
+const SOURCES = ["vhive", "paper (KVM)"];
+const CONFIG = { background: "white", legend: { labelLimit: 0 } };
+
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none" });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/** The paper's figure for a function in a mode, if it has one (vanilla-4k is its vanilla, prefetch its REAP). */
+export function paperLatencyMs(fn: string, mode: BenchMode): number | undefined {
+  const paper = paperFunction(fn);
+  if (!paper) return undefined;
+  if (mode === "warm") return paper.warmMs;
+  if (mode === "vanilla-4k") return paper.vanillaMs;
+  if (mode === "prefetch") return paper.reapMs;
+  return undefined;
+}
+
+/** Median time to first response per function and mode, vhive's bars beside the paper's (log scale). */
+export function latencyChart(summaries: readonly ModeSummary[]): TopLevelSpec {
+  const alone = summaries.filter((s) => s.concurrency === 1);
+  const values = alone.flatMap((s) => {
+    const paper = paperLatencyMs(s.function, s.mode);
+    return [
+      { function: s.function, mode: s.mode, source: "vhive", ms: s.totalMs.median },
+      ...(paper === undefined ? [] : [{ function: s.function, mode: s.mode, source: "paper (KVM)", ms: paper }]),
+    ];
+  });
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: "Cold-start latency by mode (median, ms, log scale)",
+    data: { values },
+    mark: { type: "bar", tooltip: true },
+    encoding: {
+      column: { field: "function", type: "nominal", title: null },
+      x: { field: "mode", type: "nominal", sort: [...BENCH_MODES], title: null, axis: { labelAngle: -40 } },
+      xOffset: { field: "source", type: "nominal", sort: SOURCES },
+      y: { field: "ms", type: "quantitative", scale: { type: "log" }, stack: null, title: "ms" },
+      color: { field: "source", type: "nominal", sort: SOURCES, title: null },
+    },
+    width: { step: 22 },
+    height: 260,
+    config: CONFIG,
+  };
+}
+
+/** Median phases of each restore mode, stacked, one row of bars per function. */
+export function breakdownChart(summaries: readonly ModeSummary[]): TopLevelSpec {
+  const phasesOrder = ["loadVmmMs", "restoreMs", "memoryWaitMs", "resumeMs", "connectMs", "functionMs"];
+  const values = summaries
+    .filter((s) => s.concurrency === 1 && s.mode !== "warm" && s.mode !== "boot")
+    .flatMap((s) => phasesOrder.filter((phase) => phase in s.breakdown).map((phase) => ({ function: s.function, mode: s.mode, phase, order: phasesOrder.indexOf(phase), ms: s.breakdown[phase]! })));
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: "Where a restore's time goes (median per phase, ms)",
+    data: { values },
+    mark: { type: "bar", tooltip: true },
+    encoding: {
+      row: { field: "function", type: "nominal", title: null },
+      y: { field: "mode", type: "nominal", sort: [...BENCH_MODES], title: null },
+      x: { field: "ms", type: "quantitative", stack: "zero", title: "ms" },
+      color: { field: "phase", type: "nominal", sort: phasesOrder, title: "phase" },
+      order: { field: "order", type: "quantitative" },
+    },
+    width: 480,
+    resolve: { scale: { x: "independent" } },
+    config: CONFIG,
+  };
+}
+
+export interface WsSize {
+  function: string;
+  wsBytes: number;
+  /** Guest memory the function touched at all, bytes (from the reuse experiment). */
+  touchedBytes?: number;
+}
+
+const WS_SERIES = ["vhive working set", "paper working set", "vhive guest memory touched"];
+
+/** Working-set size per function: vhive's (MiB) beside the paper's (MB), and what the guest touched. */
+export function wsChart(sizes: readonly WsSize[]): TopLevelSpec {
+  const values = sizes.flatMap((s) => {
+    const paper = paperFunction(s.function);
+    return [
+      { function: s.function, series: "vhive working set", mb: s.wsBytes / MIB },
+      ...(s.touchedBytes === undefined ? [] : [{ function: s.function, series: "vhive guest memory touched", mb: s.touchedBytes / MIB }]),
+      ...(paper ? [{ function: s.function, series: "paper working set", mb: (paper.wsMb * MB) / MIB }] : []),
+    ];
+  });
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: "Working-set size (MiB)",
+    data: { values },
+    mark: { type: "bar", tooltip: true },
+    encoding: {
+      x: { field: "function", type: "nominal", title: null, axis: { labelAngle: 0 } },
+      xOffset: { field: "series", type: "nominal", sort: WS_SERIES },
+      y: { field: "mb", type: "quantitative", title: "MiB" },
+      color: { field: "series", type: "nominal", sort: WS_SERIES, title: null },
+    },
+    width: { step: 30 },
+    height: 240,
+    config: CONFIG,
+  };
+}
+
+/** Median latency against concurrent cold starts, per mode; the paper's helloworld curve dashed. */
+export function concurrencyChart(fn: string, summaries: readonly ModeSummary[]): TopLevelSpec {
+  const ours = summaries.map((s) => ({ level: s.concurrency, mode: s.mode, source: "vhive", ms: s.totalMs.median }));
+  const levels = [...new Set(ours.map((v) => v.level))].sort((a, b) => a - b);
+  const maxLevel = Math.max(...levels, 1);
+  const paper =
+    fn === "helloworld"
+      ? PAPER_CONCURRENCY.filter((p) => p.level <= maxLevel).flatMap((p) => [
+          { level: p.level, mode: "vanilla", source: "paper (KVM)", ms: p.vanillaMs },
+          { level: p.level, mode: "prefetch", source: "paper (KVM)", ms: p.reapMs },
+        ])
+      : [];
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: { text: `Concurrent cold starts of ${fn} (median per start, ms)`, subtitle: "paper: vanilla and REAP (= prefetch), Firecracker under KVM" },
+    data: { values: [...ours, ...paper] },
+    mark: { type: "line", point: true, tooltip: true },
+    encoding: {
+      x: { field: "level", type: "quantitative", scale: { type: "log", base: 2 }, axis: { values: levels, format: "d" }, title: "cold starts at once" },
+      y: { field: "ms", type: "quantitative", title: "ms" },
+      color: { field: "mode", type: "nominal", sort: [...BENCH_MODES], title: "mode" },
+      strokeDash: { field: "source", type: "nominal", sort: SOURCES, title: null, legend: { symbolType: "stroke", symbolStrokeWidth: 2 } },
+      detail: { field: "source", type: "nominal" },
+    },
+    width: 420,
+    height: 260,
+    config: CONFIG,
+  };
+}
+
+/** Share of pages two recordings have in common, per function, against the paper's 97%. */
+export function reuseChart(results: readonly ReuseFunctionResult[]): TopLevelSpec {
+  const values = results.flatMap((r) => [
+    { function: r.function, comparison: "|A∩B| / |A|", share: r.aVsB.shareOfA },
+    { function: r.function, comparison: "|A∩B| / |B|", share: r.aVsB.shareOfB },
+    { function: r.function, comparison: "|A∩A'| / |A| (same input again)", share: r.aVsA2.shareOfA },
+  ]);
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: { text: "Working-set pages in common across inputs", subtitle: `dashed: the paper's ${PAPER_FACTS.reuseShareMost * 100}%, reached by 7 of 10 functions` },
+    layer: [
+      {
+        data: { values },
+        mark: { type: "bar", tooltip: true },
+        encoding: {
+          x: { field: "function", type: "nominal", title: null, axis: { labelAngle: 0 } },
+          xOffset: { field: "comparison", type: "nominal" },
+          y: { field: "share", type: "quantitative", axis: { format: "%" }, scale: { domain: [0, 1] }, title: "share of pages" },
+          color: { field: "comparison", type: "nominal", title: null },
+        },
+      },
+      {
+        data: { values: [{ share: PAPER_FACTS.reuseShareMost }] },
+        mark: { type: "rule", strokeDash: [4, 4], color: "black" },
+        encoding: { y: { field: "share", type: "quantitative" } },
+      },
+    ],
+    width: { step: 30 },
+    height: 240,
+    config: CONFIG,
+  };
+}

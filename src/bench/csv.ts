@@ -1,0 +1,41 @@
+/**
+ * CSV output (RFC 4180: comma-separated, CRLF-free "\n" lines, fields with a comma, quote or
+ * newline quoted, quotes doubled). Null and undefined are empty fields.
+ */
+import { ALL_PHASES, type BenchRow } from "./rows.js";
+
+export type CsvValue = string | number | boolean | null | undefined;
+
+function field(value: CsvValue): string {
+  if (value === null || value === undefined) return "";
+  const text = String(value);
+  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+export function toCsv(header: readonly string[], records: readonly (readonly CsvValue[])[]): string {
+  return [header, ...records].map((record) => record.map(field).join(",")).join("\n") + "\n";
+}
+
+/** Bench rows as CSV, one column per phase present in any row (empty where a start has no such phase). */
+export function benchRowsCsv(rows: readonly BenchRow[]): string {
+  const phases = ALL_PHASES.filter((phase) => rows.some((row) => phase in row.breakdown));
+  const header = ["function", "mode", "rep", "concurrency", "accel", "totalMs", ...phases, "faults", "majorFaults", "bytesRead", "wsPages", "wsBytes", "fetchWsMs", "installWsMs", "reply"];
+  const records = rows.map((row) => [
+    row.function,
+    row.mode,
+    row.rep,
+    row.concurrency,
+    row.accel,
+    row.totalMs,
+    ...phases.map((phase) => row.breakdown[phase]),
+    row.faults,
+    row.majorFaults,
+    row.bytesRead,
+    row.wsPages,
+    row.wsBytes,
+    row.fetchWsMs,
+    row.installWsMs,
+    row.reply,
+  ]);
+  return toCsv(header, records);
+}

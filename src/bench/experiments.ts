@@ -1,0 +1,196 @@
+/**
+ * The cold-start and concurrency experiments behind `vhive bench coldstart` and `vhive bench
+ * concurrency`: rows of BenchRow, one per start.
+ *
+ * coldstart: for each function, `warm` first (one booted instance, one warm-up call, then N
+ * timed calls), then N reps of every other mode, interleaved rep by rep so machine noise hits
+ * all modes alike. Each restore evicts the snapshot's, working set's and image's files from the
+ * page cache (coldStart); each boot evicts the image, kernel and initramfs.
+ *
+ * concurrency: for each level, N reps of `level` cold starts at once per mode, after one
+ * eviction (concurrentColdStarts).
+ *
+ * prefetch needs a working set recorded with the request data the bench sends; one is recorded
+ * (untimed) first unless the snapshot has one for that data, or `record` runs before it.
+ */
+import type { StoredImage } from "../image/index.js";
+import { loadWorkingSet } from "../memory/index.js";
+import { bootInstance, defaultRequestData, restoreOnce, runOnce, type Host, type MemoryMode } from "../orchestrator/index.js";
+import { VhiveError } from "../shared/errors.js";
+import { evictFromPageCache, type StoredSnapshot } from "../snapshot/index.js";
+import { usableSnapshot } from "./boot-vs-restore.js";
+import { coldStart, concurrentColdStarts } from "./coldstart.js";
+import { BENCH_MODES, bootRow, restoreRow, warmRow, type BenchMode, type BenchRow } from "./rows.js";
+
+export type ProgressListener = (done: number, total: number, what: string) => void;
+
+export interface ColdStartBenchOptions {
+  modes: readonly BenchMode[];
+  reps: number;
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+}
+
+export interface BenchFunctionInfo {
+  function: string;
+  imageId: string;
+  /** Undefined when only warm and boot ran. */
+  snapshotId?: string;
+  /** The request data every start sent. */
+  input: string;
+}
+
+export interface ColdStartBenchReport {
+  experiment: "coldstart";
+  accel: string;
+  startedAt: string;
+  reps: number;
+  modes: BenchMode[];
+  functions: BenchFunctionInfo[];
+  rows: BenchRow[];
+}
+
+const isRestoreMode = (mode: BenchMode): mode is MemoryMode => mode !== "warm" && mode !== "boot";
+
+/** Modes in canonical order (warm, boot, vanilla, ..., record before prefetch), once each. */
+export function orderModes(modes: readonly string[]): BenchMode[] {
+  const unknown = modes.filter((mode) => !(BENCH_MODES as readonly string[]).includes(mode));
+  if (unknown.length > 0) {
+    throw new VhiveError("ERR_VALIDATION", `unknown mode ${unknown.join(", ")}`, { remedy: `choose from ${BENCH_MODES.join(", ")}` });
+  }
+  if (modes.length === 0) throw new VhiveError("ERR_VALIDATION", "no mode to run", { remedy: `choose from ${BENCH_MODES.join(", ")}` });
+  return BENCH_MODES.filter((mode) => modes.includes(mode));
+}
+
+/** Record a working set (untimed) unless the snapshot has one for this request data. */
+export async function ensureWorkingSet(host: Host, snapshot: StoredSnapshot, input: string, signal?: AbortSignal): Promise<void> {
+  const workingSet = await loadWorkingSet(snapshot);
+  if (workingSet?.meta.input === input) return;
+  await restoreOnce(host, snapshot, input, { mode: "record", signal });
+}
+
+async function warmRows(host: Host, image: StoredImage, input: string, reps: number, options: ColdStartBenchOptions, step: (what: string) => void): Promise<BenchRow[]> {
+  await using instance = await bootInstance(host, image, { signal: options.signal });
+  await instance.invoke(input, { signal: options.signal }); // the warm-up: a memory-resident function from here on
+  const rows: BenchRow[] = [];
+  for (let rep = 1; rep <= reps; rep++) {
+    const result = await instance.invoke(input, { signal: options.signal });
+    rows.push(warmRow(image.name, rep, host.accel, Math.round(result.ms * 10) / 10, result.text));
+    step(`${image.name} warm ${rep}/${reps}`);
+  }
+  return rows;
+}
+
+export async function benchColdStarts(host: Host, images: readonly StoredImage[], options: ColdStartBenchOptions): Promise<ColdStartBenchReport> {
+  const modes = orderModes(options.modes);
+  const report: ColdStartBenchReport = { experiment: "coldstart", accel: host.accel, startedAt: new Date().toISOString(), reps: options.reps, modes, functions: [], rows: [] };
+  const total = images.length * modes.length * options.reps;
+  let done = 0;
+  const step = (what: string) => options.onProgress?.(++done, total, what);
+  const note = (what: string) => options.onProgress?.(done, total, what);
+  for (const image of images) {
+    const input = defaultRequestData(image);
+    const info: BenchFunctionInfo = { function: image.name, imageId: image.id, input };
+    report.functions.push(info);
+    let snapshot: StoredSnapshot | undefined;
+    if (modes.some(isRestoreMode)) {
+      note(`${image.name}: snapshot`);
+      snapshot = await usableSnapshot(host, image, options.signal);
+      info.snapshotId = snapshot.meta.id;
+    }
+    if (modes.includes("warm")) {
+      note(`${image.name}: booting the warm instance`);
+      report.rows.push(...(await warmRows(host, image, input, options.reps, options, step)));
+    }
+    if (snapshot && modes.includes("prefetch") && !modes.includes("record")) {
+      note(`${image.name}: recording a working set`);
+      await ensureWorkingSet(host, snapshot, input, options.signal);
+    }
+    for (let rep = 1; rep <= options.reps; rep++) {
+      for (const mode of modes) {
+        if (mode === "warm") continue;
+        note(`${image.name} ${mode} ${rep}/${options.reps}`);
+        if (mode === "boot") {
+          await evictFromPageCache([image.rootfsPath, host.guest.kernel.path, host.guest.initramfs.path]);
+          report.rows.push(bootRow(image.name, rep, await runOnce(host, image, input, { signal: options.signal })));
+        } else {
+          const row = await coldStart(host, image, snapshot!, mode, rep, { data: input, signal: options.signal });
+          report.rows.push(restoreRow(image.name, mode, rep, 1, row.result));
+        }
+        step(`${image.name} ${mode} ${rep}/${options.reps}`);
+      }
+    }
+  }
+  return report;
+}
+
+/** Modes that can run many at once (record would race to write one working set). */
+export const CONCURRENT_MODES = ["vanilla", "vanilla-4k", "lazy", "prefetch", "floor"] as const satisfies readonly MemoryMode[];
+export type ConcurrentMode = (typeof CONCURRENT_MODES)[number];
+
+export interface ConcurrencyBenchOptions {
+  levels: readonly number[];
+  modes: readonly ConcurrentMode[];
+  reps: number;
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+}
+
+export interface ConcurrencyBenchReport {
+  experiment: "concurrency";
+  accel: string;
+  startedAt: string;
+  function: string;
+  snapshotId: string;
+  levels: number[];
+  modes: ConcurrentMode[];
+  reps: number;
+  rows: BenchRow[];
+}
+
+export function parseLevels(text: string): number[] {
+  const levels = text.split(",").filter(Boolean).map(Number);
+  if (levels.length === 0 || levels.some((level) => !Number.isInteger(level) || level < 1 || level > 64)) {
+    throw new VhiveError("ERR_VALIDATION", `concurrency levels must be integers from 1 to 64, got ${JSON.stringify(text)}`, { remedy: "e.g. --levels 1,2,4,8" });
+  }
+  return [...new Set(levels)].sort((a, b) => a - b);
+}
+
+export function parseConcurrentModes(text: string): ConcurrentMode[] {
+  const modes = text.split(",").filter(Boolean);
+  const bad = modes.filter((mode) => !(CONCURRENT_MODES as readonly string[]).includes(mode));
+  if (bad.length > 0 || modes.length === 0) {
+    throw new VhiveError("ERR_VALIDATION", `modes for concurrent cold starts: ${bad.join(", ") || "none given"}`, { remedy: `choose from ${CONCURRENT_MODES.join(", ")}` });
+  }
+  return CONCURRENT_MODES.filter((mode) => modes.includes(mode));
+}
+
+export async function benchConcurrency(host: Host, image: StoredImage, options: ConcurrencyBenchOptions): Promise<ConcurrencyBenchReport> {
+  const input = defaultRequestData(image);
+  const snapshot = await usableSnapshot(host, image, options.signal);
+  if (options.modes.includes("prefetch")) await ensureWorkingSet(host, snapshot, input, options.signal);
+  const report: ConcurrencyBenchReport = {
+    experiment: "concurrency",
+    accel: host.accel,
+    startedAt: new Date().toISOString(),
+    function: image.name,
+    snapshotId: snapshot.meta.id,
+    levels: [...options.levels],
+    modes: [...options.modes],
+    reps: options.reps,
+    rows: [],
+  };
+  const total = options.levels.length * options.reps * options.modes.length;
+  let done = 0;
+  for (const level of options.levels) {
+    for (let rep = 1; rep <= options.reps; rep++) {
+      for (const mode of options.modes) {
+        options.onProgress?.(done, total, `${image.name} ${level}x ${mode} ${rep}/${options.reps}`);
+        const rows = await concurrentColdStarts(host, image, snapshot, mode, level, rep, { data: input, signal: options.signal });
+        report.rows.push(...rows.map((row) => restoreRow(image.name, mode, rep, level, row.result)));
+        options.onProgress?.(++done, total, `${image.name} ${level}x ${mode} ${rep}/${options.reps}`);
+      }
+    }
+  }
+  return report;
+}

@@ -1,0 +1,369 @@
+/**
+ * Results on disk and the report made from them. An output directory holds each experiment's
+ * rows and the report over all of them:
+ *
+ *   <out>/coldstart.json, coldstart.csv       `vhive bench coldstart` (one row per start)
+ *   <out>/concurrency.json, concurrency.csv   `vhive bench concurrency`
+ *   <out>/reuse.json, reuse.csv               `vhive bench reuse` (one row per function)
+ *   <out>/ws/<function>-<A|B|A2>.index|trace  the working sets reuse compared
+ *   <out>/report.md, <out>/*.svg              tables beside the paper's figures, and charts
+ *
+ * Writing an experiment rewrites report.md from every experiment's JSON in the directory, so
+ * running several experiments with the same --out makes one report.
+ */
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { cpus, release } from "node:os";
+import { join } from "node:path";
+import type { TopLevelSpec } from "vega-lite";
+import { breakdownChart, concurrencyChart, latencyChart, renderSvg, reuseChart, wsChart, type WsSize } from "./charts.js";
+import { benchRowsCsv, toCsv } from "./csv.js";
+import type { ColdStartBenchReport, ConcurrencyBenchReport } from "./experiments.js";
+import { PAPER_CONCURRENCY, PAPER_FACTS, paperFunction } from "./paper.js";
+import type { ReuseReport } from "./reuse.js";
+import { ALL_PHASES, findSummary, summarizeRows, type BenchMode, type ModeSummary } from "./rows.js";
+
+/** Every experiment's results that a report can show. */
+export interface ResultsBundle {
+  coldstart?: ColdStartBenchReport;
+  concurrency?: ConcurrencyBenchReport;
+  reuse?: ReuseReport;
+  // bench load: add `load?: LoadReport` here, its file to EXPERIMENT_FILES, and its section in buildReport.
+}
+
+export type Experiment = keyof ResultsBundle;
+export const EXPERIMENT_FILES: Record<Experiment, string> = { coldstart: "coldstart", concurrency: "concurrency", reuse: "reuse" };
+
+export const REPORT_FILE = "report.md";
+
+// ---- formatting -------------------------------------------------------------------------------
+
+const MIB = 1024 * 1024;
+
+export function fmtMs(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return "";
+  return ms < 10 ? ms.toFixed(1) : ms.toFixed(0);
+}
+
+function fmtMib(bytes: number | null | undefined): string {
+  if (bytes === null || bytes === undefined || Number.isNaN(bytes)) return "";
+  return (bytes / MIB).toFixed(1);
+}
+
+function fmtPct(share: number): string {
+  return `${(share * 100).toFixed(1)}%`;
+}
+
+function fmtRatio(ratio: number | undefined): string {
+  return ratio === undefined || !Number.isFinite(ratio) ? "" : `${ratio.toFixed(ratio < 1.1 ? 2 : 1)}x`;
+}
+
+export function markdownTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const line = (cells: readonly string[]) => `| ${cells.map((cell) => cell.replaceAll("|", "\\|")).join(" | ")} |`;
+  return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
+}
+
+// ---- sections ---------------------------------------------------------------------------------
+
+interface Chart {
+  file: string;
+  alt: string;
+  spec: TopLevelSpec;
+}
+
+interface Section {
+  markdown: string;
+  charts: Chart[];
+}
+
+const ratio = (a: ModeSummary | undefined, b: ModeSummary | undefined) => (a && b ? a.totalMs.median / b.totalMs.median : undefined);
+
+/** The working set a function's cold starts used: prefetch's, else record's. */
+function wsBytesOf(summaries: readonly ModeSummary[], fn: string): number | undefined {
+  return findSummary(summaries, fn, "prefetch")?.wsBytes ?? findSummary(summaries, fn, "record")?.wsBytes ?? undefined;
+}
+
+export function coldStartSection(report: ColdStartBenchReport, reuse?: ReuseReport): Section {
+  const summaries = summarizeRows(report.rows);
+  const fns = report.functions.map((f) => f.function);
+  const has = (mode: BenchMode) => report.modes.includes(mode);
+
+  // vhive beside the paper
+  const header = ["function"];
+  const columns: ((fn: string) => string)[] = [];
+  const mode = (m: BenchMode, title: string = m) => {
+    if (!has(m)) return;
+    header.push(title);
+    columns.push((fn) => fmtMs(findSummary(summaries, fn, m)?.totalMs.median));
+  };
+  const paperCol = (title: string, pick: (p: NonNullable<ReturnType<typeof paperFunction>>) => string) => {
+    header.push(title);
+    columns.push((fn) => {
+      const paper = paperFunction(fn);
+      return paper ? pick(paper) : "";
+    });
+  };
+  mode("warm");
+  if (has("warm")) paperCol("paper warm", (p) => String(p.warmMs));
+  mode("boot");
+  mode("vanilla", "vanilla (2 MiB faults)");
+  mode("vanilla-4k");
+  paperCol("paper vanilla", (p) => String(p.vanillaMs));
+  mode("lazy");
+  mode("record");
+  mode("prefetch", "prefetch (REAP)");
+  paperCol("paper REAP", (p) => String(p.reapMs));
+  mode("floor");
+  if (has("prefetch")) {
+    for (const base of ["vanilla", "vanilla-4k"] as const) {
+      if (!has(base)) continue;
+      header.push(`speedup ${base} / prefetch`);
+      columns.push((fn) => fmtRatio(ratio(findSummary(summaries, fn, base), findSummary(summaries, fn, "prefetch"))));
+    }
+  }
+  paperCol("paper speedup", (p) => `${p.speedup}x`);
+  if (has("record")) {
+    const base: BenchMode | undefined = has("vanilla-4k") ? "vanilla-4k" : has("vanilla") ? "vanilla" : undefined;
+    if (base) {
+      header.push(`record / ${base}`);
+      columns.push((fn) => fmtRatio(ratio(findSummary(summaries, fn, "record"), findSummary(summaries, fn, base))));
+    }
+  }
+  if (has("prefetch") || has("record")) {
+    header.push("WS MiB");
+    columns.push((fn) => fmtMib(wsBytesOf(summaries, fn)));
+  }
+  paperCol("paper WS MB", (p) => String(p.wsMb));
+  if (has("floor") && (has("prefetch") || has("record"))) {
+    // The floor installs every non-zero page: what the guest ever touched (the paper: 3-39% of the footprint).
+    header.push("WS / touched");
+    columns.push((fn) => {
+      const ws = wsBytesOf(summaries, fn);
+      const touched = findSummary(summaries, fn, "floor")?.wsBytes;
+      return ws !== undefined && touched ? fmtPct(ws / touched) : "";
+    });
+  }
+  const beside = markdownTable(header, fns.map((fn) => [fn, ...columns.map((column) => column(fn))]));
+
+  const perMode = markdownTable(
+    ["function", "mode", "median ms", "min .. max ms", "faults", "major faults", "read MiB", "pages recorded or installed, MiB", "fetch WS ms", "install WS ms", "reply"],
+    summaries
+      .filter((s) => s.concurrency === 1)
+      .map((s) => [
+        s.function,
+        s.mode,
+        fmtMs(s.totalMs.median),
+        `${fmtMs(s.totalMs.min)} .. ${fmtMs(s.totalMs.max)}`,
+        s.faults === null ? "" : String(s.faults),
+        s.majorFaults === null ? "" : String(s.majorFaults),
+        fmtMib(s.bytesRead),
+        s.wsBytes ? fmtMib(s.wsBytes) : "",
+        s.fetchWsMs ? fmtMs(s.fetchWsMs) : "",
+        s.installWsMs ? fmtMs(s.installWsMs) : "",
+        report.rows.find((row) => row.function === s.function && row.mode === s.mode)?.reply ?? "",
+      ]),
+  );
+
+  const phases = ALL_PHASES.filter((phase) => summaries.some((s) => phase in s.breakdown));
+  const breakdown = markdownTable(
+    ["function", "mode", ...phases],
+    summaries.filter((s) => s.concurrency === 1).map((s) => [s.function, s.mode, ...phases.map((phase) => fmtMs(s.breakdown[phase]))]),
+  );
+
+  const touched = new Map(reuse?.functions.map((f) => [f.function, f.touchedPages * f.pageSizeBytes]) ?? []);
+  const sizes: WsSize[] = fns.flatMap((fn) => {
+    const wsBytes = wsBytesOf(summaries, fn);
+    return wsBytes === undefined ? [] : [{ function: fn, wsBytes, touchedBytes: touched.get(fn) }];
+  });
+  const charts: Chart[] = [
+    { file: "coldstart-latency.svg", alt: "cold-start latency by mode", spec: latencyChart(summaries) },
+    ...(summaries.some((s) => s.mode !== "warm" && s.mode !== "boot") ? [{ file: "coldstart-breakdown.svg", alt: "restore breakdown by phase", spec: breakdownChart(summaries) }] : []),
+    ...(sizes.length > 0 ? [{ file: "ws-size.svg", alt: "working-set size", spec: wsChart(sizes) }] : []),
+  ];
+  const paperNames = fns.filter((fn) => paperFunction(fn)).length;
+  const markdown = [
+    "## Cold starts",
+    "",
+    `${report.reps} per mode and function under ${report.accel}, from ${report.startedAt}; each cold start has the snapshot's (or, for boot, the image's and kernel's) files evicted from the page cache first. ` +
+      "Latency is time to first response: QEMU spawn until the reply (warm: the call alone, on a running instance after one warm-up call). The floor installs every non-zero page before the vCPUs run and leaves that out: what a restore costs when memory costs nothing.",
+    "",
+    "### vhive beside the paper (median ms)",
+    "",
+    beside,
+    "",
+    paperNames > 0
+      ? "The paper's vanilla is Firecracker's lazy mapping with one 4 KiB read per fault, which vhive's `vanilla-4k` reproduces; its REAP is vhive's `prefetch`. Its host ran Firecracker under KVM on a SATA SSD. " +
+        `The paper's record phase is ${PAPER_FACTS.recordOverhead * 100}% slower than a vanilla cold start on average, and REAP ${PAPER_FACTS.averageSpeedup}x faster than vanilla on average.`
+      : "None of these functions is in the paper's table.",
+    "",
+    "![cold-start latency by mode](coldstart-latency.svg)",
+    "",
+    "### Every mode (medians)",
+    "",
+    perMode,
+    "",
+    "### Breakdown (median ms per phase)",
+    "",
+    breakdown,
+    "",
+    ...charts.filter((c) => c.file !== "coldstart-latency.svg").flatMap((c) => [`![${c.alt}](${c.file})`, ""]),
+  ].join("\n");
+  return { markdown, charts };
+}
+
+export function concurrencySection(report: ConcurrencyBenchReport): Section {
+  const summaries = summarizeRows(report.rows);
+  const paper = report.function === "helloworld";
+  const header = ["cold starts at once", ...report.modes.flatMap((mode) => [`${mode} median ms`, `${mode} min .. max`])];
+  if (paper) header.push("paper vanilla", "paper REAP");
+  const rows = report.levels.map((level) => {
+    const cells = [String(level)];
+    for (const mode of report.modes) {
+      const s = findSummary(summaries, report.function, mode, level);
+      cells.push(fmtMs(s?.totalMs.median), s ? `${fmtMs(s.totalMs.min)} .. ${fmtMs(s.totalMs.max)}` : "");
+    }
+    if (paper) {
+      const p = PAPER_CONCURRENCY.find((entry) => entry.level === level);
+      cells.push(p ? String(p.vanillaMs) : "", p ? String(p.reapMs) : "");
+    }
+    return cells;
+  });
+  const markdown = [
+    "## Concurrent cold starts",
+    "",
+    `${report.function} under ${report.accel}, ${report.reps} rounds per level and mode, page cache evicted once before each round (the starts of a round share it); the figure is each start's time to first response.` +
+      (paper ? " The paper's columns are its helloworld curve (Firecracker under KVM, SATA SSD)." : " The paper measured this curve for helloworld only."),
+    "",
+    markdownTable(header, rows),
+    "",
+    "![concurrent cold starts](concurrency.svg)",
+    "",
+  ].join("\n");
+  return { markdown, charts: [{ file: "concurrency.svg", alt: "concurrent cold starts", spec: concurrencyChart(report.function, summaries) }] };
+}
+
+export function reuseSection(report: ReuseReport): Section {
+  const rows = report.functions.map((f) => [
+    f.function,
+    `${JSON.stringify(f.inputs.a)} / ${JSON.stringify(f.inputs.b)}`,
+    `${f.aVsB.aPages} (${fmtMib(f.aVsB.aPages * f.pageSizeBytes)} MiB)`,
+    `${f.aVsB.bPages} (${fmtMib(f.aVsB.bPages * f.pageSizeBytes)} MiB)`,
+    String(f.aVsB.commonPages),
+    fmtPct(f.aVsB.shareOfA),
+    fmtPct(f.aVsB.shareOfB),
+    fmtPct(f.aVsA2.shareOfA),
+    fmtMib(f.touchedPages * f.pageSizeBytes),
+    fmtPct(f.wsShareOfTouched),
+  ]);
+  const markdown = [
+    "## Working-set reuse across inputs",
+    "",
+    `Under ${report.accel}: each function's working set recorded with input A, with input B, and with A again (what two recordings of the same input differ by). ` +
+      `The paper found over ${PAPER_FACTS.reuseShareMost * 100}% of the pages in common for 7 of 10 functions and at least ${PAPER_FACTS.reuseShareAll * 100}% for all, ` +
+      `and working sets of ${PAPER_FACTS.wsShareMin * 100}-${PAPER_FACTS.wsShareMax * 100}% (${PAPER_FACTS.wsShareAverage * 100}% on average) of the booted footprint. ` +
+      "Touched memory here is the non-zero pages of the snapshot's memory file.",
+    "",
+    markdownTable(["function", "inputs A / B", "WS A pages", "WS B pages", "in common", "of A", "of B", "A vs A again", "touched MiB", "WS A / touched"], rows),
+    "",
+    ...(report.skipped.length > 0 ? ["Skipped: " + report.skipped.map((s) => `${s.function} (${s.reason})`).join("; "), ""] : []),
+    "![working-set reuse](reuse.svg)",
+    "",
+  ].join("\n");
+  return { markdown, charts: [{ file: "reuse.svg", alt: "working-set reuse", spec: reuseChart(report.functions) }] };
+}
+
+/** One row per function for reuse.csv. */
+export function reuseCsv(report: ReuseReport): string {
+  return toCsv(
+    ["function", "inputA", "inputB", "pageSizeBytes", "wsPagesA", "wsPagesB", "wsPagesA2", "commonAB", "shareOfA", "shareOfB", "shareAA2", "touchedPages", "memPages", "wsShareOfTouched"],
+    report.functions.map((f) => [
+      f.function,
+      f.inputs.a,
+      f.inputs.b,
+      f.pageSizeBytes,
+      f.aVsB.aPages,
+      f.aVsB.bPages,
+      f.aVsA2.bPages,
+      f.aVsB.commonPages,
+      f.aVsB.shareOfA,
+      f.aVsB.shareOfB,
+      f.aVsA2.shareOfA,
+      f.touchedPages,
+      f.memPages,
+      f.wsShareOfTouched,
+    ]),
+  );
+}
+
+// ---- the report -------------------------------------------------------------------------------
+
+export interface BuiltReport {
+  markdown: string;
+  /** SVG files by name. */
+  svgs: Map<string, string>;
+}
+
+export async function buildReport(bundle: ResultsBundle, machine = describeMachine()): Promise<BuiltReport> {
+  const sections: Section[] = [];
+  if (bundle.coldstart) sections.push(coldStartSection(bundle.coldstart, bundle.reuse));
+  if (bundle.reuse) sections.push(reuseSection(bundle.reuse));
+  if (bundle.concurrency) sections.push(concurrencySection(bundle.concurrency));
+  // bench load: if (bundle.load) sections.push(loadSection(bundle.load));
+  const svgs = new Map<string, string>();
+  for (const section of sections) for (const chart of section.charts) svgs.set(chart.file, await renderSvg(chart.spec));
+  const markdown = [
+    "# vhive results",
+    "",
+    `Machine: ${machine}. Paper: Ustiugov et al., "Benchmarking, Analysis, and Optimization of Serverless Function Snapshots", ASPLOS 2021 (Xeon E5-2680 v3, SATA SSD at 850 MB/s, Firecracker under KVM).`,
+    "",
+    ...sections.map((section) => section.markdown),
+  ].join("\n");
+  return { markdown, svgs };
+}
+
+function describeMachine(): string {
+  const cpu = cpus();
+  return `${cpu.length} x ${cpu[0]?.model ?? "unknown CPU"}, Linux ${release()}`;
+}
+
+/** Read every experiment's JSON in `outDir`. */
+export async function loadBundle(outDir: string): Promise<ResultsBundle> {
+  const bundle: ResultsBundle = {};
+  for (const [experiment, base] of Object.entries(EXPERIMENT_FILES) as [Experiment, string][]) {
+    const text = await readFile(join(outDir, `${base}.json`), "utf8").catch(() => undefined);
+    if (text !== undefined) (bundle as Record<Experiment, unknown>)[experiment] = JSON.parse(text);
+  }
+  return bundle;
+}
+
+export interface WrittenResults {
+  outDir: string;
+  files: string[];
+  report: string;
+}
+
+type AnyReport = ColdStartBenchReport | ConcurrencyBenchReport | ReuseReport;
+
+/** Write one experiment's JSON and CSV, then the report over everything in the directory. */
+export async function writeResults(outDir: string, report: AnyReport): Promise<WrittenResults> {
+  await mkdir(outDir, { recursive: true });
+  const base = EXPERIMENT_FILES[report.experiment];
+  const files = [join(outDir, `${base}.json`), join(outDir, `${base}.csv`)];
+  await writeFile(files[0]!, JSON.stringify(report, null, 2) + "\n");
+  await writeFile(files[1]!, report.experiment === "reuse" ? reuseCsv(report) : benchRowsCsv(report.rows));
+  const built = await buildReport(await loadBundle(outDir));
+  const reportPath = join(outDir, REPORT_FILE);
+  await writeFile(reportPath, built.markdown);
+  files.push(reportPath);
+  for (const [file, svg] of built.svgs) {
+    await writeFile(join(outDir, file), svg);
+    files.push(join(outDir, file));
+  }
+  return { outDir, files, report: reportPath };
+}
+
+/** The default output directory: <state>/results/<UTC time>-<experiment>. */
+export function defaultOutDir(stateDir: string, experiment: string, now = new Date()): string {
+  const stamp = now.toISOString().replace(/\.\d+Z$/, "Z").replaceAll(":", "-");
+  return join(stateDir, "results", `${stamp}-${experiment}`);
+}
+

@@ -1,0 +1,158 @@
+/**
+ * One row per measured start, the unit every experiment writes (CSV, JSON) and every report
+ * table and chart is computed from. Warm invocations, cold boots and snapshot restores in any
+ * memory mode share the row shape; figures a kind of start does not measure are null.
+ */
+import { BOOT_PHASES, RESTORE_PHASES } from "../metrics/index.js";
+import type { MemoryMode, RestoreResult, RunResult } from "../orchestrator/index.js";
+import { median, summarize, type Summary } from "./stats.js";
+
+/** How an instance came to serve the call: already running, booted, or restored in a memory mode. */
+export const BENCH_MODES = ["warm", "boot", "vanilla", "vanilla-4k", "lazy", "record", "prefetch", "floor"] as const satisfies readonly ("warm" | "boot" | MemoryMode)[];
+export type BenchMode = (typeof BENCH_MODES)[number];
+
+/** Phases of every kind of start, in the order they happen; a row carries the ones its start has. */
+export const ALL_PHASES = [...new Set([...Object.keys(BOOT_PHASES), ...Object.keys(RESTORE_PHASES)])] as readonly string[];
+
+export interface BenchRow {
+  function: string;
+  mode: BenchMode;
+  /** 1-based repetition. */
+  rep: number;
+  /** Starts running at once (1 = alone). */
+  concurrency: number;
+  accel: string;
+  /** Time to first response: QEMU spawn until the reply (warm: the call alone), ms. */
+  totalMs: number;
+  /** The start's phases, ms (BOOT_PHASES or RESTORE_PHASES keys; warm has invokeMs only). */
+  breakdown: Record<string, number>;
+  /** Page faults that read guest memory (restores only). */
+  faults: number | null;
+  majorFaults: number | null;
+  /** Read from storage by QEMU and the pager, bytes (restores only). */
+  bytesRead: number | null;
+  /** Pages prefetched (prefetch, floor) or recorded (record). */
+  wsPages: number | null;
+  wsBytes: number | null;
+  fetchWsMs: number | null;
+  installWsMs: number | null;
+  /** One-line summary of the reply, so a wrong answer shows. */
+  reply: string;
+}
+
+export function restoreRow(fn: string, mode: BenchMode, rep: number, concurrency: number, result: RestoreResult): BenchRow {
+  return {
+    function: fn,
+    mode,
+    rep,
+    concurrency,
+    accel: result.accel,
+    totalMs: result.totalMs,
+    breakdown: { ...result.breakdown },
+    faults: result.faults,
+    majorFaults: result.majorFaults,
+    bytesRead: result.bytesRead,
+    wsPages: result.wsPages,
+    wsBytes: result.wsBytes,
+    fetchWsMs: result.fetchWsMs,
+    installWsMs: result.installWsMs,
+    reply: result.text,
+  };
+}
+
+export function bootRow(fn: string, rep: number, result: RunResult): BenchRow {
+  return {
+    function: fn,
+    mode: "boot",
+    rep,
+    concurrency: 1,
+    accel: result.accel,
+    totalMs: result.totalMs,
+    breakdown: { ...result.breakdown },
+    faults: null,
+    majorFaults: null,
+    bytesRead: null,
+    wsPages: null,
+    wsBytes: null,
+    fetchWsMs: null,
+    installWsMs: null,
+    reply: result.text,
+  };
+}
+
+export function warmRow(fn: string, rep: number, accel: string, invokeMs: number, reply: string): BenchRow {
+  return {
+    function: fn,
+    mode: "warm",
+    rep,
+    concurrency: 1,
+    accel,
+    totalMs: invokeMs,
+    breakdown: { invokeMs },
+    faults: null,
+    majorFaults: null,
+    bytesRead: null,
+    wsPages: null,
+    wsBytes: null,
+    fetchWsMs: null,
+    installWsMs: null,
+    reply,
+  };
+}
+
+/** The medians of one function in one mode at one concurrency. */
+export interface ModeSummary {
+  function: string;
+  mode: BenchMode;
+  concurrency: number;
+  totalMs: Summary;
+  /** Median of each phase. */
+  breakdown: Record<string, number>;
+  faults: number | null;
+  majorFaults: number | null;
+  bytesRead: number | null;
+  wsPages: number | null;
+  wsBytes: number | null;
+  fetchWsMs: number | null;
+  installWsMs: number | null;
+}
+
+function medianOrNull(values: readonly (number | null)[]): number | null {
+  const present = values.filter((value): value is number => value !== null);
+  return present.length === 0 ? null : median(present);
+}
+
+/** Group rows by (function, mode, concurrency), in first-seen order, with medians. */
+export function summarizeRows(rows: readonly BenchRow[]): ModeSummary[] {
+  const groups = new Map<string, BenchRow[]>();
+  for (const row of rows) {
+    const key = `${row.function}\0${row.mode}\0${row.concurrency}`;
+    const group = groups.get(key);
+    if (group) group.push(row);
+    else groups.set(key, [row]);
+  }
+  return [...groups.values()].map((group) => {
+    const first = group[0]!;
+    const phases = ALL_PHASES.filter((phase) => group.some((row) => phase in row.breakdown));
+    const pick = (field: "faults" | "majorFaults" | "bytesRead" | "wsPages" | "wsBytes" | "fetchWsMs" | "installWsMs") => medianOrNull(group.map((row) => row[field]));
+    return {
+      function: first.function,
+      mode: first.mode,
+      concurrency: first.concurrency,
+      totalMs: summarize(group.map((row) => row.totalMs)),
+      breakdown: Object.fromEntries(phases.map((phase) => [phase, median(group.flatMap((row) => (phase in row.breakdown ? [row.breakdown[phase]!] : [])))])),
+      faults: pick("faults"),
+      majorFaults: pick("majorFaults"),
+      bytesRead: pick("bytesRead"),
+      wsPages: pick("wsPages"),
+      wsBytes: pick("wsBytes"),
+      fetchWsMs: pick("fetchWsMs"),
+      installWsMs: pick("installWsMs"),
+    };
+  });
+}
+
+/** The summary of one function in one mode, alone (concurrency 1). */
+export function findSummary(summaries: readonly ModeSummary[], fn: string, mode: BenchMode, concurrency = 1): ModeSummary | undefined {
+  return summaries.find((s) => s.function === fn && s.mode === mode && s.concurrency === concurrency);
+}

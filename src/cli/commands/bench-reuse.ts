@@ -1,0 +1,49 @@
+import { benchReuse, defaultOutDir, writeResults, type ReuseReport, type WrittenResults } from "../../bench/index.js";
+import { openHost } from "../../orchestrator/index.js";
+import { resolveFunctions, withProgressBar } from "../bench-output.js";
+import { defineCommand } from "../command.js";
+import { formatBytes, table } from "../format.js";
+
+function describe(report: ReuseReport, written: WrittenResults): string {
+  const pct = (share: number) => `${(share * 100).toFixed(1)}%`;
+  const rows = report.functions.map((f) => [
+    f.function,
+    `${JSON.stringify(f.inputs.a)} / ${JSON.stringify(f.inputs.b)}`,
+    `${f.aVsB.aPages} / ${f.aVsB.bPages}`,
+    pct(f.aVsB.shareOfA),
+    pct(f.aVsB.shareOfB),
+    pct(f.aVsA2.shareOfA),
+    formatBytes(f.touchedPages * f.pageSizeBytes),
+    pct(f.wsShareOfTouched),
+  ]);
+  return [
+    `working sets recorded with input A, B and A again, under ${report.accel}; paper: over 97% in common for 7 of 10 functions, WS 3-39% of the footprint`,
+    "",
+    table([["function", "inputs A / B", "pages A / B", "A∩B / A", "A∩B / B", "A vs A again", "touched", "WS / touched"], ...rows]),
+    ...report.skipped.map((s) => `skipped ${s.function}: ${s.reason}`),
+    "",
+    `report: ${written.report}`,
+  ].join("\n");
+}
+
+export const benchReuseCommand = defineCommand({
+  command: "reuse",
+  describe: "how much of a function's working set is the same for two inputs, and its share of the memory the guest touched",
+  builder: (yargs) =>
+    yargs
+      .option("functions", { type: "string", default: "helloworld,json_serdes", describe: "comma-separated suite functions or images" })
+      .option("inputs", { type: "string", describe: "input A and B for every function, comma-separated (default: each recipe's first two inputs)" })
+      .option("out", { type: "string", describe: "directory for the CSV, JSON, working sets, report.md and SVG charts (default: <state>/results/<time>-reuse)" })
+      .option("accel", { choices: ["auto", "kvm", "tcg"] as const, default: "auto" as const, describe: "accelerator" })
+      .option("json", { type: "boolean", default: false, describe: "print one JSON object" }),
+  run: async (args, context) => {
+    const images = await resolveFunctions(args.functions, context);
+    const host = await openHost({ stateDir: context.stateDir, accel: args.accel, log: context.log });
+    const outDir = args.out ?? defaultOutDir(context.stateDir, "reuse");
+    const inputs = args.inputs?.split(",");
+    const report = await withProgressBar("working-set reuse", context, (onProgress) => benchReuse(host, images, { outDir, inputs, signal: context.signal, onProgress }));
+    const written = await writeResults(outDir, report);
+    if (args.json) context.printJson({ ...report, outDir: written.outDir, files: written.files });
+    else context.print(describe(report, written));
+  },
+});

@@ -1,0 +1,40 @@
+import { DEPLOY_DEFAULTS, type DeploySpec } from "../../orchestrator/index.js";
+import { START_POLICIES, type FunctionRecord } from "../../store/index.js";
+import { defineCommand } from "../command.js";
+import { daemonClient } from "../daemon-client.js";
+import { parseDurationMs } from "../duration.js";
+import { functionLine, FUNCTION_HEADER } from "../function-output.js";
+import { table } from "../format.js";
+
+export const deployCommand = defineCommand({
+  command: "deploy <name>",
+  describe: "deploy a function on the daemon, or update it",
+  builder: (yargs) =>
+    yargs
+      .positional("name", { type: "string", demandOption: true, describe: "function name" })
+      .option("image", { type: "string", demandOption: true, describe: "image id, id prefix or name (in the daemon's state directory)" })
+      .option("memory", { type: "number", describe: "guest memory in MiB (default: the image's, else 256)" })
+      .option("vcpus", { type: "number", describe: `guest vCPUs (default ${DEPLOY_DEFAULTS.vcpus})` })
+      .option("start", { choices: START_POLICIES, describe: `cold starts: boot, or from a snapshot (vanilla), with REAP (reap; default ${DEPLOY_DEFAULTS.start})` })
+      .option("keepalive", { type: "string", describe: `idle time before an instance is stopped, e.g. 60s (default ${DEPLOY_DEFAULTS.keepaliveMs / 1000}s)` })
+      .option("min", { type: "number", describe: `instances kept warm (default ${DEPLOY_DEFAULTS.minInstances})` })
+      .option("max", { type: "number", describe: `instances at most; requests queue beyond (default ${DEPLOY_DEFAULTS.maxInstances})` })
+      .option("concurrency", { type: "number", describe: `requests one instance serves at once (default ${DEPLOY_DEFAULTS.concurrency})` })
+      .option("json", { type: "boolean", default: false, describe: "print one JSON object" }),
+  run: async (args, context) => {
+    const spec: DeploySpec = {
+      image: args.image,
+      memMib: args.memory,
+      vcpus: args.vcpus,
+      start: args.start,
+      keepaliveMs: args.keepalive === undefined ? undefined : parseDurationMs(args.keepalive, "keepalive"),
+      minInstances: args.min,
+      maxInstances: args.max,
+      concurrency: args.concurrency,
+    };
+    const body = Object.fromEntries(Object.entries(spec).filter(([, value]) => value !== undefined));
+    const { function: fn } = await daemonClient(context).request<{ function: FunctionRecord }>("PUT", `/functions/${encodeURIComponent(args.name)}`, body);
+    if (args.json) context.printJson(fn);
+    else context.print(table([FUNCTION_HEADER, functionLine(fn)]));
+  },
+});

@@ -1,0 +1,41 @@
+import type { InvocationRecord } from "../../store/index.js";
+import { defineCommand } from "../command.js";
+import { daemonClient } from "../daemon-client.js";
+import { formatMs, table } from "../format.js";
+
+export const logsCommand = defineCommand({
+  command: "logs <name>",
+  describe: "the recorded invocations of a function: when, how it started, how long, and errors",
+  builder: (yargs) =>
+    yargs
+      .positional("name", { type: "string", demandOption: true, describe: "function name" })
+      .option("limit", { type: "number", default: 50, describe: "the newest N invocations" })
+      .option("json", { type: "boolean", default: false, describe: "print a JSON array" }),
+  run: async (args, context) => {
+    const { invocations } = await daemonClient(context).request<{ invocations: InvocationRecord[] }>(
+      "GET",
+      `/functions/${encodeURIComponent(args.name)}/invocations?limit=${Math.max(1, Math.floor(args.limit))}`,
+    );
+    if (args.json) {
+      context.printJson(invocations);
+      return;
+    }
+    if (invocations.length === 0) {
+      context.print(`no invocations of ${args.name} yet`);
+      return;
+    }
+    context.print(
+      table([
+        ["#", "AT", "START", "TOTAL", "INSTANCE", "OUTCOME"],
+        ...invocations.map((record) => [
+          String(record.id),
+          record.at.replace("T", " ").slice(0, 23),
+          record.start ?? "-",
+          formatMs(record.totalMs),
+          record.instance ?? "-",
+          record.status === "ok" ? "ok" : `${record.errorCode}: ${record.errorMessage}`,
+        ]),
+      ]),
+    );
+  },
+});

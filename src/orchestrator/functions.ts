@@ -1,0 +1,222 @@
+/**
+ * The function registry of the daemon: deployed functions (persisted in the Store), one
+ * instance pool each, and the record of every invocation. Deploying a function again replaces
+ * its pool (the old one drains and retires its instances); removing it stops its instances and
+ * keeps its snapshots.
+ */
+import { VhiveError, isVhiveError, messageOf } from "../shared/errors.js";
+import type { Log } from "../shared/log.js";
+import type { FunctionRecord, InvocationRecord, StartKind, StartPolicy, Store } from "../store/index.js";
+import type { MemoryBudget } from "./budget.js";
+import { FunctionPool, type InstanceInfo, type PoolOptions } from "./pool.js";
+import type { InstanceStarter } from "./pool-types.js";
+
+/** What deploy needs to know about an image reference. */
+export interface ImageResolver {
+  /** Throws ERR_IMAGE_NOT_FOUND / ERR_IMAGE_AMBIGUOUS. */
+  resolve(ref: string): Promise<{ id: string; name: string; memMib: number | undefined }>;
+}
+
+/** A deploy request: only `image` is required. */
+export interface DeploySpec {
+  image: string;
+  memMib?: number;
+  vcpus?: number;
+  start?: StartPolicy;
+  keepaliveMs?: number;
+  minInstances?: number;
+  maxInstances?: number;
+  concurrency?: number;
+}
+
+export const DEPLOY_DEFAULTS = { vcpus: 1, start: "reap", keepaliveMs: 60_000, minInstances: 0, maxInstances: 8, concurrency: 1 } as const;
+
+/** The envelope of one invocation. */
+export interface Invocation {
+  id: number;
+  function: string;
+  instance: string;
+  start: StartKind;
+  response: Record<string, unknown>;
+  text: string;
+  totalMs: number;
+  breakdown: Record<string, number>;
+}
+
+/** Told about every invocation (metrics). */
+export interface InvocationObserver {
+  invoked(fn: string, start: StartKind | null, status: "ok" | "error", totalMs: number): void;
+}
+
+export interface FunctionsOptions {
+  store: Store;
+  starter: InstanceStarter;
+  budget: MemoryBudget;
+  images: ImageResolver;
+  log: Log;
+  observer?: InvocationObserver;
+  pool?: Pick<PoolOptions, "queueTimeoutMs" | "invokeTimeoutMs">;
+}
+
+export class Functions {
+  readonly budget: MemoryBudget;
+  readonly #options: FunctionsOptions;
+  readonly #pools = new Map<string, FunctionPool>();
+  /** Pools being drained after an update or removal. */
+  readonly #draining = new Set<Promise<void>>();
+  #closed = false;
+
+  constructor(options: FunctionsOptions) {
+    this.#options = options;
+    this.budget = options.budget;
+  }
+
+  /** Create the pools of the stored functions (starting their minimum instances). */
+  load(): FunctionRecord[] {
+    const functions = this.#options.store.listFunctions();
+    for (const fn of functions) this.#pools.set(fn.name, this.#newPool(fn));
+    return functions;
+  }
+
+  list(): FunctionRecord[] {
+    return this.#options.store.listFunctions();
+  }
+
+  get(name: string): FunctionRecord {
+    const fn = this.#options.store.getFunction(name);
+    if (!fn) throw notFound(name);
+    return fn;
+  }
+
+  /** Deploy or update; `create` refuses a name that exists (ERR_FUNCTION_EXISTS). */
+  async deploy(name: string, spec: DeploySpec, mode: "create" | "upsert"): Promise<{ fn: FunctionRecord; created: boolean }> {
+    this.#checkOpen();
+    const old = this.#options.store.getFunction(name);
+    if (old && mode === "create") {
+      throw new VhiveError("ERR_FUNCTION_EXISTS", `function ${name} is already deployed`, { remedy: `update it with PUT /functions/${name}, or remove it first` });
+    }
+    const image = await this.#options.images.resolve(spec.image).catch((error: unknown) => {
+      if (isVhiveError(error)) throw new VhiveError(error.code, `image: ${error.message}`, { remedy: error.remedy, cause: error });
+      throw error;
+    });
+    const now = new Date().toISOString();
+    const fn: FunctionRecord = {
+      name,
+      imageRef: spec.image,
+      imageId: image.id,
+      memMib: spec.memMib ?? image.memMib ?? 256,
+      vcpus: spec.vcpus ?? DEPLOY_DEFAULTS.vcpus,
+      start: spec.start ?? DEPLOY_DEFAULTS.start,
+      keepaliveMs: spec.keepaliveMs ?? DEPLOY_DEFAULTS.keepaliveMs,
+      minInstances: spec.minInstances ?? DEPLOY_DEFAULTS.minInstances,
+      maxInstances: spec.maxInstances ?? DEPLOY_DEFAULTS.maxInstances,
+      concurrency: spec.concurrency ?? DEPLOY_DEFAULTS.concurrency,
+      createdAt: old?.createdAt ?? now,
+      updatedAt: now,
+    };
+    if (fn.minInstances > fn.maxInstances) throw new VhiveError("ERR_VALIDATION", `minInstances (${fn.minInstances}) is more than maxInstances (${fn.maxInstances})`);
+    if (fn.memMib > this.budget.totalMib) {
+      throw new VhiveError("ERR_VALIDATION", `memMib: ${fn.memMib} MiB is more than the daemon's whole memory budget (${this.budget.totalMib} MiB)`, {
+        remedy: "deploy with less --memory, or start the daemon with a larger --memory-budget",
+      });
+    }
+    this.#options.store.putFunction(fn);
+    this.#drain(this.#pools.get(name));
+    this.#pools.set(name, this.#newPool(fn));
+    return { fn, created: !old };
+  }
+
+  /** Remove a function: its instances are stopped (snapshots are kept). */
+  async remove(name: string): Promise<void> {
+    this.#checkOpen();
+    if (!this.#options.store.deleteFunction(name)) throw notFound(name);
+    const pool = this.#pools.get(name);
+    this.#pools.delete(name);
+    await pool?.close();
+  }
+
+  async invoke(name: string, data: string | undefined, options: { signal?: AbortSignal } = {}): Promise<Invocation> {
+    this.#checkOpen();
+    const pool = this.#pools.get(name);
+    if (!pool) throw notFound(name);
+    const arrived = performance.now();
+    try {
+      const result = await pool.invoke(data, options);
+      const id = this.#record({ function: name, instance: result.instance, start: result.start, status: "ok", totalMs: result.totalMs, breakdown: result.breakdown });
+      return { id, function: name, ...result };
+    } catch (error) {
+      const totalMs = Math.round((performance.now() - arrived) * 10) / 10;
+      this.#record({ function: name, instance: null, start: null, status: "error", totalMs, breakdown: {}, error });
+      throw error;
+    }
+  }
+
+  invocations(name: string, limit?: number): InvocationRecord[] {
+    this.get(name);
+    return this.#options.store.invocations(name, limit);
+  }
+
+  instances(): InstanceInfo[] {
+    return [...this.#pools.values()].flatMap((pool) => pool.instances());
+  }
+
+  queueLengths(): Record<string, number> {
+    return Object.fromEntries([...this.#pools].map(([name, pool]) => [name, pool.queueLength]));
+  }
+
+  /** Graceful: drain and retire every instance (saving snapshots). Idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all([...pools.map((pool) => pool.close()), ...this.#draining]);
+  }
+
+  /** Immediate: kill every instance. */
+  async destroy(): Promise<void> {
+    this.#closed = true;
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(pools.map((pool) => pool.destroy()));
+  }
+
+  #newPool(fn: FunctionRecord): FunctionPool {
+    const { starter, budget, log } = this.#options;
+    return new FunctionPool(fn, { starter, budget, log, ...this.#options.pool });
+  }
+
+  #drain(pool: FunctionPool | undefined): void {
+    if (!pool) return;
+    const closing = pool.close().finally(() => this.#draining.delete(closing));
+    this.#draining.add(closing);
+  }
+
+  #record(entry: { function: string; instance: string | null; start: StartKind | null; status: "ok" | "error"; totalMs: number; breakdown: Record<string, number>; error?: unknown }): number {
+    this.#options.observer?.invoked(entry.function, entry.start, entry.status, entry.totalMs);
+    try {
+      return this.#options.store.addInvocation({
+        function: entry.function,
+        instance: entry.instance,
+        start: entry.start,
+        status: entry.status,
+        errorCode: entry.error === undefined ? null : isVhiveError(entry.error) ? entry.error.code : "ERR_INTERNAL",
+        errorMessage: entry.error === undefined ? null : messageOf(entry.error),
+        totalMs: entry.totalMs,
+        breakdown: entry.breakdown,
+        at: new Date().toISOString(),
+      });
+    } catch (error) {
+      // The reply matters more than its record: log and go on.
+      this.#options.log.error("recording an invocation failed", { fn: entry.function, error: messageOf(error) });
+      return -1;
+    }
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new VhiveError("ERR_SHUTTING_DOWN", "the daemon is shutting down", { remedy: "retry once it runs again" });
+  }
+}
+
+function notFound(name: string): VhiveError {
+  return new VhiveError("ERR_FUNCTION_NOT_FOUND", `no function ${name} is deployed`, { remedy: `\`vhive ls\` lists functions; deploy it with \`vhive deploy ${name} --image <ref>\`` });
+}

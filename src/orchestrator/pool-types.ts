@@ -1,0 +1,40 @@
+/**
+ * What an instance pool needs from the instances it runs, and from whoever starts them. The
+ * pool knows nothing of VMs: the VM starter (vm-starter.ts) implements these with microVMs,
+ * unit tests with fakes.
+ */
+import type { InvokeResult } from "../invoke/index.js";
+import type { FunctionRecord, StartKind } from "../store/index.js";
+
+export type ColdStartKind = Exclude<StartKind, "warm">;
+
+/** How an instance was started, for the request that waited for it. */
+export interface StartInfo {
+  kind: ColdStartKind;
+  /** The start's phases, ms (BOOT_PHASES or RESTORE_PHASES keys). */
+  breakdown: Record<string, number>;
+  /** The snapshot restored, for restores. */
+  snapshotId?: string;
+}
+
+export interface PoolInstance {
+  /** The VM id: names the instance in logs, errors and /instances. */
+  readonly id: string;
+  readonly started: StartInfo;
+  /** Aborts when the instance dies by itself; the reason is a VhiveError saying why. */
+  readonly failed: AbortSignal;
+  /** QEMU's pid and the loopback port of the function, where there are such things. */
+  readonly pid?: number;
+  readonly hostPort?: number;
+  /** One request; undefined data means the function's default request. */
+  invoke(data: string | undefined, options: { signal?: AbortSignal; timeoutMs?: number }): Promise<InvokeResult>;
+  /** Graceful end, at keep-alive expiry or shutdown (may save a snapshot first). Idempotent. */
+  retire(): Promise<void>;
+  /** Immediate end (SIGKILL); discards anything unfinished. Idempotent. */
+  destroy(): Promise<void>;
+}
+
+export interface InstanceStarter {
+  /** Start an instance of `fn` that answers; the start policy decides boot or restore. */
+  start(fn: FunctionRecord, options: { signal: AbortSignal }): Promise<PoolInstance>;
+}

@@ -1,0 +1,215 @@
+/**
+ * Starting a function's instances as microVMs, by its start policy:
+ *
+ *   boot     always a fresh boot
+ *   vanilla  restore the function's snapshot (mode vanilla); without one, boot into a snapshot
+ *            draft and save it when that instance retires (SnapshotCapture)
+ *   reap     the same, restoring in mode reap: record on the first restore (the working set is
+ *            written after that instance's first invocation), prefetch after
+ *
+ * A snapshot is used only if it belongs to the function, was made from the function's image
+ * with its guest size, and passes checkSnapshot; one that fails is skipped (and kept on disk for
+ * inspection), so the function falls back to boot + a new snapshot. While an instance is being
+ * saved as the snapshot, new starts of that function wait for it.
+ */
+import { ImageStore, type StoredImage } from "../image/index.js";
+import type { InvokeResult } from "../invoke/index.js";
+import { roundMs } from "../metrics/index.js";
+import { VhiveError, isVhiveError, messageOf } from "../shared/errors.js";
+import type { Log } from "../shared/log.js";
+import { SnapshotStore, type StoredSnapshot } from "../snapshot/index.js";
+import type { FunctionRecord } from "../store/index.js";
+import { bootInstance } from "./boot.js";
+import type { Host } from "./host.js";
+import type { Instance, RestoreStart } from "./instance.js";
+import type { InstanceStarter, PoolInstance, StartInfo } from "./pool-types.js";
+import { checkSnapshot, restoreInstance, saveRecordedWorkingSet } from "./restore.js";
+import { defaultRequestData } from "./run.js";
+import { SnapshotCapture } from "./snapshot-capture.js";
+
+/** Errors that mean "this snapshot cannot be used", not "the start failed". */
+const SNAPSHOT_UNUSABLE = ["ERR_SNAPSHOT_CORRUPT", "ERR_SNAPSHOT_MISMATCH", "ERR_RESTORE"] as const;
+
+export class VmStarter implements InstanceStarter {
+  readonly #host: Host;
+  readonly #log: Log;
+  /** Per function: an instance being kept as the snapshot, and its save while it runs. */
+  readonly #captures = new Map<string, { saving: Promise<unknown> | undefined }>();
+  /** Snapshots whose working set is being recorded: others restore them plainly meanwhile. */
+  readonly #recording = new Set<string>();
+  /** Snapshots found unusable, not tried again by this daemon. */
+  readonly #unusable = new Set<string>();
+
+  constructor(host: Host) {
+    this.#host = host;
+    this.#log = host.log;
+  }
+
+  async start(fn: FunctionRecord, options: { signal: AbortSignal }): Promise<PoolInstance> {
+    const image = await new ImageStore(this.#host.paths).get(fn.imageId);
+    if (!image) {
+      throw new VhiveError("ERR_IMAGE_NOT_FOUND", `function ${fn.name}: its image ${fn.imageId.slice(0, 12)} (${fn.imageRef}) is no longer in the image store`, {
+        remedy: `build or import it again, then \`vhive deploy ${fn.name} --image <ref>\``,
+      });
+    }
+    const boot = { memMib: fn.memMib, vcpus: fn.vcpus, signal: options.signal };
+    if (fn.start === "boot") return new VmInstance(await bootInstance(this.#host, image, boot), image, this.#log);
+
+    await this.#captures.get(fn.name)?.saving;
+    const snapshot = await this.#usableSnapshot(fn);
+    if (snapshot) {
+      const mode = fn.start === "vanilla" || this.#recording.has(snapshot.meta.id) ? "vanilla" : "reap";
+      try {
+        const instance = await restoreInstance(this.#host, snapshot, { mode, signal: options.signal });
+        return new VmInstance(instance, image, this.#log, { recordInto: instance.start.kind === "record" ? this.#recordInto(snapshot) : undefined });
+      } catch (error) {
+        if (!SNAPSHOT_UNUSABLE.some((code) => isVhiveError(error, code)) || options.signal.aborted) throw error;
+        this.#markUnusable(snapshot.meta.id, error);
+      }
+    }
+    if (this.#captures.has(fn.name)) return new VmInstance(await bootInstance(this.#host, image, boot), image, this.#log);
+    const entry: { saving: Promise<unknown> | undefined } = { saving: undefined };
+    this.#captures.set(fn.name, entry);
+    let capture: SnapshotCapture;
+    try {
+      capture = await SnapshotCapture.boot(this.#host, fn.name, image, boot);
+    } catch (error) {
+      this.#captures.delete(fn.name);
+      throw error;
+    }
+    const end = (how: (invocations: number) => Promise<unknown>) => (invocations: number) => {
+      entry.saving = how(invocations).finally(() => this.#captures.delete(fn.name));
+      return entry.saving;
+    };
+    return new VmInstance(capture.instance, image, this.#log, {
+      capture: { save: end((n) => capture.save(n)), discard: end(() => capture.discard()) },
+    });
+  }
+
+  /** The newest snapshot of the function that fits it and passes its checks. */
+  async #usableSnapshot(fn: FunctionRecord): Promise<StoredSnapshot | undefined> {
+    const { snapshots } = await new SnapshotStore(this.#host.paths).list();
+    for (const snapshot of snapshots) {
+      const { meta } = snapshot;
+      if (meta.function !== fn.name || meta.imageId !== fn.imageId || this.#unusable.has(meta.id)) continue;
+      if (meta.fingerprint.memMib !== fn.memMib || meta.fingerprint.vcpus !== fn.vcpus) continue;
+      try {
+        await checkSnapshot(this.#host, snapshot);
+        return snapshot;
+      } catch (error) {
+        this.#markUnusable(meta.id, error);
+      }
+    }
+    return undefined;
+  }
+
+  #markUnusable(id: string, error: unknown): void {
+    this.#unusable.add(id);
+    this.#log.warn("snapshot skipped: it is kept on disk, and the function boots and makes a new one", {
+      snapshot: id,
+      code: isVhiveError(error) ? error.code : undefined,
+      error: messageOf(error),
+    });
+  }
+
+  #recordInto(snapshot: StoredSnapshot): RecordTarget {
+    this.#recording.add(snapshot.meta.id);
+    return { snapshot, done: () => this.#recording.delete(snapshot.meta.id) };
+  }
+}
+
+interface RecordTarget {
+  snapshot: StoredSnapshot;
+  done: () => void;
+}
+
+interface VmInstanceOptions {
+  /** Record mode: write the working set after the first invocation. */
+  recordInto?: RecordTarget;
+  /** This instance is the function's snapshot in the making. */
+  capture?: { save: (invocations: number) => Promise<unknown>; discard: (invocations: number) => Promise<unknown> };
+}
+
+/** A microVM instance as the pool sees it. */
+class VmInstance implements PoolInstance {
+  readonly id: string;
+  readonly started: StartInfo;
+  readonly failed: AbortSignal;
+  readonly #instance: Instance;
+  readonly #image: StoredImage;
+  readonly #log: Log;
+  readonly #capture: VmInstanceOptions["capture"];
+  #recordInto: RecordTarget | undefined;
+  /** The working-set write after a record-mode invocation; later calls wait for it. */
+  #recorded: Promise<void> | undefined;
+  #invocations = 0;
+  #ended: Promise<void> | undefined;
+
+  constructor(instance: Instance, image: StoredImage, log: Log, options: VmInstanceOptions = {}) {
+    this.#instance = instance;
+    this.#image = image;
+    this.#capture = options.capture;
+    this.#recordInto = options.recordInto;
+    this.id = instance.vm.id;
+    this.failed = instance.vm.failed;
+    this.#log = log.child({ instance: this.id });
+    this.started = startInfo(instance);
+  }
+
+  get pid(): number | undefined {
+    return this.#instance.vm.pid;
+  }
+
+  get hostPort(): number {
+    return this.#instance.hostPort;
+  }
+
+  async invoke(data: string | undefined, options: { signal?: AbortSignal; timeoutMs?: number }): Promise<InvokeResult> {
+    await this.#recorded;
+    const input = data ?? defaultRequestData(this.#image);
+    const result = await this.#instance.invoke(input, options);
+    this.#invocations++;
+    const target = this.#recordInto;
+    if (target) {
+      this.#recordInto = undefined;
+      this.#recorded = saveRecordedWorkingSet(this.#instance as Instance<RestoreStart>, target.snapshot, input)
+        .then((ws) => this.#log.info("working set recorded", { snapshot: target.snapshot.meta.id, pages: ws.meta.pages }))
+        .catch((error: unknown) => this.#log.warn("recording the working set failed", { error: messageOf(error) }))
+        .finally(target.done);
+    }
+    return result;
+  }
+
+  retire(): Promise<void> {
+    this.#ended ??= (async () => {
+      await this.#recorded;
+      if (this.#capture) await this.#capture.save(this.#invocations);
+      else await this.#instance.stop();
+    })();
+    return this.#ended;
+  }
+
+  destroy(): Promise<void> {
+    this.#ended ??= (async () => {
+      this.#recordInto?.done();
+      if (this.#capture) await this.#capture.discard(this.#invocations);
+      this.#instance.client.close();
+      await this.#instance.vm.destroy();
+      await this.#instance.pager?.destroy();
+      await this.#recorded;
+    })();
+    return this.#ended;
+  }
+}
+
+function startInfo(instance: Instance): StartInfo {
+  const start = instance.start;
+  if (start.kind === "boot") {
+    const { qemuStartMs, kernelBootMs, initMs, functionReadyMs } = start.times;
+    return { kind: "boot", breakdown: { qemuStartMs: roundMs(qemuStartMs), kernelBootMs: roundMs(kernelBootMs), initMs: roundMs(initMs), functionReadyMs: roundMs(functionReadyMs) } };
+  }
+  const kind = start.kind === "record" || start.kind === "prefetch" ? start.kind : "vanilla";
+  const breakdown: Record<string, number> = {};
+  for (const [phase, ms] of Object.entries(start.times)) breakdown[phase] = roundMs(ms);
+  return { kind, breakdown, snapshotId: start.snapshotId };
+}

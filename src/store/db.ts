@@ -1,0 +1,153 @@
+/**
+ * The daemon's SQLite database (state/vhive.db, better-sqlite3): deployed functions and
+ * invocation records. WAL journal, so a `kill -9` of the daemon loses nothing that was
+ * committed; every write is one statement (or one transaction), so there is no half-written state.
+ *
+ *   functions(name PRIMARY KEY, record JSON, updated_at)
+ *   invocations(id, function, instance, start, status, error_code, error_message, total_ms,
+ *               breakdown JSON, at)
+ *
+ * Images, snapshots and working sets are files in the state directory, not rows here.
+ */
+import Database from "better-sqlite3";
+import { VhiveError, messageOf } from "../shared/errors.js";
+import type { FunctionRecord, InvocationRecord, NewInvocation } from "./types.js";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS functions (
+  name TEXT PRIMARY KEY,
+  record TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS invocations (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  function TEXT NOT NULL,
+  instance TEXT,
+  start TEXT,
+  status TEXT NOT NULL,
+  error_code TEXT,
+  error_message TEXT,
+  total_ms REAL NOT NULL,
+  breakdown TEXT NOT NULL,
+  at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS invocations_by_function ON invocations (function, id);
+`;
+
+interface InvocationRow {
+  id: number;
+  function: string;
+  instance: string | null;
+  start: string | null;
+  status: string;
+  error_code: string | null;
+  error_message: string | null;
+  total_ms: number;
+  breakdown: string;
+  at: string;
+}
+
+function storeError(step: string, error: unknown): VhiveError {
+  return new VhiveError("ERR_STORE", `${step}: ${messageOf(error)}`, { cause: error });
+}
+
+export class Store {
+  readonly #db: Database.Database;
+  #closed = false;
+
+  private constructor(db: Database.Database) {
+    this.#db = db;
+  }
+
+  /** Open (creating if needed) the database at `path`; ":memory:" for tests. Throws ERR_STORE. */
+  static open(path: string): Store {
+    try {
+      const db = new Database(path);
+      db.pragma("journal_mode = WAL");
+      // NORMAL in WAL mode survives a crash of the process (not of the machine's power).
+      db.pragma("synchronous = NORMAL");
+      db.pragma("busy_timeout = 5000");
+      db.exec(SCHEMA);
+      return new Store(db);
+    } catch (error) {
+      throw storeError(`opening ${path}`, error);
+    }
+  }
+
+  putFunction(record: FunctionRecord): void {
+    this.#run("saving a function", () =>
+      this.#db
+        .prepare("INSERT INTO functions (name, record, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at")
+        .run(record.name, JSON.stringify(record), record.updatedAt),
+    );
+  }
+
+  getFunction(name: string): FunctionRecord | undefined {
+    const row = this.#run("reading a function", () => this.#db.prepare("SELECT record FROM functions WHERE name = ?").get(name) as { record: string } | undefined);
+    return row ? (JSON.parse(row.record) as FunctionRecord) : undefined;
+  }
+
+  listFunctions(): FunctionRecord[] {
+    const rows = this.#run("listing functions", () => this.#db.prepare("SELECT record FROM functions ORDER BY name").all() as { record: string }[]);
+    return rows.map((row) => JSON.parse(row.record) as FunctionRecord);
+  }
+
+  /** Remove a function; its invocation records stay. Returns whether it existed. */
+  deleteFunction(name: string): boolean {
+    return this.#run("removing a function", () => this.#db.prepare("DELETE FROM functions WHERE name = ?").run(name).changes > 0);
+  }
+
+  addInvocation(invocation: NewInvocation): number {
+    const info = this.#run("recording an invocation", () =>
+      this.#db
+        .prepare("INSERT INTO invocations (function, instance, start, status, error_code, error_message, total_ms, breakdown, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        .run(
+          invocation.function,
+          invocation.instance,
+          invocation.start,
+          invocation.status,
+          invocation.errorCode,
+          invocation.errorMessage,
+          invocation.totalMs,
+          JSON.stringify(invocation.breakdown),
+          invocation.at,
+        ),
+    );
+    return Number(info.lastInsertRowid);
+  }
+
+  /** The newest `limit` invocations of a function, oldest first. */
+  invocations(fn: string, limit = 100): InvocationRecord[] {
+    const rows = this.#run("reading invocations", () =>
+      this.#db.prepare("SELECT * FROM (SELECT * FROM invocations WHERE function = ? ORDER BY id DESC LIMIT ?) ORDER BY id").all(fn, limit) as InvocationRow[],
+    );
+    return rows.map((row) => ({
+      id: row.id,
+      function: row.function,
+      instance: row.instance,
+      start: row.start as InvocationRecord["start"],
+      status: row.status as InvocationRecord["status"],
+      errorCode: row.error_code,
+      errorMessage: row.error_message,
+      totalMs: row.total_ms,
+      breakdown: JSON.parse(row.breakdown) as Record<string, number>,
+      at: row.at,
+    }));
+  }
+
+  /** Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#db.close();
+  }
+
+  #run<T>(step: string, run: () => T): T {
+    if (this.#closed) throw new VhiveError("ERR_DISPOSED", `the store is closed (${step})`);
+    try {
+      return run();
+    } catch (error) {
+      throw storeError(step, error);
+    }
+  }
+}

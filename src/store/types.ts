@@ -1,0 +1,46 @@
+/** What the daemon persists: deployed functions and a record of every invocation. */
+
+/** How a function's cold starts are made: always boot, or from a snapshot (plain or with REAP). */
+export type StartPolicy = "boot" | "vanilla" | "reap";
+export const START_POLICIES: readonly StartPolicy[] = ["boot", "vanilla", "reap"];
+
+/** How one request got its instance: an idle one (warm), or a new one started this way. */
+export type StartKind = "warm" | "boot" | "vanilla" | "record" | "prefetch";
+
+/** A deployed function, as stored. */
+export interface FunctionRecord {
+  name: string;
+  /** The image reference given at deploy time, and the image it resolved to then. */
+  imageRef: string;
+  imageId: string;
+  memMib: number;
+  vcpus: number;
+  start: StartPolicy;
+  /** An idle instance is stopped after this long (scale to zero). */
+  keepaliveMs: number;
+  /** Instances kept running even when idle. */
+  minInstances: number;
+  /** Instances at most; requests queue beyond. */
+  maxInstances: number;
+  /** Requests one instance serves at once. */
+  concurrency: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface InvocationRecord {
+  id: number;
+  function: string;
+  /** The instance that served it, if one was reached. */
+  instance: string | null;
+  start: StartKind | null;
+  status: "ok" | "error";
+  errorCode: string | null;
+  errorMessage: string | null;
+  /** Request arrival to reply, ms. */
+  totalMs: number;
+  breakdown: Record<string, number>;
+  at: string;
+}
+
+export type NewInvocation = Omit<InvocationRecord, "id">;
