@@ -5,9 +5,8 @@
  * figure is time to first response: QEMU spawn until the reply arrived.
  */
 import type { StoredImage } from "../image/index.js";
-import { checkSnapshot, createSnapshot, restoreOnce, runOnce, type Host, type RestoreResult, type RunResult } from "../orchestrator/index.js";
-import { isVhiveError } from "../shared/errors.js";
-import { evictFromPageCache, SnapshotStore, type StoredSnapshot } from "../snapshot/index.js";
+import { restoreOnce, runOnce, usableSnapshot, type Host, type RestoreResult, type RunResult } from "../orchestrator/index.js";
+import { evictFromPageCache } from "../snapshot/index.js";
 import { medianOfFields, summarize, type Summary } from "./stats.js";
 
 export interface BootVsRestoreOptions {
@@ -28,22 +27,8 @@ export interface BootVsRestoreReport {
   speedup: number;
 }
 
-/** The newest snapshot of the image that this host can restore, or a new one. */
-export async function usableSnapshot(host: Host, image: StoredImage, signal?: AbortSignal): Promise<StoredSnapshot> {
-  const { snapshots } = await new SnapshotStore(host.paths).list();
-  for (const snapshot of snapshots.filter((s) => s.meta.imageId === image.id)) {
-    try {
-      await checkSnapshot(host, snapshot);
-      return snapshot;
-    } catch (error) {
-      if (!isVhiveError(error, "ERR_SNAPSHOT_MISMATCH") && !isVhiveError(error, "ERR_SNAPSHOT_CORRUPT")) throw error;
-    }
-  }
-  return createSnapshot(host, image, { signal });
-}
-
 export async function benchBootVsRestore(host: Host, image: StoredImage, options: BootVsRestoreOptions): Promise<BootVsRestoreReport> {
-  const snapshot = await usableSnapshot(host, image, options.signal);
+  const snapshot = await usableSnapshot(host, image, { signal: options.signal });
   const boots: RunResult[] = [];
   const restores: RestoreResult[] = [];
   const total = options.reps * 2;

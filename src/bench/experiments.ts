@@ -15,10 +15,9 @@
  */
 import type { StoredImage } from "../image/index.js";
 import { loadWorkingSet } from "../memory/index.js";
-import { bootInstance, defaultRequestData, restoreOnce, runOnce, type Host, type MemoryMode } from "../orchestrator/index.js";
+import { bootInstance, defaultRequestData, restoreOnce, runOnce, type Host, type MemoryMode, usableSnapshot } from "../orchestrator/index.js";
 import { VhiveError } from "../shared/errors.js";
 import { evictFromPageCache, type StoredSnapshot } from "../snapshot/index.js";
-import { usableSnapshot } from "./boot-vs-restore.js";
 import { coldStart, concurrentColdStarts } from "./coldstart.js";
 import { BENCH_MODES, bootRow, restoreRow, warmRow, type BenchMode, type BenchRow } from "./rows.js";
 
@@ -95,7 +94,7 @@ export async function benchColdStarts(host: Host, images: readonly StoredImage[]
     let snapshot: StoredSnapshot | undefined;
     if (modes.some(isRestoreMode)) {
       note(`${image.name}: snapshot`);
-      snapshot = await usableSnapshot(host, image, options.signal);
+      snapshot = await usableSnapshot(host, image, { signal: options.signal });
       info.snapshotId = snapshot.meta.id;
     }
     if (modes.includes("warm")) {
@@ -167,7 +166,7 @@ export function parseConcurrentModes(text: string): ConcurrentMode[] {
 
 export async function benchConcurrency(host: Host, image: StoredImage, options: ConcurrencyBenchOptions): Promise<ConcurrencyBenchReport> {
   const input = defaultRequestData(image);
-  const snapshot = await usableSnapshot(host, image, options.signal);
+  const snapshot = await usableSnapshot(host, image, { signal: options.signal });
   if (options.modes.includes("prefetch")) await ensureWorkingSet(host, snapshot, input, options.signal);
   const report: ConcurrencyBenchReport = {
     experiment: "concurrency",

@@ -6,8 +6,7 @@
  * stall is its time to first response minus the floor's.
  */
 import type { StoredImage } from "../image/index.js";
-import { restoreOnce, type Host, type MemoryMode } from "../orchestrator/index.js";
-import { usableSnapshot } from "./boot-vs-restore.js";
+import { restoreOnce, type Host, type MemoryMode, usableSnapshot } from "../orchestrator/index.js";
 import { coldStart, concurrentColdStarts, type ColdStartRow } from "./coldstart.js";
 import { median, summarize, type Summary } from "./stats.js";
 
@@ -78,7 +77,7 @@ function figures(rows: ColdStartRow[], floorMedian: number): ModeFigures {
 }
 
 export async function benchReapFunction(host: Host, image: StoredImage, options: ReapOptions): Promise<{ report: FunctionReport; rows: ColdStartRow[] }> {
-  const snapshot = await usableSnapshot(host, image, options.signal);
+  const snapshot = await usableSnapshot(host, image, { signal: options.signal });
   const rows: ColdStartRow[] = [];
   // A working set for the first prefetch; every record row below replaces it with a new one.
   await restoreOnce(host, snapshot, undefined, { mode: "record", signal: options.signal });

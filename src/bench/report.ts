@@ -192,7 +192,7 @@ export function coldStartSection(report: ColdStartBenchReport, reuse?: ReuseRepo
     "",
     paperNames > 0
       ? "The paper's vanilla is Firecracker's lazy mapping with one 4 KiB read per fault, which vhive's `vanilla-4k` reproduces; its REAP is vhive's `prefetch`. Its host ran Firecracker under KVM on a SATA SSD. " +
-        `The paper's record phase is ${PAPER_FACTS.recordOverhead * 100}% slower than a vanilla cold start on average, and REAP ${PAPER_FACTS.averageSpeedup}x faster than vanilla on average.`
+        `The paper's record phase is ${Math.round(PAPER_FACTS.recordOverhead * 100)}% slower than a vanilla cold start on average, and REAP ${PAPER_FACTS.averageSpeedup}x faster than vanilla on average.`
       : "None of these functions is in the paper's table.",
     "",
     "![cold-start latency by mode](coldstart-latency.svg)",
@@ -258,8 +258,8 @@ export function reuseSection(report: ReuseReport): Section {
     "## Working-set reuse across inputs",
     "",
     `Under ${report.accel}: each function's working set recorded with input A, with input B, and with A again (what two recordings of the same input differ by). ` +
-      `The paper found over ${PAPER_FACTS.reuseShareMost * 100}% of the pages in common for 7 of 10 functions and at least ${PAPER_FACTS.reuseShareAll * 100}% for all, ` +
-      `and working sets of ${PAPER_FACTS.wsShareMin * 100}-${PAPER_FACTS.wsShareMax * 100}% (${PAPER_FACTS.wsShareAverage * 100}% on average) of the booted footprint. ` +
+      `The paper found over ${Math.round(PAPER_FACTS.reuseShareMost * 100)}% of the pages in common for 7 of 10 functions and at least ${Math.round(PAPER_FACTS.reuseShareAll * 100)}% for all, ` +
+      `and working sets of ${Math.round(PAPER_FACTS.wsShareMin * 100)}-${Math.round(PAPER_FACTS.wsShareMax * 100)}% (${Math.round(PAPER_FACTS.wsShareAverage * 100)}% on average) of the booted footprint. ` +
       "Touched memory here is the non-zero pages of the snapshot's memory file.",
     "",
     markdownTable(["function", "inputs A / B", "WS A pages", "WS B pages", "in common", "of A", "of B", "A vs A again", "touched MiB", "WS A / touched"], rows),

@@ -13,9 +13,8 @@ import { copyFile, mkdir, open } from "node:fs/promises";
 import { join } from "node:path";
 import type { StoredImage } from "../image/index.js";
 import { loadWorkingSet, readOffsets, workingSetPaths } from "../memory/index.js";
-import { restoreOnce, type Host } from "../orchestrator/index.js";
+import { restoreOnce, type Host, usableSnapshot } from "../orchestrator/index.js";
 import { VhiveError } from "../shared/errors.js";
-import { usableSnapshot } from "./boot-vs-restore.js";
 
 export interface PageOverlap {
   aPages: number;
@@ -136,7 +135,7 @@ export async function benchReuse(host: Host, images: readonly StoredImage[], opt
       continue;
     }
     options.onProgress?.(done, total, `${image.name}: snapshot`);
-    const snapshot = await usableSnapshot(host, image, options.signal);
+    const snapshot = await usableSnapshot(host, image, { signal: options.signal });
     const recordings: Recording[] = [];
     // A last, so the snapshot keeps the working set of its default input for later prefetches.
     for (const [label, input] of [["A", inputs.a], ["B", inputs.b], ["A2", inputs.a]] as const) {

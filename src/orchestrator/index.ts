@@ -14,3 +14,4 @@ export type { InstanceStarter, PoolInstance, StartInfo, ColdStartKind } from "./
 export { VmStarter } from "./vm-starter.js";
 export { Functions, DEPLOY_DEFAULTS, type DeploySpec, type ImageResolver, type Invocation, type InvocationObserver, type FunctionsOptions } from "./functions.js";
 export { recoverState, claimStateDir, leftoverProcesses, type RecoveryReport } from "./recovery.js";
+export { findUsableSnapshot, usableSnapshot, type FindSnapshotOptions } from "./snapshot-find.js";

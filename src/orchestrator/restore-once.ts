@@ -11,7 +11,7 @@ import { defaultRequestData } from "./run.js";
 export interface RestoreBreakdown {
   loadVmmMs: number;
   restoreMs: number;
-  /** Waiting for the pager's prefetch after the device state loaded (prefetch). */
+  /** Waiting for the pager to install memory: prefetch's wait before resume (counted), the floor's whole install (left out of totalMs). */
   memoryWaitMs: number;
   resumeMs: number;
   connectMs: number;
@@ -57,16 +57,19 @@ export async function restoreOnce(host: Host, snapshot: StoredSnapshot, data?: s
   const mode = instance.start.kind;
   let wsPages = pager ? pager.wsPages : 0;
   if (mode === "record") wsPages = (await saveRecordedWorkingSet(instance, snapshot, input)).meta.pages;
-  const { loadVmmMs, restoreMs, memoryWaitMs, resumeMs, connectMs } = instance.start.times;
-  const pageSize = pager?.pageSize ?? 4096;
+  const { restoreMs, resumeMs, connectMs } = instance.start.times;
+  // The floor's pager reads and installs memory while QEMU waits for it in mmap, inside the
+  // spawn phase: report that as the memory wait, and leave it out of totalMs.
+  const floorInstallMs = mode === "floor" && pager ? (pager.fetchUs + pager.installUs) / 1000 : 0;
+  const loadVmmMs = instance.start.times.loadVmmMs - floorInstallMs;
+  const memoryWaitMs = instance.start.times.memoryWaitMs + floorInstallMs;
   return {
     snapshot: { id: snapshot.meta.id, function: snapshot.meta.function },
     mode,
     accel: host.accel,
     response: result.response,
     text: result.text,
-    // The floor's install ran while QEMU waited for the pager, before anything else: leave it out.
-    totalMs: roundMs(mode === "floor" ? wallMs - ((pager?.fetchUs ?? 0) + (pager?.installUs ?? 0)) / 1000 : wallMs),
+    totalMs: roundMs(wallMs - floorInstallMs),
     breakdown: {
       loadVmmMs: roundMs(loadVmmMs),
       restoreMs: roundMs(restoreMs),
@@ -79,7 +82,7 @@ export async function restoreOnce(host: Host, snapshot: StoredSnapshot, data?: s
     installWsMs: roundMs((pager?.installUs ?? 0) / 1000),
     faults: pager ? pager.faults : io.majorFaults,
     wsPages,
-    wsBytes: wsPages * pageSize,
+    wsBytes: pager ? wsPages * pager.pageSize : 0,
     majorFaults: io.majorFaults,
     bytesRead: io.bytesRead + (pagerIo?.bytesRead ?? 0),
     ...(pager ? { pager } : {}),

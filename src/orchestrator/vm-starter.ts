@@ -13,6 +13,7 @@
  * saved as the snapshot, new starts of that function wait for it.
  */
 import { ImageStore, type StoredImage } from "../image/index.js";
+import { loadWorkingSet } from "../memory/index.js";
 import type { InvokeResult } from "../invoke/index.js";
 import { roundMs } from "../metrics/index.js";
 import { VhiveError, isVhiveError, messageOf } from "../shared/errors.js";
@@ -58,13 +59,20 @@ export class VmStarter implements InstanceStarter {
     await this.#captures.get(fn.name)?.saving;
     const snapshot = await this.#usableSnapshot(fn);
     if (snapshot) {
-      const mode = fn.start === "vanilla" || this.#recording.has(snapshot.meta.id) ? "vanilla" : "reap";
+      const id = snapshot.meta.id;
+      // One recorder per snapshot: while one records, other starts restore it plainly.
+      const recorder = fn.start === "reap" && !(await hasWorkingSet(snapshot)) && !this.#recording.has(id);
+      if (recorder) this.#recording.add(id);
+      const mode = fn.start === "reap" && (recorder || !this.#recording.has(id)) ? "reap" : "vanilla";
       try {
         const instance = await restoreInstance(this.#host, snapshot, { mode, signal: options.signal });
-        return new VmInstance(instance, image, this.#log, { recordInto: instance.start.kind === "record" ? this.#recordInto(snapshot) : undefined });
+        const recordInto = instance.start.kind === "record" ? { snapshot, done: () => this.#recording.delete(id) } : undefined;
+        if (recorder && !recordInto) this.#recording.delete(id);
+        return new VmInstance(instance, image, this.#log, { recordInto });
       } catch (error) {
+        if (recorder) this.#recording.delete(id);
         if (!SNAPSHOT_UNUSABLE.some((code) => isVhiveError(error, code)) || options.signal.aborted) throw error;
-        this.#markUnusable(snapshot.meta.id, error);
+        this.#markUnusable(id, error);
       }
     }
     if (this.#captures.has(fn.name)) return new VmInstance(await bootInstance(this.#host, image, boot), image, this.#log);
@@ -112,10 +120,14 @@ export class VmStarter implements InstanceStarter {
     });
   }
 
-  #recordInto(snapshot: StoredSnapshot): RecordTarget {
-    this.#recording.add(snapshot.meta.id);
-    return { snapshot, done: () => this.#recording.delete(snapshot.meta.id) };
-  }
+}
+
+/** Whether the snapshot has a working set; a damaged one counts, so the restore reports it. */
+async function hasWorkingSet(snapshot: StoredSnapshot): Promise<boolean> {
+  return loadWorkingSet(snapshot).then(
+    (ws) => ws !== undefined,
+    () => true,
+  );
 }
 
 interface RecordTarget {

@@ -3,7 +3,7 @@
  * it and later snapshot fingerprints can be derived from the same options.
  *
  * Channels: QMP on stdio (fd 0/1), the serial console on fd 3 (a socketpair the parent reads), QEMU's
- * own diagnostics on stderr. The VM starts paused (-S) so that "QEMU up" and "kernel boot" are
+ * own diagnostics on stderr, a restore's incoming device state on fd 4. The VM starts paused (-S) so that "QEMU up" and "kernel boot" are
  * measured apart, and -no-reboot turns a guest reboot or panic into a QEMU exit.
  */
 
@@ -72,6 +72,26 @@ export function deviceSignature(spec: Pick<VmSpec, "rootfsPath" | "forward">): s
 /** The fd of the child on which QEMU writes the serial console. */
 export const SERIAL_FD = 3;
 
+/**
+ * The fd of the child on which a restore's device state comes in (`-incoming` from `fd:4`),
+ * inherited at spawn: QEMU needs no helper process (as `exec:cat` would be) to read it.
+ */
+export const MIGRATION_FD = 4;
+
+/**
+ * QEMU's seccomp filter: no fork/exec (spawn), no setuid and friends (elevateprivileges), no
+ * obsolete system calls. Guest memory, the pager's userfaultfd and user networking need none.
+ * Saving a snapshot still spawns `cat` (QEMU 7.2 has no outgoing migration to an inherited fd
+ * without fd passing over the monitor), so a VM whose guest RAM is a shared file, one that may
+ * be saved, runs without it; every other VM (boots, restores) runs with it.
+ */
+export const SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny";
+
+/** Whether a VM runs under the seccomp sandbox: all but those that may save a snapshot. */
+export function sandboxed(spec: Pick<VmSpec, "memoryFile">): boolean {
+  return spec.memoryFile?.share !== true;
+}
+
 export function kernelCommandLine(spec: Pick<VmSpec, "accel" | "tscKhz">, kernelArgs: readonly string[] = []): string {
   const words = ["console=ttyS0", "reboot=t", "panic=-1", "quiet", "pci=off"];
   if (spec.accel === "tcg") {
@@ -96,6 +116,7 @@ export function qemuArgs(spec: VmSpec): string[] {
     "-m", `${spec.memMib}M`,
     "-smp", String(spec.vcpus),
     "-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-S",
+    ...(sandboxed(spec) ? ["-sandbox", SANDBOX] : []),
     "-chardev", `socket,id=serial0,fd=${SERIAL_FD}`,
     "-serial", "chardev:serial0",
     "-chardev", "stdio,id=qmp0,signal=off",

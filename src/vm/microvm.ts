@@ -7,18 +7,20 @@
  * first of these, and `failed` is an AbortSignal that fires then, so that any wait (readiness,
  * an invocation) can be raced against the VM's death instead of a timeout.
  */
+import { createReadStream } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
-import { randomUUID } from "node:crypto";
+import type { Duplex, Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import shellQuote from "shell-quote";
+import { randomUUID } from "node:crypto";
 import { ChildHandle } from "../shared/child.js";
 import { VhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import { toolMissing } from "../shared/tool.js";
 import { QmpClient } from "./qmp.js";
 import { SerialConsole, type GuestEvent } from "./serial.js";
-import { SERIAL_FD, qemuArgs, type VmSpec } from "./cmdline.js";
+import { MIGRATION_FD, SERIAL_FD, qemuArgs, type VmSpec } from "./cmdline.js";
 
 export interface StartOptions {
   log: Log;
@@ -68,7 +70,7 @@ export class MicroVm implements AsyncDisposable {
     this.#keepRunDir = options.keepRunDir ?? false;
     this.timeline = { spawnAt: performance.now() };
     this.#child = new ChildHandle(`qemu ${id}`, spec.qemuPath, qemuArgs(spec), {
-      stdio: ["pipe", "pipe", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe", "pipe", "pipe"],
       env: options.env ? { ...process.env, ...options.env } : process.env,
     });
     const qemu = this.#child.process;
@@ -81,6 +83,10 @@ export class MicroVm implements AsyncDisposable {
       }
     });
     this.console = new SerialConsole(qemu.stdio[SERIAL_FD] as Readable, join(runDir, "serial.log"));
+    // QEMU never writes on the migration channel; flowing, it reaches its end when QEMU exits,
+    // so the child's 'close' is not held up by it.
+    this.#migration.on("error", () => {}); // a failed migration is reported through QMP
+    this.#migration.resume();
     this.qmp = new QmpClient(qemu.stdout!, qemu.stdin!);
 
     const controller = new AbortController();
@@ -181,12 +187,22 @@ export class MicroVm implements AsyncDisposable {
    */
   async saveState(statePath: string): Promise<void> {
     await this.qmp.execute("stop");
+    // QEMU 7.2's outgoing `fd:` takes only an fd passed over the monitor (getfd, SCM_RIGHTS),
+    // which a monitor on stdio cannot carry, and `file:` came in 8.2: so saving spawns `cat`,
+    // and VMs that may be saved (guest RAM in a shared file) run without the sandbox.
     await this.#migrate("migrate", `exec:cat > ${shellQuote.quote([statePath])}`, "ERR_SNAPSHOT_CREATE");
   }
 
   /** Load device state written by saveState into a VM started with `incoming`. Throws ERR_RESTORE. */
   async loadState(statePath: string): Promise<void> {
-    await this.#migrate("migrate-incoming", `exec:cat ${shellQuote.quote([statePath])}`, "ERR_RESTORE");
+    // The stream carries its own end marker; QEMU reads it from fd 4 while we write it there.
+    const sent = pipeline(createReadStream(statePath), this.#migration);
+    sent.catch(() => {}); // a short or failed write shows up as a failed migration
+    await this.#migrate("migrate-incoming", `fd:${MIGRATION_FD}`, "ERR_RESTORE");
+  }
+
+  get #migration(): Duplex {
+    return this.#child.process.stdio[MIGRATION_FD] as Duplex;
   }
 
   async #migrate(command: "migrate" | "migrate-incoming", uri: string, code: "ERR_SNAPSHOT_CREATE" | "ERR_RESTORE"): Promise<void> {

@@ -61,4 +61,10 @@ describe("QEMU command line", () => {
     expect(args).not.toContain("-netdev");
     expect(optionValue(args, "-append")[0]).toMatch(/ vhive\.probe=1$/);
   });
+
+  it("runs boots and restores under the seccomp sandbox, but not a VM whose shared guest RAM may be saved", () => {
+    expect(optionValue(qemuArgs(spec), "-sandbox")).toEqual(["on,obsolete=deny,elevateprivileges=deny,spawn=deny"]);
+    expect(optionValue(qemuArgs({ ...spec, boot: undefined, incoming: true, memoryFile: { path: "/s/mem", share: false } }), "-sandbox")).toHaveLength(1);
+    expect(optionValue(qemuArgs({ ...spec, memoryFile: { path: "/s/mem", share: true } }), "-sandbox")).toEqual([]);
+  });
 });

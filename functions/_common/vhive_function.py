@@ -1,0 +1,80 @@
+"""The gRPC side of every function in vhive's suite, shared so each server is only its work.
+
+A function's server.py imports this module (its recipe copies it to /app next to the
+helloworld_pb2 stubs that the recipe's build step generates), loads what it needs (inputs,
+models) at start-up, and calls serve() with a handle(name) -> str:
+
+    from vhive_function import choose, serve
+
+    INPUTS = {"small": ..., "large": ...}
+
+    def handle(name: str) -> str:
+        selector, data = choose("chameleon", INPUTS, name)
+        return f"... {selector} ..."
+
+    serve("chameleon", handle)
+
+The request's `name` selects the input; the reply's `message` is a deterministic summary of the
+result, so a caller can check it. handle raising ValueError (an unknown input) answers
+INVALID_ARGUMENT with its message; any other exception answers INTERNAL and prints its
+traceback to the console (the serial log).
+"""
+import hashlib
+import sys
+import traceback
+from concurrent import futures
+
+import grpc
+
+import helloworld_pb2
+import helloworld_pb2_grpc
+
+PORT = 50051
+
+# The guest has one vCPU and CPython holds the GIL: more worker threads would only interleave
+# invocations, so concurrent calls queue and run one at a time.
+MAX_WORKERS = 1
+
+
+def choose(function, inputs, name, default=None):
+    """The (selector, input) that `name` selects from `inputs`; an empty name selects `default`.
+
+    Raises ValueError naming the valid selectors when `name` selects nothing.
+    """
+    selector = name or default
+    if selector not in inputs:
+        valid = ", ".join(repr(key) for key in inputs)
+        shown = repr(name) if name else "an empty name"
+        raise ValueError(f"{function}: unknown input {shown}; the request's name must be one of {valid}")
+    return selector, inputs[selector]
+
+
+def digest(data, chars=12):
+    """A short, stable fingerprint of bytes for a reply: the first `chars` hex digits of sha256."""
+    return hashlib.sha256(data).hexdigest()[:chars]
+
+
+class _Greeter(helloworld_pb2_grpc.GreeterServicer):
+    def __init__(self, function, handle):
+        self._function = function
+        self._handle = handle
+
+    def SayHello(self, request, context):
+        try:
+            message = self._handle(request.name)
+        except ValueError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        except Exception as error:  # any other failure is the function's bug: say so, keep serving
+            traceback.print_exc(file=sys.stdout)
+            context.abort(grpc.StatusCode.INTERNAL, f"{self._function} failed: {type(error).__name__}: {error}")
+        return helloworld_pb2.HelloReply(message=message)
+
+
+def serve(function, handle, port=PORT):
+    """Serve helloworld.Greeter/SayHello on [::]:port with `handle` until the process is killed."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS))
+    helloworld_pb2_grpc.add_GreeterServicer_to_server(_Greeter(function, handle), server)
+    server.add_insecure_port(f"[::]:{port}")
+    server.start()
+    print(f"{function} listening on {port}", flush=True)
+    server.wait_for_termination()

@@ -1,0 +1,46 @@
+/** `vhive bench coldstart` end to end: a tiny run writes every result file, and they agree. */
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { XMLValidator } from "fast-xml-parser";
+import { afterAll, describe, expect, it } from "vitest";
+import { makeTempDir } from "../../src/shared/tmp.js";
+import { expectNothingLeft, runCli } from "./harness.js";
+
+const out = await makeTempDir("bench-coldstart-test");
+afterAll(() => out.remove());
+
+describe("vhive bench coldstart", () => {
+  it("one function, two modes, one rep: writes the CSV, JSON, report.md and SVG charts", async () => {
+    const dir = join(out.path, "results");
+    const { code, stdout, stderr } = await runCli(["bench", "coldstart", "--functions", "helloworld", "--modes", "vanilla,prefetch", "--reps", "1", "--out", dir, "--json"]);
+    expect(code, stderr).toBe(0);
+    const printed = JSON.parse(stdout);
+    expect(printed.outDir).toBe(dir);
+    expect((await readdir(dir)).sort()).toEqual(["coldstart-breakdown.svg", "coldstart-latency.svg", "coldstart.csv", "coldstart.json", "report.md", "ws-size.svg"]);
+
+    const report = JSON.parse(await readFile(join(dir, "coldstart.json"), "utf8"));
+    expect(report.rows.map((row: { mode: string }) => row.mode)).toEqual(["vanilla", "prefetch"]);
+    for (const row of report.rows) {
+      expect(row.reply).toContain("Hello, world!");
+      expect(row.totalMs).toBeGreaterThan(0);
+      expect(row.breakdown.loadVmmMs).toBeGreaterThan(0);
+    }
+    const prefetch = report.rows[1];
+    expect(prefetch.wsPages).toBeGreaterThan(0);
+    expect(prefetch.fetchWsMs).toBeGreaterThan(0);
+
+    const csv = (await readFile(join(dir, "coldstart.csv"), "utf8")).trimEnd().split("\n");
+    expect(csv).toHaveLength(3);
+    expect(csv[2]).toMatch(new RegExp(`^helloworld,prefetch,1,1,\\w+,${prefetch.totalMs},`));
+
+    const markdown = await readFile(join(dir, "report.md"), "utf8");
+    expect(markdown).toContain("### vhive beside the paper");
+    expect(markdown).toMatch(/\| helloworld \| .*\| 232 \| .*\| 60 \|/); // the paper's vanilla and REAP beside ours
+    for (const svg of ["coldstart-latency.svg", "coldstart-breakdown.svg", "ws-size.svg"]) {
+      const text = await readFile(join(dir, svg), "utf8");
+      expect(XMLValidator.validate(text), svg).toBe(true);
+      expect(text, svg).toContain("helloworld");
+    }
+    await expectNothingLeft();
+  });
+});

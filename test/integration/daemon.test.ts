@@ -1,0 +1,174 @@
+/**
+ * The daemon over HTTP with real microVMs: a reap function goes boot -> record -> prefetch ->
+ * warm as keep-alive expires between requests, and a daemon killed with SIGKILL mid-run comes
+ * back with its function, snapshot and working set, cleaning up the VM it left behind.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { afterEach, describe, expect, inject, it } from "vitest";
+import { startDaemon, type Daemon } from "../../src/daemon/index.js";
+import { NoOpLog } from "../../src/shared/log.js";
+import { packagePath } from "../../src/shared/package-root.js";
+import { StatePaths } from "../../src/shared/paths.js";
+import { SnapshotStore } from "../../src/snapshot/index.js";
+import { freeLoopbackPort } from "../../src/vm/index.js";
+import { expectNothingLeft, qemuProcessesOfTests, runCli, stateDir } from "./harness.js";
+
+const cleanups: (() => Promise<unknown>)[] = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  await expectNothingLeft();
+});
+
+async function api<T = Record<string, any>>(base: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
+  const response = await fetch(base + path, {
+    method,
+    headers: body === undefined ? {} : { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: response.status, json: (await response.json()) as T };
+}
+
+/** Wait until the function has no instance left (keep-alive expired and the retire finished). */
+async function waitScaledToZero(base: string, fn: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const { json } = await api<{ instances: { function: string }[] }>(base, "GET", "/instances");
+    if (!json.instances.some((instance) => instance.function === fn)) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`${fn} still has instances after ${timeoutMs} ms`);
+}
+
+/** Remove a test function's snapshots, so each run starts from nothing. */
+async function removeSnapshotsOf(fn: string): Promise<void> {
+  const store = new SnapshotStore(new StatePaths(stateDir()));
+  for (const snapshot of (await store.list()).snapshots.filter((s) => s.meta.function === fn)) await store.remove(snapshot.meta.id);
+}
+
+const uniqueName = (prefix: string) => `${prefix}-${Date.now().toString(36)}`;
+
+describe("the daemon", () => {
+  it("a reap function starts boot, then record, then prefetch as keep-alive expires, then warm", async () => {
+    const fn = uniqueName("reap");
+    cleanups.push(() => removeSnapshotsOf(fn));
+    const daemon: Daemon = await startDaemon({ stateDir: stateDir(), listen: "127.0.0.1:0", log: new NoOpLog(), memoryBudgetMib: 2048 });
+    cleanups.push(() => daemon.close());
+    const base = daemon.url;
+
+    const deployed = await api(base, "PUT", `/functions/${fn}`, { image: inject("helloworldId"), start: "reap", keepaliveMs: 2000 });
+    expect(deployed.status).toBe(201);
+
+    const starts: string[] = [];
+    const invoke = async (data: string) => {
+      const { status, json } = await api(base, "POST", `/functions/${fn}/invoke`, { data });
+      expect(status, JSON.stringify(json)).toBe(200);
+      expect(json.text).toBe(`Hello, ${data}!`);
+      starts.push(json.start);
+      return json;
+    };
+
+    const boot = await invoke("boot");
+    expect(Object.keys(boot.breakdown)).toEqual(["queueMs", "qemuStartMs", "kernelBootMs", "initMs", "functionReadyMs", "invokeMs"]);
+    await waitScaledToZero(base, fn);
+    const snapshots = (await api(base, "GET", `/functions/${fn}/snapshots`)).json.snapshots;
+    expect(snapshots).toMatchObject([{ memMib: 256, workingSet: null }]);
+
+    const record = await invoke("record");
+    expect(record.breakdown).toMatchObject({ loadVmmMs: expect.any(Number), restoreMs: expect.any(Number), connectMs: expect.any(Number) });
+    await waitScaledToZero(base, fn);
+    const [withWs] = (await api(base, "GET", `/functions/${fn}/snapshots`)).json.snapshots;
+    expect(withWs.workingSet).toMatchObject({ pages: expect.any(Number), input: "record" });
+    expect(withWs.workingSet.pages).toBeGreaterThan(100);
+
+    const prefetch = await invoke("prefetch");
+    expect(prefetch.breakdown.memoryWaitMs).toBeGreaterThanOrEqual(0);
+    await invoke("warm");
+    expect(starts).toEqual(["boot", "record", "prefetch", "warm"]);
+    // The cold starts got faster: a restore is far below a boot.
+    expect(prefetch.totalMs).toBeLessThan(boot.totalMs / 3);
+
+    const records = (await api(base, "GET", `/functions/${fn}/invocations`)).json.invocations;
+    expect(records.map((r: { start: string }) => r.start)).toEqual(["boot", "record", "prefetch", "warm"]);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toContain(`vhive_invocations_total{function="${fn}",start="prefetch",status="ok"} 1`);
+    expect((await api(base, "DELETE", `/functions/${fn}`)).status).toBe(200);
+  });
+
+  it("after kill -9 mid-run, a restarted daemon cleans up the VM left behind and still has the function, its snapshot and its working set", async () => {
+    const fn = uniqueName("crash");
+    cleanups.push(() => removeSnapshotsOf(fn));
+    const port = await freeLoopbackPort();
+    const base = `http://127.0.0.1:${port}`;
+    const serve = () => startServe(port);
+
+    let daemon = await serve();
+    cleanups.push(() => stopServe(daemon));
+    // The CLI drives this daemon through VHIVE_URL.
+    const cli = async (...args: string[]) => {
+      const result = await runCli(args, { env: { ...process.env, VHIVE_URL: base } });
+      expect(result.code, result.stderr).toBe(0);
+      return result.stdout;
+    };
+    await cli("deploy", fn, "--image", inject("helloworldId"), "--start", "reap", "--keepalive", "2s");
+    const first = JSON.parse(await cli("invoke", fn, "--data", "a", "--json"));
+    expect(first).toMatchObject({ response: { message: "Hello, a!" }, start: "boot", totalMs: expect.any(Number), breakdown: { kernelBootMs: expect.any(Number) } });
+    await waitScaledToZero(base, fn);
+    expect((await api(base, "POST", `/functions/${fn}/invoke`, { data: "b" })).json.start).toBe("record");
+    await waitScaledToZero(base, fn);
+    expect((await api(base, "POST", `/functions/${fn}/invoke`, { data: "c" })).json.start).toBe("prefetch");
+
+    // Mid-run: the prefetch instance is alive when the daemon dies.
+    const [instance] = (await api(base, "GET", `/functions/${fn}`)).json.instances;
+    expect(await qemuProcessesOfTests()).toContain(instance.pid);
+    // A restored instance runs under QEMU's seccomp sandbox (mode 2: filter).
+    expect(await readFile(`/proc/${instance.pid}/status`, "utf8")).toMatch(/^Seccomp:\s+2$/m);
+    daemon.kill("SIGKILL");
+    await new Promise((resolve) => daemon.once("exit", resolve));
+    expect(await qemuProcessesOfTests()).toContain(instance.pid); // orphaned, still running
+
+    daemon = await serve();
+    expect(await qemuProcessesOfTests()).not.toContain(instance.pid);
+    expect((await api(base, "GET", `/functions/${fn}`)).json.function).toMatchObject({ name: fn, start: "reap", keepaliveMs: 2000 });
+    const [snapshot] = (await api(base, "GET", `/functions/${fn}/snapshots`)).json.snapshots;
+    expect(snapshot.workingSet).toMatchObject({ input: "b" });
+    const after = await api(base, "POST", `/functions/${fn}/invoke`, { data: "d" });
+    expect(after.json).toMatchObject({ start: "prefetch", text: "Hello, d!" });
+    const records = JSON.parse(await cli("logs", fn, "--json"));
+    expect(records.map((r: { start: string }) => r.start)).toEqual(["boot", "record", "prefetch", "prefetch"]);
+    expect(JSON.parse(await cli("ls", "--json")).functions.map((f: { name: string }) => f.name)).toContain(fn);
+    expect(await cli("rm", fn)).toContain(`removed ${fn}`);
+    const gone = await runCli(["invoke", fn], { env: { ...process.env, VHIVE_URL: base } });
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toContain("error [ERR_FUNCTION_NOT_FOUND]");
+    expect(await stopServe(daemon)).toBe(0);
+  });
+});
+
+/** `vhive serve` as a child process; resolves once it listens. */
+async function startServe(port: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [packagePath("dist", "cli", "main.js"), "--state", stateDir(), "serve", "--listen", `127.0.0.1:${port}`, "--memory-budget", "2048"], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+      if (stderr.includes("vhive daemon listening on")) resolve();
+    });
+    child.once("exit", (code) => reject(new Error(`vhive serve exited with ${code}:\n${stderr}`)));
+  });
+  return child;
+}
+
+/** SIGTERM (graceful), resolving with the exit code; SIGKILL after 60 s. */
+async function stopServe(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  const code = await exited;
+  clearTimeout(timer);
+  return code;
+}

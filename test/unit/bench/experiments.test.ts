@@ -1,0 +1,105 @@
+/** The experiments' order of work, with the orchestrator faked: no VM. */
+import { beforeEach, describe, expect, it, vi } from "vitest";
+
+const calls: string[] = [];
+let workingSetInput: string | undefined;
+
+vi.mock("../../../src/orchestrator/index.js", () => ({
+  usableSnapshot: vi.fn(async () => ({ meta: { id: "snap" }, dir: "/nowhere", memPath: "/nowhere/mem", statePath: "/nowhere/state" })),
+  defaultRequestData: () => "world",
+  restoreOnce: vi.fn(async (_host: unknown, _snapshot: unknown, data: string, options: { mode: string; evict?: boolean }) => {
+    calls.push(`restore ${options.mode}${options.evict ? " evicted" : ""} ${data}`);
+    if (options.mode === "record") workingSetInput = data;
+    return {
+      snapshot: { id: "snap", function: "helloworld" },
+      mode: options.mode,
+      accel: "tcg",
+      response: { message: `Hello, ${data}!` },
+      text: `Hello, ${data}!`,
+      totalMs: 400,
+      breakdown: { loadVmmMs: 40, restoreMs: 10, memoryWaitMs: 0, resumeMs: 1, connectMs: 270, functionMs: 79 },
+      fetchWsMs: 0,
+      installWsMs: 0,
+      faults: 20,
+      wsPages: options.mode === "record" || options.mode === "prefetch" ? 100 : 0,
+      wsBytes: 0,
+      majorFaults: 20,
+      bytesRead: 1 << 20,
+    };
+  }),
+  runOnce: vi.fn(async (_host: unknown, _image: unknown, data: string) => {
+    calls.push(`boot ${data}`);
+    return { image: { id: "img", name: "helloworld" }, accel: "tcg", response: {}, text: "Hello, world!", totalMs: 7000, bootMs: 6900, invokeMs: 100, breakdown: { qemuStartMs: 40, kernelBootMs: 2400, initMs: 500, functionReadyMs: 3960, invokeMs: 100 } };
+  }),
+  bootInstance: vi.fn(async () => {
+    calls.push("boot warm instance");
+    return {
+      invoke: async (data: string) => {
+        calls.push(`invoke ${data}`);
+        return { response: {}, text: "Hello, world!", ms: 1.234 };
+      },
+      [Symbol.asyncDispose]: async () => void calls.push("stop warm instance"),
+    };
+  }),
+}));
+vi.mock("../../../src/memory/index.js", () => ({
+  loadWorkingSet: vi.fn(async () => (workingSetInput === undefined ? undefined : { meta: { input: workingSetInput } })),
+}));
+vi.mock("../../../src/snapshot/index.js", () => ({
+  evictFromPageCache: vi.fn(async (paths: string[]) => void calls.push(`evict ${paths.length} files`)),
+}));
+
+const { benchColdStarts, benchConcurrency } = await import("../../../src/bench/experiments.js");
+const host = { accel: "tcg", guest: { kernel: { path: "/k" }, initramfs: { path: "/i" } } } as never;
+const image = { id: "img", name: "helloworld", rootfsPath: "/r", config: { protocol: "grpc" } } as never;
+
+beforeEach(() => {
+  calls.length = 0;
+  workingSetInput = undefined;
+});
+
+describe("the cold-start experiment", () => {
+  it("runs warm on one instance first, then interleaves the cold modes rep by rep", async () => {
+    const progress: string[] = [];
+    const report = await benchColdStarts(host, [image], { modes: ["prefetch", "record", "boot", "warm"], reps: 2, onProgress: (done, total) => progress.push(`${done}/${total}`) });
+    expect(calls).toEqual([
+      "boot warm instance",
+      "invoke world", // the warm-up, not a row
+      "invoke world",
+      "invoke world",
+      "stop warm instance",
+      "evict 3 files",
+      "boot world",
+      "restore record evicted world",
+      "restore prefetch evicted world",
+      "evict 3 files",
+      "boot world",
+      "restore record evicted world",
+      "restore prefetch evicted world",
+    ]);
+    expect(report.rows.map((row) => `${row.mode} ${row.rep}`)).toEqual(["warm 1", "warm 2", "boot 1", "record 1", "prefetch 1", "boot 2", "record 2", "prefetch 2"]);
+    expect(report.rows[0]).toMatchObject({ totalMs: 1.2, breakdown: { invokeMs: 1.2 }, faults: null });
+    expect(report.functions).toEqual([{ function: "helloworld", imageId: "img", snapshotId: "snap", input: "world" }]);
+    expect(progress.at(-1)).toBe("8/8");
+  });
+
+  it("records a working set for prefetch first, unless one exists for the same input", async () => {
+    await benchColdStarts(host, [image], { modes: ["prefetch"], reps: 1 });
+    expect(calls).toEqual(["restore record world", "restore prefetch evicted world"]);
+    calls.length = 0;
+    await benchColdStarts(host, [image], { modes: ["prefetch"], reps: 1 });
+    expect(calls).toEqual(["restore prefetch evicted world"]);
+    calls.length = 0;
+    workingSetInput = "another input";
+    await benchColdStarts(host, [image], { modes: ["prefetch"], reps: 1 });
+    expect(calls).toEqual(["restore record world", "restore prefetch evicted world"]);
+  });
+});
+
+describe("the concurrency experiment", () => {
+  it("starts `level` restores at once, evicting once per round", async () => {
+    const report = await benchConcurrency(host, image, { levels: [1, 3], modes: ["vanilla"], reps: 1 });
+    expect(calls).toEqual(["restore vanilla evicted world", "restore vanilla evicted world", "restore vanilla world", "restore vanilla world"]);
+    expect(report.rows.map((row) => row.concurrency)).toEqual([1, 3, 3, 3]);
+  });
+});

@@ -1,0 +1,172 @@
+import { readFile, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { XMLParser, XMLValidator } from "fast-xml-parser";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { benchRowsCsv, toCsv } from "../../../src/bench/csv.js";
+import { buildReport, defaultOutDir, loadBundle, markdownTable, writeResults } from "../../../src/bench/report.js";
+import { findSummary, summarizeRows } from "../../../src/bench/rows.js";
+import { makeTempDir, type TempDir } from "../../../src/shared/tmp.js";
+import { syntheticColdStart, syntheticConcurrency, syntheticReuse } from "./synthetic.js";
+
+/** Every text node of an SVG document, which is where the axis labels and legends are. */
+function svgTexts(svg: string): string[] {
+  const texts: string[] = [];
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) node.forEach(walk);
+    else if (node && typeof node === "object") {
+      for (const [key, value] of Object.entries(node)) {
+        if (key === "#text") texts.push(String(value));
+        else walk(value);
+      }
+    }
+  };
+  walk(new XMLParser({ ignoreAttributes: false, preserveOrder: true }).parse(svg));
+  return texts;
+}
+
+function expectValidSvg(svg: string): void {
+  expect(XMLValidator.validate(svg)).toBe(true);
+  expect(svg.startsWith("<svg")).toBe(true);
+}
+
+let dir: TempDir;
+beforeEach(async () => {
+  dir = await makeTempDir("report-test");
+});
+afterEach(() => dir.remove());
+
+describe("bench rows", () => {
+  it("summaries are medians per function, mode and concurrency, in first-seen order", () => {
+    const summaries = summarizeRows(syntheticColdStart().rows);
+    expect(summaries.map((s) => `${s.function}/${s.mode}`).slice(0, 3)).toEqual(["helloworld/warm", "helloworld/boot", "helloworld/vanilla"]);
+    const vanilla = findSummary(summaries, "helloworld", "vanilla")!;
+    expect(vanilla.totalMs).toEqual({ n: 3, median: 422, min: 421, max: 423 });
+    expect(vanilla.breakdown.loadVmmMs).toBe(44);
+    expect(vanilla.faults).toBe(2000);
+    expect(findSummary(summaries, "helloworld", "boot")!.faults).toBeNull();
+    expect(findSummary(summaries, "helloworld", "warm")!.breakdown).toEqual({ invokeMs: 4 });
+  });
+
+  it("CSV has one line per row, a column per phase, and quotes fields with commas", () => {
+    const report = syntheticColdStart(["helloworld"], ["warm", "boot", "prefetch"], 2);
+    const lines = benchRowsCsv(report.rows).trimEnd().split("\n");
+    expect(lines).toHaveLength(1 + 6);
+    const header = lines[0]!.split(",");
+    expect(header.slice(0, 6)).toEqual(["function", "mode", "rep", "concurrency", "accel", "totalMs"]);
+    expect(header).toContain("kernelBootMs");
+    expect(header).toContain("memoryWaitMs");
+    expect(header.at(-1)).toBe("reply");
+    expect(lines[1]).toMatch(/^helloworld,warm,1,1,tcg,3,/);
+    expect(lines[1]).toMatch(/,"Hello, helloworld, rep 1!"$/);
+    // a boot row has no fault figures: empty fields, not zeros
+    const boot = lines.find((line) => line.startsWith("helloworld,boot,1"))!;
+    expect(boot).toMatch(/,,,,,,,"Hello/);
+  });
+
+  it("toCsv doubles quotes and leaves nulls empty", () => {
+    expect(toCsv(["a", "b", "c"], [['say "hi"', null, 3]])).toBe('a,b,c\n"say ""hi""",,3\n');
+  });
+});
+
+describe("the report", () => {
+  it("puts vhive's cold starts beside the paper's figures", async () => {
+    const { markdown } = await buildReport({ coldstart: syntheticColdStart() }, "test machine");
+    expect(markdown).toContain("Machine: test machine");
+    const beside = markdown.split("### vhive beside the paper")[1]!.split("###")[0]!;
+    const helloworld = beside.split("\n").find((line) => line.startsWith("| helloworld |"))!;
+    const cells = helloworld.split("|").map((cell) => cell.trim());
+    const header = beside.split("\n").find((line) => line.startsWith("| function |"))!.split("|").map((cell) => cell.trim());
+    const cell = (title: string) => cells[header.indexOf(title)];
+    expect(cell("warm")).toBe("4.0");
+    expect(cell("paper warm")).toBe("1");
+    expect(cell("vanilla-4k")).toBe("902");
+    expect(cell("paper vanilla")).toBe("232");
+    expect(cell("prefetch (REAP)")).toBe("382");
+    expect(cell("paper REAP")).toBe("60");
+    expect(cell("speedup vanilla-4k / prefetch")).toBe(`${(902 / 382).toFixed(1)}x`);
+    expect(cell("paper speedup")).toBe("3.9x");
+    expect(cell("WS MiB")).toBe(((4000 * 4096) / 1048576).toFixed(1));
+    expect(cell("paper WS MB")).toBe("8");
+    expect(markdown).toContain("### Breakdown (median ms per phase)");
+    expect(markdown).toContain("![cold-start latency by mode](coldstart-latency.svg)");
+  });
+
+  it("leaves out columns of modes that did not run", async () => {
+    const { markdown } = await buildReport({ coldstart: syntheticColdStart(["helloworld"], ["vanilla", "prefetch"], 1) }, "m");
+    expect(markdown).not.toContain("| warm |");
+    expect(markdown).not.toContain("paper warm");
+    expect(markdown).toContain("speedup vanilla / prefetch");
+    expect(markdown).not.toContain("speedup vanilla-4k / prefetch");
+  });
+
+  it("renders each chart as SVG that parses and shows its series", async () => {
+    const { svgs } = await buildReport({ coldstart: syntheticColdStart(), reuse: syntheticReuse(), concurrency: syntheticConcurrency() }, "m");
+    expect([...svgs.keys()].sort()).toEqual(["coldstart-breakdown.svg", "coldstart-latency.svg", "concurrency.svg", "reuse.svg", "ws-size.svg"]);
+    for (const svg of svgs.values()) expectValidSvg(svg);
+
+    const latency = svgTexts(svgs.get("coldstart-latency.svg")!);
+    for (const label of ["helloworld", "json_serdes", "warm", "boot", "vanilla", "vanilla-4k", "record", "prefetch", "floor", "vhive", "paper (KVM)"]) expect(latency).toContain(label);
+
+    const breakdown = svgTexts(svgs.get("coldstart-breakdown.svg")!);
+    for (const label of ["loadVmmMs", "restoreMs", "connectMs", "functionMs", "prefetch"]) expect(breakdown).toContain(label);
+    expect(breakdown).not.toContain("boot"); // boots have their own phases; the chart is about restores
+
+    const ws = svgTexts(svgs.get("ws-size.svg")!);
+    for (const label of ["vhive working set", "paper working set", "vhive guest memory touched"]) expect(ws).toContain(label);
+
+    const concurrency = svgTexts(svgs.get("concurrency.svg")!);
+    for (const label of ["vanilla", "prefetch", "1", "2", "4"]) expect(concurrency).toContain(label);
+    expect(concurrency.join(" ")).toContain("dashed: the paper's vanilla and REAP");
+    expect(svgs.get("concurrency.svg")!.match(/stroke-dasharray/g)?.length ?? 0).toBeGreaterThan(0);
+
+    expect(svgTexts(svgs.get("reuse.svg")!)).toContain("|A∩B| / |A|");
+  });
+
+  it("draws one bar per series value: the latency chart has a mark for every function, mode and source", async () => {
+    const report = syntheticColdStart(["helloworld"], ["vanilla", "prefetch"], 1);
+    const { svgs } = await buildReport({ coldstart: report }, "m");
+    // vhive bars for 2 modes + the paper's REAP bar (the paper has no figure for 2 MiB vanilla)
+    const bars = svgs.get("coldstart-latency.svg")!.match(/aria-roledescription="bar"/g) ?? [];
+    expect(bars).toHaveLength(3);
+  });
+
+  it("shows the concurrency curve and the paper's helloworld figures", async () => {
+    const { markdown } = await buildReport({ concurrency: syntheticConcurrency([1, 2]) }, "m");
+    expect(markdown).toContain("## Concurrent cold starts");
+    expect(markdown).toMatch(/\| 2 \| 841 \| 841 \.\. 841 \| 761 \| 761 \.\. 761 \| 405 \| 96 \|/);
+  });
+
+  it("shows reuse shares against the paper's 97%", async () => {
+    const { markdown } = await buildReport({ reuse: syntheticReuse() }, "m");
+    expect(markdown).toContain("| json_serdes | \"A\" / \"B\" | 5000 (19.5 MiB) | 5100 (19.9 MiB) | 4900 | 98.0% | 96.1% | 99.8% | 156.3 | 12.5% |");
+    expect(markdown).toContain("Skipped: pyaes (its recipe declares one input)");
+    expect(markdown).toContain("over 97%");
+  });
+
+  it("markdown tables escape pipes", () => {
+    expect(markdownTable(["a"], [["x|y"]])).toBe("| a |\n| --- |\n| x\\|y |");
+  });
+});
+
+describe("writing results", () => {
+  it("writes JSON, CSV, report.md and the SVGs, and one report over every experiment in the directory", async () => {
+    const out = join(dir.path, "results");
+    const first = await writeResults(out, syntheticColdStart());
+    expect((await readdir(out)).sort()).toEqual(["coldstart-breakdown.svg", "coldstart-latency.svg", "coldstart.csv", "coldstart.json", "report.md", "ws-size.svg"]);
+    expect(first.report).toBe(join(out, "report.md"));
+    expect(JSON.parse(await readFile(join(out, "coldstart.json"), "utf8")).rows).toHaveLength(2 * 7 * 3);
+
+    await writeResults(out, syntheticConcurrency());
+    await writeResults(out, syntheticReuse());
+    const report = await readFile(join(out, "report.md"), "utf8");
+    expect(report).toContain("## Cold starts");
+    expect(report).toContain("## Concurrent cold starts");
+    expect(report).toContain("## Working-set reuse across inputs");
+    expect(await readFile(join(out, "reuse.csv"), "utf8")).toMatch(/^function,inputA,inputB,.*\njson_serdes,A,B,4096,5000,5100,5010,4900,0\.98,/);
+    expect(Object.keys(await loadBundle(out)).sort()).toEqual(["coldstart", "concurrency", "reuse"]);
+  });
+
+  it("the default output directory is timestamped under the state's results/", () => {
+    expect(defaultOutDir("/state", "coldstart", new Date("2026-11-26T23:04:05.678Z"))).toBe("/state/results/2026-11-26T23-04-05Z-coldstart");
+  });
+});

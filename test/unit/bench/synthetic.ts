@@ -1,0 +1,86 @@
+/** Synthetic bench rows and reports, shaped like real ones, for tests that need no VM. */
+import type { ColdStartBenchReport, ConcurrencyBenchReport } from "../../../src/bench/experiments.js";
+import type { ReuseReport } from "../../../src/bench/reuse.js";
+import { BENCH_MODES, type BenchMode, type BenchRow } from "../../../src/bench/rows.js";
+
+const BASE_MS: Record<BenchMode, number> = { warm: 2, boot: 7000, vanilla: 420, "vanilla-4k": 900, lazy: 950, record: 1100, prefetch: 380, floor: 350 };
+
+export function syntheticRow(fn: string, mode: BenchMode, rep: number, concurrency = 1): BenchRow {
+  const totalMs = BASE_MS[mode] * (fn === "json_serdes" ? 2 : 1) * concurrency + rep;
+  const restore = mode !== "warm" && mode !== "boot";
+  const breakdown: Record<string, number> =
+    mode === "warm"
+      ? { invokeMs: totalMs }
+      : mode === "boot"
+        ? { qemuStartMs: 40, kernelBootMs: 2400, initMs: 500, functionReadyMs: totalMs - 3000, invokeMs: 60 }
+        : { loadVmmMs: 44, restoreMs: 11, memoryWaitMs: mode === "prefetch" ? 20 : 0, resumeMs: 1, connectMs: totalMs - 150, functionMs: 74 };
+  const ws = mode === "prefetch" || mode === "record" || mode === "floor";
+  return {
+    function: fn,
+    mode,
+    rep,
+    concurrency,
+    accel: "tcg",
+    totalMs,
+    breakdown,
+    faults: restore ? (mode === "prefetch" ? 30 : 2000) : null,
+    majorFaults: restore ? 22 : null,
+    bytesRead: restore ? 114 * 1024 * 1024 : null,
+    wsPages: restore ? (ws ? 4000 : 0) : null,
+    wsBytes: restore ? (ws ? 4000 * 4096 : 0) : null,
+    fetchWsMs: restore ? (mode === "prefetch" ? 15 : 0) : null,
+    installWsMs: restore ? (mode === "prefetch" ? 5 : 0) : null,
+    reply: `Hello, ${fn}, rep ${rep}!`,
+  };
+}
+
+export function syntheticColdStart(functions = ["helloworld", "json_serdes"], modes: readonly BenchMode[] = BENCH_MODES.filter((m) => m !== "lazy"), reps = 3): ColdStartBenchReport {
+  return {
+    experiment: "coldstart",
+    accel: "tcg",
+    startedAt: "2026-11-26T23:00:00.000Z",
+    reps,
+    modes: [...modes],
+    functions: functions.map((fn) => ({ function: fn, imageId: `${fn}-image`, snapshotId: `${fn}-snap`, input: "world" })),
+    rows: functions.flatMap((fn) => Array.from({ length: reps }, (_, i) => modes.map((mode) => syntheticRow(fn, mode, i + 1))).flat()),
+  };
+}
+
+export function syntheticConcurrency(levels = [1, 2, 4]): ConcurrencyBenchReport {
+  const modes = ["vanilla", "prefetch"] as const;
+  return {
+    experiment: "concurrency",
+    accel: "tcg",
+    startedAt: "2026-11-26T23:00:00.000Z",
+    function: "helloworld",
+    snapshotId: "helloworld-snap",
+    levels,
+    modes: [...modes],
+    reps: 1,
+    rows: levels.flatMap((level) => modes.flatMap((mode) => Array.from({ length: level }, () => syntheticRow("helloworld", mode, 1, level)))),
+  };
+}
+
+export function syntheticReuse(): ReuseReport {
+  const overlap = (a: number, b: number, common: number) => ({ aPages: a, bPages: b, commonPages: common, shareOfA: common / a, shareOfB: common / b });
+  return {
+    experiment: "reuse",
+    accel: "tcg",
+    startedAt: "2026-11-26T23:00:00.000Z",
+    functions: [
+      {
+        function: "json_serdes",
+        snapshotId: "json_serdes-snap",
+        inputs: { a: "A", b: "B" },
+        pageSizeBytes: 4096,
+        recordings: [],
+        aVsB: overlap(5000, 5100, 4900),
+        aVsA2: overlap(5000, 5010, 4990),
+        touchedPages: 40000,
+        memPages: 65536,
+        wsShareOfTouched: 5000 / 40000,
+      },
+    ],
+    skipped: [{ function: "pyaes", reason: "its recipe declares one input" }],
+  };
+}

@@ -1,0 +1,118 @@
+/** A fake instance starter for pool and API tests: instances are objects, no VM. */
+import type { InvokeResult } from "../../../src/invoke/index.js";
+import type { ColdStartKind, InstanceStarter, PoolInstance, StartInfo } from "../../../src/orchestrator/index.js";
+import { VhiveError } from "../../../src/shared/errors.js";
+import type { FunctionRecord } from "../../../src/store/index.js";
+
+export class FakeInstance implements PoolInstance {
+  readonly id: string;
+  readonly started: StartInfo;
+  readonly failed: AbortSignal;
+  readonly pid = 4242;
+  readonly hostPort = 40000;
+  readonly #controller = new AbortController();
+  readonly #holds: (() => void)[] = [];
+  /** When true, invocations wait until release() is called. */
+  hold = false;
+  invocations: (string | undefined)[] = [];
+  retired = false;
+  destroyed = false;
+
+  constructor(id: string, kind: ColdStartKind) {
+    this.id = id;
+    this.started = { kind, breakdown: { startMs: 5 } };
+    this.failed = this.#controller.signal;
+  }
+
+  async invoke(data: string | undefined, options: { signal?: AbortSignal } = {}): Promise<InvokeResult> {
+    this.invocations.push(data);
+    if (this.hold) {
+      await new Promise<void>((resolve, reject) => {
+        this.#holds.push(resolve);
+        this.failed.addEventListener("abort", () => reject(this.failed.reason), { once: true });
+        options.signal?.addEventListener("abort", () => reject(new VhiveError("ERR_ABORTED", "cancelled")), { once: true });
+      });
+    }
+    if (data === "bad") throw new VhiveError("ERR_INVOKE", "the function answered UNKNOWN: boom");
+    const text = `Hello, ${data ?? "world"}!`;
+    return { response: { message: text }, text, ms: 1 };
+  }
+
+  /** Let every held invocation finish. */
+  release(): void {
+    for (const resolve of this.#holds.splice(0)) resolve();
+  }
+
+  get held(): number {
+    return this.#holds.length;
+  }
+
+  die(message = "QEMU was killed by SIGKILL while the VM was running"): void {
+    this.#controller.abort(new VhiveError("ERR_VM_EXITED", message));
+  }
+
+  async retire(): Promise<void> {
+    this.retired = true;
+  }
+
+  async destroy(): Promise<void> {
+    this.destroyed = true;
+  }
+}
+
+export class FakeStarter implements InstanceStarter {
+  readonly instances: FakeInstance[] = [];
+  /** Start kinds handed out in order (then "boot"). */
+  kinds: ColdStartKind[] = [];
+  /** Starts wait until proceed() when true. */
+  gate = false;
+  failNext: VhiveError | undefined;
+  holdNew = false;
+  readonly #waiting: (() => void)[] = [];
+  #next = 0;
+
+  async start(fn: FunctionRecord, options: { signal: AbortSignal }): Promise<FakeInstance> {
+    if (this.gate) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    if (options.signal.aborted) throw new VhiveError("ERR_ABORTED", "start cancelled");
+    if (this.failNext) {
+      const error = this.failNext;
+      this.failNext = undefined;
+      throw error;
+    }
+    const instance = new FakeInstance(`${fn.name}-${this.#next++}`, this.kinds.shift() ?? "boot");
+    instance.hold = this.holdNew;
+    this.instances.push(instance);
+    return instance;
+  }
+
+  proceed(): void {
+    for (const resolve of this.#waiting.splice(0)) resolve();
+  }
+
+  get pending(): number {
+    return this.#waiting.length;
+  }
+}
+
+export function fakeFunction(overrides: Partial<FunctionRecord> = {}): FunctionRecord {
+  return {
+    name: "hello",
+    imageRef: "helloworld",
+    imageId: "a".repeat(64),
+    memMib: 256,
+    vcpus: 1,
+    start: "reap",
+    keepaliveMs: 2000,
+    minInstances: 0,
+    maxInstances: 2,
+    concurrency: 1,
+    createdAt: "2026-01-01T00:00:00.000Z",
+    updatedAt: "2026-01-01T00:00:00.000Z",
+    ...overrides,
+  };
+}
+
+/** Let pending promise callbacks run. */
+export async function settle(rounds = 5): Promise<void> {
+  for (let i = 0; i < rounds; i++) await Promise.resolve();
+}
