@@ -18,13 +18,14 @@ import type { InvokeResult } from "../invoke/index.js";
 import { roundMs } from "../metrics/index.js";
 import { VhiveError, isVhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
-import { SnapshotStore, type StoredSnapshot } from "../snapshot/index.js";
+import type { StoredSnapshot } from "../snapshot/index.js";
 import type { FunctionRecord } from "../store/index.js";
 import { bootInstance } from "./boot.js";
+import { findUsableSnapshot } from "./snapshot-find.js";
 import type { Host } from "./host.js";
 import type { Instance, RestoreStart } from "./instance.js";
 import type { InstanceStarter, PoolInstance, StartInfo } from "./pool-types.js";
-import { checkSnapshot, restoreInstance, saveRecordedWorkingSet } from "./restore.js";
+import { restoreInstance, saveRecordedWorkingSet } from "./restore.js";
 import { defaultRequestData } from "./run.js";
 import { SnapshotCapture } from "./snapshot-capture.js";
 
@@ -57,7 +58,10 @@ export class VmStarter implements InstanceStarter {
     if (fn.start === "boot") return new VmInstance(await bootInstance(this.#host, image, boot), image, this.#log);
 
     await this.#captures.get(fn.name)?.saving;
-    const snapshot = await this.#usableSnapshot(fn);
+    const snapshot = await findUsableSnapshot(this.#host, image, {
+      accept: (meta) => meta.function === fn.name && !this.#unusable.has(meta.id) && meta.fingerprint.memMib === fn.memMib && meta.fingerprint.vcpus === fn.vcpus,
+      onUnusable: (unusable, error) => this.#markUnusable(unusable.meta.id, error),
+    });
     if (snapshot) {
       const id = snapshot.meta.id;
       // One recorder per snapshot: while one records, other starts restore it plainly.
@@ -92,23 +96,6 @@ export class VmStarter implements InstanceStarter {
     return new VmInstance(capture.instance, image, this.#log, {
       capture: { save: end((n) => capture.save(n)), discard: end(() => capture.discard()) },
     });
-  }
-
-  /** The newest snapshot of the function that fits it and passes its checks. */
-  async #usableSnapshot(fn: FunctionRecord): Promise<StoredSnapshot | undefined> {
-    const { snapshots } = await new SnapshotStore(this.#host.paths).list();
-    for (const snapshot of snapshots) {
-      const { meta } = snapshot;
-      if (meta.function !== fn.name || meta.imageId !== fn.imageId || this.#unusable.has(meta.id)) continue;
-      if (meta.fingerprint.memMib !== fn.memMib || meta.fingerprint.vcpus !== fn.vcpus) continue;
-      try {
-        await checkSnapshot(this.#host, snapshot);
-        return snapshot;
-      } catch (error) {
-        this.#markUnusable(meta.id, error);
-      }
-    }
-    return undefined;
   }
 
   #markUnusable(id: string, error: unknown): void {
