@@ -14,7 +14,21 @@ export type BenchMode = (typeof BENCH_MODES)[number];
 /** Phases of every kind of start, in the order they happen; a row carries the ones its start has. */
 export const ALL_PHASES = [...new Set([...Object.keys(BOOT_PHASES), ...Object.keys(RESTORE_PHASES)])] as readonly string[];
 
-export interface BenchRow {
+/** What a cold start cost in memory; null where a start has no such figure (warm, boot). */
+export interface MemoryFigures {
+  /** Page faults that read guest memory (restores only). */
+  faults: number | null;
+  majorFaults: number | null;
+  /** Read from storage by QEMU and the pager, bytes (restores only). */
+  bytesRead: number | null;
+  /** Pages prefetched (prefetch, floor) or recorded (record). */
+  wsPages: number | null;
+  wsBytes: number | null;
+  fetchWsMs: number | null;
+  installWsMs: number | null;
+}
+
+export interface BenchRow extends MemoryFigures {
   function: string;
   mode: BenchMode;
   /** 1-based repetition. */
@@ -26,16 +40,6 @@ export interface BenchRow {
   totalMs: number;
   /** The start's phases, ms (BOOT_PHASES or RESTORE_PHASES keys; warm has invokeMs only). */
   breakdown: Record<string, number>;
-  /** Page faults that read guest memory (restores only). */
-  faults: number | null;
-  majorFaults: number | null;
-  /** Read from storage by QEMU and the pager, bytes (restores only). */
-  bytesRead: number | null;
-  /** Pages prefetched (prefetch, floor) or recorded (record). */
-  wsPages: number | null;
-  wsBytes: number | null;
-  fetchWsMs: number | null;
-  installWsMs: number | null;
   /** One-line summary of the reply, so a wrong answer shows. */
   reply: string;
 }
@@ -60,6 +64,17 @@ export function restoreRow(fn: string, mode: BenchMode, rep: number, concurrency
   };
 }
 
+/** Boot and warm starts read no snapshot memory. */
+const NO_MEMORY_FIGURES: MemoryFigures = {
+  faults: null,
+  majorFaults: null,
+  bytesRead: null,
+  wsPages: null,
+  wsBytes: null,
+  fetchWsMs: null,
+  installWsMs: null,
+};
+
 export function bootRow(fn: string, rep: number, result: RunResult): BenchRow {
   return {
     function: fn,
@@ -69,13 +84,7 @@ export function bootRow(fn: string, rep: number, result: RunResult): BenchRow {
     accel: result.accel,
     totalMs: result.totalMs,
     breakdown: { ...result.breakdown },
-    faults: null,
-    majorFaults: null,
-    bytesRead: null,
-    wsPages: null,
-    wsBytes: null,
-    fetchWsMs: null,
-    installWsMs: null,
+    ...NO_MEMORY_FIGURES,
     reply: result.text,
   };
 }
@@ -89,32 +98,19 @@ export function warmRow(fn: string, rep: number, accel: string, invokeMs: number
     accel,
     totalMs: invokeMs,
     breakdown: { invokeMs },
-    faults: null,
-    majorFaults: null,
-    bytesRead: null,
-    wsPages: null,
-    wsBytes: null,
-    fetchWsMs: null,
-    installWsMs: null,
+    ...NO_MEMORY_FIGURES,
     reply,
   };
 }
 
 /** The medians of one function in one mode at one concurrency. */
-export interface ModeSummary {
+export interface ModeSummary extends MemoryFigures {
   function: string;
   mode: BenchMode;
   concurrency: number;
   totalMs: Summary;
   /** Median of each phase. */
   breakdown: Record<string, number>;
-  faults: number | null;
-  majorFaults: number | null;
-  bytesRead: number | null;
-  wsPages: number | null;
-  wsBytes: number | null;
-  fetchWsMs: number | null;
-  installWsMs: number | null;
 }
 
 function medianOrNull(values: readonly (number | null)[]): number | null {

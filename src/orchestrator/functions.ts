@@ -8,7 +8,7 @@ import { VhiveError, isVhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import type { FunctionRecord, InvocationRecord, StartKind, StartPolicy, Store } from "../store/index.js";
 import type { MemoryBudget } from "./budget.js";
-import { FunctionPool, type InstanceInfo, type PoolOptions } from "./pool.js";
+import { FunctionPool, type InstanceInfo, type PoolInvocation, type PoolOptions } from "./pool.js";
 import type { InstanceStarter } from "./pool-types.js";
 
 /** What deploy needs to know about an image reference. */
@@ -31,16 +31,10 @@ export interface DeploySpec {
 
 export const DEPLOY_DEFAULTS = { vcpus: 1, start: "reap", keepaliveMs: 60_000, minInstances: 0, maxInstances: 8, concurrency: 1 } as const;
 
-/** The envelope of one invocation. */
-export interface Invocation {
+/** The envelope of one invocation: the pool's result, with its record id and function. */
+export interface Invocation extends PoolInvocation {
   id: number;
   function: string;
-  instance: string;
-  start: StartKind;
-  response: Record<string, unknown>;
-  text: string;
-  totalMs: number;
-  breakdown: Record<string, number>;
 }
 
 /** Told about every invocation (metrics). */

@@ -3,19 +3,10 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { makeTempDir, type TempDir } from "../../../src/shared/tmp.js";
+import { indexFile, PAGE } from "../test-shared/ws-index.js";
 
-const PAGE = 4096;
 let dir: TempDir;
 const recorded: string[] = [];
-
-function indexFile(pages: number[]): Buffer {
-  const data = Buffer.alloc(24 + 8 * pages.length);
-  data.write("VHWSIDX1", 0, "latin1");
-  data.writeUInt32LE(PAGE, 8);
-  data.writeBigUInt64LE(BigInt(pages.length), 16);
-  pages.forEach((page, i) => data.writeBigUInt64LE(BigInt(page * PAGE), 24 + 8 * i));
-  return data;
-}
 
 /** Input A touches pages 0-99; B pages 3-102; the second recording of A also page 200. */
 const TOUCHED: Record<string, number[]> = { world: Array.from({ length: 100 }, (_, i) => i), "vhive reuse": Array.from({ length: 100 }, (_, i) => i + 3) };
@@ -26,8 +17,8 @@ vi.mock("../../../src/orchestrator/index.js", () => ({
     const again = recorded.filter((input) => input === data).length > 0;
     recorded.push(`${options.mode} ${data}`.replace(/^record /, ""));
     const pages = again ? [...TOUCHED[data]!, 200] : TOUCHED[data]!;
-    await writeFile(join(snapshot.dir, "ws.index"), indexFile(pages));
-    await writeFile(join(snapshot.dir, "trace"), indexFile([...pages].reverse()));
+    await writeFile(join(snapshot.dir, "ws.index"), indexFile(pages.map((page) => page * PAGE)));
+    await writeFile(join(snapshot.dir, "trace"), indexFile([...pages].reverse().map((page) => page * PAGE)));
     return { totalMs: 900, wsPages: pages.length, wsBytes: pages.length * PAGE, text: `Hello, ${data}!` };
   }),
 }));

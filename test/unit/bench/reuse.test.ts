@@ -4,18 +4,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { countNonZeroPages, pageOverlap, reuseInputs } from "../../../src/bench/reuse.js";
 import { readOffsets } from "../../../src/memory/index.js";
 import { makeTempDir, type TempDir } from "../../../src/shared/tmp.js";
+import { indexFile, PAGE } from "../test-shared/ws-index.js";
 
-const PAGE = 4096;
-
-/** An index or trace file as the pager writes it (native/include/vhive_uffd.h). */
-function indexFile(offsets: number[], pageSize = PAGE): Buffer {
-  const data = Buffer.alloc(24 + 8 * offsets.length);
-  data.write("VHWSIDX1", 0, "latin1");
-  data.writeUInt32LE(pageSize, 8);
-  data.writeBigUInt64LE(BigInt(offsets.length), 16);
-  offsets.forEach((offset, i) => data.writeBigUInt64LE(BigInt(offset), 24 + 8 * i));
-  return data;
-}
 
 const pages = (...numbers: number[]) => numbers.map((n) => BigInt(n * PAGE));
 

@@ -3,19 +3,10 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { commitWorkingSet, loadWorkingSet, readOffsets, removeWorkingSet, workingSetPaths } from "../../../src/memory/index.js";
 import type { StoredSnapshot } from "../../../src/snapshot/index.js";
 import { makeTempDir, type TempDir } from "../../../src/shared/tmp.js";
+import { indexFile } from "../test-shared/ws-index.js";
 
 let dir: TempDir;
 let snapshot: StoredSnapshot;
-
-/** An index or trace file as the pager writes it. */
-function indexFile(offsets: number[], pageSize = 4096): Buffer {
-  const data = Buffer.alloc(24 + 8 * offsets.length);
-  data.write("VHWSIDX1", 0, "latin1");
-  data.writeUInt32LE(pageSize, 8);
-  data.writeBigUInt64LE(BigInt(offsets.length), 16);
-  offsets.forEach((offset, i) => data.writeBigUInt64LE(BigInt(offset), 24 + 8 * i));
-  return data;
-}
 
 beforeEach(async () => {
   dir = await makeTempDir("ws-test");
