@@ -17,7 +17,8 @@
  *             install time vhive reports apart
  *
  * Control: JSON lines on stdout (events), commands on stdin ("stats", "write-ws P I T").
- * It exits when QEMU exits (the shim's socket closes) or when stdin closes (vhive is gone).
+ * It exits when QEMU exits (the shim's socket closes) or when stdin closes (vhive is gone; then
+ * it also removes the empty vhive-pager-* directory vhive made for its socket).
  *
  * usage: vhive-pager --socket PATH --mem FILE --mode MODE [--ws-pages F --ws-index F]
  */
@@ -610,6 +611,17 @@ int main(int argc, char **argv)
 		}
 	}
 	emit_stats("stats");
+	if (strcmp(reason, "stdin closed") == 0) {
+		/* The owner died without cleaning up: remove the (empty) directory it made for the socket. */
+		char dir[4096];
+		snprintf(dir, sizeof dir, "%s", pager.socket_path);
+		char *slash = strrchr(dir, '/');
+		if (slash) {
+			*slash = '\0';
+			const char *name = strrchr(dir, '/');
+			if (name && strncmp(name + 1, "vhive-pager-", 12) == 0) rmdir(dir);
+		}
+	}
 	char escaped[64];
 	json_escape(reason, escaped, sizeof escaped);
 	emit("{\"event\":\"exit\",\"reason\":\"%s\"}", escaped);
