@@ -1,21 +1,9 @@
-import { stat } from "node:fs/promises";
-import { join } from "node:path";
 import { benchReap, REAP_MODES, type FunctionReport, type ReapReport } from "../../bench/index.js";
-import type { StoredImage } from "../../image/index.js";
 import { openHost } from "../../orchestrator/index.js";
-import { packagePath } from "../../shared/package-root.js";
+import { resolveFunctions } from "../bench-output.js";
 import { defineCommand } from "../command.js";
-import type { CliContext } from "../context.js";
 import { formatBytes, formatMs, table } from "../format.js";
-import { imageFromRef } from "../function-options.js";
 import { withProgress } from "../progress.js";
-
-/** A suite function's name (functions/<name>), or any image reference. */
-async function resolveFunction(name: string, context: CliContext) {
-  const recipe = packagePath("functions", name);
-  const isSuite = await stat(join(recipe, "recipe.json")).then(() => true, () => false);
-  return imageFromRef(isSuite ? recipe : name, context);
-}
 
 function check(label: string, value: string, ok: boolean, target: string): string[] {
   return [label, value, ok ? "ok" : "MISSED", target];
@@ -72,8 +60,7 @@ export const benchReapCommand = defineCommand({
       .option("accel", { choices: ["auto", "kvm", "tcg"] as const, default: "auto" as const, describe: "accelerator" })
       .option("json", { type: "boolean", default: false, describe: "print one JSON object with every row" }),
   run: async (args, context) => {
-    const images: StoredImage[] = [];
-    for (const name of args.functions.split(",").filter(Boolean)) images.push(await resolveFunction(name, context));
+    const images = await resolveFunctions(args.functions, context);
     const host = await openHost({ stateDir: context.stateDir, accel: args.accel, log: context.log });
     const report = await withProgress("REAP benchmark", context.log, (update) =>
       benchReap(host, images, { reps: args.reps, concurrency: args.concurrency, signal: context.signal, onRun: update }),
