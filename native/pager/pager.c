@@ -29,6 +29,7 @@
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -548,6 +549,9 @@ static void parse_args(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	parse_args(argc, argv);
+	/* An owner killed outright leaves stdout without a reader: a write must fail, not kill us
+	 * before we clean up (Node starts children with SIGPIPE at its default). */
+	signal(SIGPIPE, SIG_IGN);
 	pager.page_size = (uint64_t)sysconf(_SC_PAGESIZE);
 	pager.mem_fd = open(pager.mem_path, O_RDONLY | O_CLOEXEC);
 	if (pager.mem_fd < 0) die("opening the memory file");

@@ -30,6 +30,8 @@
 static long page_size;
 static int passed, failed;
 static char build_dir[1024], work_dir[64];
+/* Where the pager's socket goes (work_dir unless a test says otherwise). */
+static char sock_dir[1024];
 
 /* Page i of the memory file: zero for every fourth page (a hole), else filled with i+1. */
 static bool page_is_zero(int i) { return i % 4 == 3; }
@@ -86,9 +88,11 @@ struct proc {
 static struct proc spawn(char *const argv[], char *const envp[])
 {
 	int in[2], out[2];
-	if (pipe(in) != 0 || pipe(out) != 0) abort();
+	/* Close-on-exec, so no other process inherits an end and keeps a pipe open. */
+	if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) abort();
 	pid_t pid = fork();
 	if (pid == 0) {
+		signal(SIGPIPE, SIG_DFL); /* as Node (libuv) starts its children, not as this test runs */
 		dup2(in[0], 0);
 		dup2(out[1], 1);
 		close(in[1]);
@@ -136,7 +140,7 @@ static struct proc start_pager(const char *mode, bool with_ws)
 {
 	static char pager[1100], sock[1100], mem[1100], pages[1100], index[1100];
 	snprintf(pager, sizeof pager, "%s/vhive-pager", build_dir);
-	path_in_work(sock, sizeof sock, "pager.sock");
+	snprintf(sock, sizeof sock, "%s/pager.sock", sock_dir);
 	path_in_work(mem, sizeof mem, "mem");
 	path_in_work(pages, sizeof pages, "ws.pages");
 	path_in_work(index, sizeof index, "ws.index");
@@ -156,7 +160,7 @@ static struct proc start_child(const char *touch, const char *advice)
 	path_in_work(mem, sizeof mem, "mem");
 	snprintf(env_preload, sizeof env_preload, "LD_PRELOAD=%s", shim);
 	snprintf(env_mem, sizeof env_mem, "VHIVE_MEM_PATH=%s", mem);
-	snprintf(env_sock, sizeof env_sock, "VHIVE_UFFD_SOCKET=%s/pager.sock", work_dir);
+	snprintf(env_sock, sizeof env_sock, "VHIVE_UFFD_SOCKET=%s/pager.sock", sock_dir);
 	snprintf(env_advice, sizeof env_advice, "VHIVE_MEM_ADVICE=%s", advice ? advice : "");
 	char pages[16];
 	snprintf(pages, sizeof pages, "%d", PAGES);
@@ -342,6 +346,29 @@ static bool test_random_advice_drops_the_hugepage_hint(void)
 	return true;
 }
 
+static bool test_a_pager_whose_owner_died_removes_its_socket_dir(void)
+{
+	char dir[512];
+	path_in_work(dir, sizeof dir, "vhive-pager-owner");
+	CHECK(mkdir(dir, 0700) == 0, "mkdir %s", dir);
+	snprintf(sock_dir, sizeof sock_dir, "%s", dir);
+	struct proc pager = start_pager("lazy", false);
+	struct proc child = start_child("1,2", NULL);
+	snprintf(sock_dir, sizeof sock_dir, "%s", work_dir);
+	CHECK(line_with(&child, "mapped"), "map");
+	/* The owner is SIGKILLed: its end of the pager's stdout is gone by the time the pager sees
+	 * stdin close, so the pager's last words go to a closed pipe; it must still clean up. */
+	fclose(pager.out);
+	close(pager.in);
+	int status;
+	waitpid(pager.pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the pager ended with status %#x", status);
+	CHECK(access(dir, F_OK) != 0, "%s is still there", dir);
+	kill(child.pid, SIGKILL); /* its memory has no pager now: it would wait forever */
+	finish(&child);
+	return true;
+}
+
 static void run(const char *name, bool (*test)(void))
 {
 	bool ok = test();
@@ -363,6 +390,7 @@ int main(int argc, char **argv)
 	if (!realpath(argv[1], build_dir)) return 2;
 	snprintf(work_dir, sizeof work_dir, "/tmp/vhive-native-test-XXXXXX");
 	if (!mkdtemp(work_dir)) return 2;
+	snprintf(sock_dir, sizeof sock_dir, "%s", work_dir);
 	write_memory_file();
 
 	run("lazy serves every page, zero pages with UFFDIO_ZEROPAGE", test_lazy_serves_every_page_and_zero_pages_apart);
@@ -370,6 +398,7 @@ int main(int argc, char **argv)
 	run("prefetch installs the working set before the guest runs", test_prefetch_installs_the_working_set_before_the_guest_runs);
 	run("all installs every non-zero page; zero pages fault", test_all_installs_every_nonzero_page_and_leaves_zero_pages_to_faults);
 	run("the pager refuses a handshake that is not the shim's", test_pager_refuses_a_handshake_that_is_not_the_shims);
+	run("a pager whose owner died removes its socket directory", test_a_pager_whose_owner_died_removes_its_socket_dir);
 	run("random advice drops the hugepage hint and advises MADV_RANDOM", test_random_advice_drops_the_hugepage_hint);
 
 	char command[1200];

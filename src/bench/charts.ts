@@ -5,6 +5,8 @@
  */
 import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
+import type { StartKind } from "../store/index.js";
+import type { LoadRow } from "./load.js";
 import { PAPER_CONCURRENCY, paperFunction, PAPER_FACTS } from "./paper.js";
 import type { ReuseFunctionResult } from "./reuse.js";
 import { BENCH_MODES, type BenchMode, type ModeSummary } from "./rows.js";
@@ -50,7 +52,8 @@ export function latencyChart(summaries: readonly ModeSummary[]): TopLevelSpec {
     data: { values },
     mark: { type: "bar", tooltip: true },
     encoding: {
-      column: { field: "function", type: "nominal", title: null },
+      // Wrapped, in the bench's order, so the whole suite fits a page: five functions a row.
+      facet: { field: "function", type: "nominal", title: null, columns: 5, sort: [...new Set(alone.map((s) => s.function))] },
       x: { field: "mode", type: "nominal", sort: [...BENCH_MODES], title: null, axis: { labelAngle: -40 } },
       xOffset: { field: "source", type: "nominal", sort: SOURCES },
       y: { field: "ms", type: "quantitative", scale: { type: "log" }, stack: null, title: "ms" },
@@ -82,7 +85,7 @@ export function breakdownChart(summaries: readonly ModeSummary[]): TopLevelSpec 
     data: { values },
     mark: { type: "bar", tooltip: true },
     encoding: {
-      row: { field: "function", type: "nominal", title: null },
+      row: { field: "function", type: "nominal", title: null, sort: [...new Set(values.map((v) => v.function))] },
       y: { field: "mode", type: "nominal", sort: [...BENCH_MODES], title: null },
       x: { field: "ms", type: "quantitative", stack: "zero", title: "ms" },
       color: { field: "phase", type: "nominal", sort: phasesOrder, title: "phase" },
@@ -189,6 +192,28 @@ export function reuseChart(results: readonly ReuseFunctionResult[]): TopLevelSpe
     ],
     width: { step: 30 },
     height: 240,
+    config: CONFIG,
+  };
+}
+
+/** Start kinds in the order a REAP deployment meets them. */
+const START_KINDS: readonly StartKind[] = ["boot", "vanilla", "record", "prefetch", "warm"];
+
+/** Each request's latency over the run, coloured by how it got its instance (log scale). */
+export function loadChart(fn: string, rows: readonly LoadRow[]): TopLevelSpec {
+  const values = rows.filter((row) => row.status === "ok").map((row) => ({ t: row.dueMs / 1000, ms: Math.max(row.latencyMs, 0.1), start: row.start }));
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: { text: `${fn} under load: latency of each request (ms, log scale)`, subtitle: "x: when it was sent; colour: how the daemon found it an instance" },
+    data: { values },
+    mark: { type: "point", filled: true, size: 18, tooltip: true },
+    encoding: {
+      x: { field: "t", type: "quantitative", title: "s since the run began" },
+      y: { field: "ms", type: "quantitative", scale: { type: "log" }, title: "ms" },
+      color: { field: "start", type: "nominal", sort: [...START_KINDS], title: "start" },
+    },
+    width: 520,
+    height: 260,
     config: CONFIG,
   };
 }

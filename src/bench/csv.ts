@@ -2,6 +2,7 @@
  * CSV output (RFC 4180: comma-separated, CRLF-free "\n" lines, fields with a comma, quote or
  * newline quoted, quotes doubled). Null and undefined are empty fields.
  */
+import type { LoadRow } from "./load.js";
 import { ALL_PHASES, type BenchRow } from "./rows.js";
 
 export type CsvValue = string | number | boolean | null | undefined;
@@ -38,4 +39,10 @@ export function benchRowsCsv(rows: readonly BenchRow[]): string {
     row.reply,
   ]);
   return toCsv(header, records);
+}
+
+/** Load rows as CSV, one line per request in send order. */
+export function loadRowsCsv(rows: readonly LoadRow[]): string {
+  const header = ["seq", "dueMs", "lagMs", "latencyMs", "status", "start", "instance", "serverMs", "queueMs", "startMs", "invokeMs", "error"] as const;
+  return toCsv(header, rows.map((row) => header.map((key) => row[key])));
 }

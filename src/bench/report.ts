@@ -5,6 +5,7 @@
  *   <out>/coldstart.json, coldstart.csv       `vhive bench coldstart` (one row per start)
  *   <out>/concurrency.json, concurrency.csv   `vhive bench concurrency`
  *   <out>/reuse.json, reuse.csv               `vhive bench reuse` (one row per function)
+ *   <out>/load.json, load.csv                 `vhive bench load` (one row per request)
  *   <out>/ws/<function>-<A|B|A2>.index|trace  the working sets reuse compared
  *   <out>/report.md, <out>/*.svg              tables beside the paper's figures, and charts
  *
@@ -15,9 +16,10 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, release } from "node:os";
 import { join } from "node:path";
 import type { TopLevelSpec } from "vega-lite";
-import { breakdownChart, concurrencyChart, latencyChart, renderSvg, reuseChart, wsChart, type WsSize } from "./charts.js";
-import { benchRowsCsv, toCsv } from "./csv.js";
+import { breakdownChart, concurrencyChart, latencyChart, loadChart, renderSvg, reuseChart, wsChart, type WsSize } from "./charts.js";
+import { benchRowsCsv, loadRowsCsv, toCsv } from "./csv.js";
 import type { ColdStartBenchReport, ConcurrencyBenchReport } from "./experiments.js";
+import { summarizeLoad, type LoadReport } from "./load.js";
 import { PAPER_CONCURRENCY, PAPER_FACTS, paperFunction } from "./paper.js";
 import type { ReuseReport } from "./reuse.js";
 import { ALL_PHASES, findSummary, summarizeRows, type BenchMode, type ModeSummary } from "./rows.js";
@@ -27,11 +29,11 @@ export interface ResultsBundle {
   coldstart?: ColdStartBenchReport;
   concurrency?: ConcurrencyBenchReport;
   reuse?: ReuseReport;
-  // bench load: add `load?: LoadReport` here, its file to EXPERIMENT_FILES, and its section in buildReport.
+  load?: LoadReport;
 }
 
 export type Experiment = keyof ResultsBundle;
-export const EXPERIMENT_FILES: Record<Experiment, string> = { coldstart: "coldstart", concurrency: "concurrency", reuse: "reuse" };
+export const EXPERIMENT_FILES: Record<Experiment, string> = { coldstart: "coldstart", concurrency: "concurrency", reuse: "reuse", load: "load" };
 
 export const REPORT_FILE = "report.md";
 
@@ -271,6 +273,40 @@ export function reuseSection(report: ReuseReport): Section {
   return { markdown, charts: [{ file: "reuse.svg", alt: "working-set reuse", spec: reuseChart(report.functions) }] };
 }
 
+/** How a load run was shaped, in words: "poisson arrivals at 5 req/s for 60 s (seed 7)". */
+export function describeLoadShape(report: LoadReport): string {
+  const forS = `for ${report.durationMs / 1000} s`;
+  return report.arrival === "closed" ? `${report.clients} clients back to back (closed loop) ${forS}` : `${report.arrival} arrivals at ${report.rps} req/s ${forS}${report.seed === null ? "" : ` (seed ${report.seed})`}`;
+}
+
+export function loadSection(report: LoadReport): Section {
+  const summary = summarizeLoad(report);
+  const d = report.deployment;
+  const errors = Object.entries(summary.errors).map(([code, count]) => `${code} x${count}`);
+  const latency = markdownTable(
+    ["start", "requests", "share", "p50 ms", "p90 ms", "p99 ms", "max ms", "median start ms", "median queue ms"],
+    summary.latency.map((f) => [f.start, String(f.requests), fmtPct(f.requests / Math.max(1, summary.ok)), fmtMs(f.p50), fmtMs(f.p90), fmtMs(f.p99), fmtMs(f.max), fmtMs(f.startMs), fmtMs(f.queueMs)]),
+  );
+  const markdown = [
+    "## Load",
+    "",
+    `${report.function} on the daemon at ${report.url}${report.accel ? ` (${report.accel})` : ""}, from ${report.startedAt}: ${describeLoadShape(report)}. ` +
+      `Deployed from ${d.imageRef} with start policy ${d.start}, keep-alive ${d.keepaliveMs / 1000} s, ${d.minInstances}..${d.maxInstances} instances serving ${d.concurrency} request${d.concurrency === 1 ? "" : "s"} each, ${d.memMib} MiB. ` +
+      "Latency is the client's: request sent until reply received. The start is how the daemon found the request an instance (warm: an idle one; otherwise the kind of cold start it waited for).",
+    "",
+    markdownTable(
+      ["sent", "ok", "errors", "offered req/s", "achieved req/s", "max send lag ms"],
+      [[String(summary.sent), String(summary.ok), errors.length > 0 ? errors.join(", ") : "0", summary.offeredRps === null ? "closed loop" : String(summary.offeredRps), summary.achievedRps.toFixed(1), fmtMs(summary.maxLagMs)]],
+    ),
+    "",
+    latency,
+    "",
+    "![latency under load](load-latency.svg)",
+    "",
+  ].join("\n");
+  return { markdown, charts: [{ file: "load-latency.svg", alt: "latency under load", spec: loadChart(report.function, report.rows) }] };
+}
+
 /** One row per function for reuse.csv. */
 export function reuseCsv(report: ReuseReport): string {
   return toCsv(
@@ -307,7 +343,7 @@ export async function buildReport(bundle: ResultsBundle, machine = describeMachi
   if (bundle.coldstart) sections.push(coldStartSection(bundle.coldstart, bundle.reuse));
   if (bundle.reuse) sections.push(reuseSection(bundle.reuse));
   if (bundle.concurrency) sections.push(concurrencySection(bundle.concurrency));
-  // bench load: if (bundle.load) sections.push(loadSection(bundle.load));
+  if (bundle.load) sections.push(loadSection(bundle.load));
   const svgs = new Map<string, string>();
   for (const section of sections) for (const chart of section.charts) svgs.set(chart.file, await renderSvg(chart.spec));
   const markdown = [
@@ -341,15 +377,22 @@ export interface WrittenResults {
   report: string;
 }
 
-type AnyReport = ColdStartBenchReport | ConcurrencyBenchReport | ReuseReport;
+/** What one experiment run produced, as written to <out>/<experiment>.json. */
+export type ExperimentReport = ColdStartBenchReport | ConcurrencyBenchReport | ReuseReport | LoadReport;
+
+function csvOf(report: ExperimentReport): string {
+  if (report.experiment === "reuse") return reuseCsv(report);
+  if (report.experiment === "load") return loadRowsCsv(report.rows);
+  return benchRowsCsv(report.rows);
+}
 
 /** Write one experiment's JSON and CSV, then the report over everything in the directory. */
-export async function writeResults(outDir: string, report: AnyReport): Promise<WrittenResults> {
+export async function writeResults(outDir: string, report: ExperimentReport): Promise<WrittenResults> {
   await mkdir(outDir, { recursive: true });
   const base = EXPERIMENT_FILES[report.experiment];
   const files = [join(outDir, `${base}.json`), join(outDir, `${base}.csv`)];
   await writeFile(files[0]!, JSON.stringify(report, null, 2) + "\n");
-  await writeFile(files[1]!, report.experiment === "reuse" ? reuseCsv(report) : benchRowsCsv(report.rows));
+  await writeFile(files[1]!, csvOf(report));
   const built = await buildReport(await loadBundle(outDir));
   const reportPath = join(outDir, REPORT_FILE);
   await writeFile(reportPath, built.markdown);

@@ -23,3 +23,13 @@ export function medianOfFields<K extends string>(rows: readonly Record<K, number
   const keys = Object.keys(rows[0] ?? {}) as K[];
   return Object.fromEntries(keys.map((key) => [key, median(rows.map((row) => row[key]))])) as Record<K, number>;
 }
+
+/** The p-th percentile (0..100), interpolated between the two nearest ranks (numpy's default). */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = (Math.min(100, Math.max(0, p)) / 100) * (sorted.length - 1);
+  const low = Math.floor(rank);
+  const high = Math.ceil(rank);
+  return sorted[low]! + (sorted[high]! - sorted[low]!) * (rank - low);
+}

@@ -1,7 +1,8 @@
 /** Pieces the `vhive bench` experiment commands share: function lists, progress, output dirs. */
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import type { ProgressListener } from "../bench/index.js";
+import type { Argv } from "yargs";
+import { defaultOutDir, writeResults, type ExperimentReport, type ProgressListener, type WrittenResults } from "../bench/index.js";
 import type { StoredImage } from "../image/index.js";
 import { packagePath } from "../shared/package-root.js";
 import type { CliContext } from "./context.js";
@@ -19,6 +20,35 @@ export async function resolveFunctions(list: string, context: CliContext): Promi
   const images: StoredImage[] = [];
   for (const name of list.split(",").filter(Boolean)) images.push(await resolveFunction(name, context));
   return images;
+}
+
+/** --out and --json, as every experiment that writes results takes them. */
+export function resultsOptions<T>(yargs: Argv<T>, experiment: string, what = "the CSV, JSON, report.md and SVG charts") {
+  return yargs
+    .option("out", { type: "string", describe: `directory for ${what} (default: <state>/results/<time>-${experiment})` })
+    .option("json", { type: "boolean", default: false, describe: "print one JSON object with every row and where the files went" });
+}
+
+/** Where the report and the rows went, for the end of a command's text. */
+export function writtenLines(written: WrittenResults): string[] {
+  return [`report: ${written.report}`, `rows:   ${written.files.filter((file) => /\.(csv|json)$/.test(file)).join(", ")}`];
+}
+
+/**
+ * Write an experiment's results to --out (default <state>/results/<time>-<experiment>), then
+ * print them: with --json the report and where it went, else the command's text.
+ */
+export async function writeAndPrint<R extends ExperimentReport>(
+  report: R,
+  args: { out?: string; json: boolean },
+  experiment: string,
+  context: CliContext,
+  describe: (report: R, written: WrittenResults) => string,
+  extraJson: Record<string, unknown> = {},
+): Promise<void> {
+  const written = await writeResults(args.out ?? defaultOutDir(context.stateDir, experiment), report);
+  if (args.json) context.printJson({ ...report, ...extraJson, outDir: written.outDir, files: written.files });
+  else context.print(describe(report, written));
 }
 
 /** `[#####.....] 5/10 what, ETA 1m05s`: a text progress bar for the spinner's line. */

@@ -85,8 +85,11 @@ export class Instance<Start extends StartRecord = StartRecord> implements AsyncD
 
   async stop(): Promise<void> {
     this.client.close();
-    await this.vm.stop();
-    await this.pager?.stop(); // it exits with QEMU; this waits for it and cleans up its socket
+    try {
+      await this.vm.stop();
+    } finally {
+      await this.pager?.stop(); // it exits with QEMU; this waits for it and cleans up its socket
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

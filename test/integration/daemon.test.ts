@@ -1,14 +1,17 @@
 /**
  * The daemon over HTTP with real microVMs: a reap function goes boot -> record -> prefetch ->
- * warm as keep-alive expires between requests, and a daemon killed with SIGKILL mid-run comes
- * back with its function, snapshot and working set, cleaning up the VM it left behind.
+ * warm as keep-alive expires between requests, then `vhive bench load` drives it from zero; a
+ * daemon killed with SIGKILL mid-run comes back with its function, snapshot and working set,
+ * cleaning up the VM it left behind.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { startDaemon, type Daemon } from "../../src/daemon/index.js";
 import { NoOpLog } from "../../src/shared/log.js";
 import { packagePath } from "../../src/shared/package-root.js";
+import { makeTempDir } from "../../src/shared/tmp.js";
 import { StatePaths } from "../../src/shared/paths.js";
 import { SnapshotStore } from "../../src/snapshot/index.js";
 import { freeLoopbackPort } from "../../src/vm/index.js";
@@ -93,6 +96,23 @@ describe("the daemon", () => {
     expect(records.map((r: { start: string }) => r.start)).toEqual(["boot", "record", "prefetch", "warm"]);
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toContain(`vhive_invocations_total{function="${fn}",start="prefetch",status="ok"} 1`);
+
+    // `vhive bench load` on the scaled-to-zero function: the first request waits for a prefetch
+    // start, and the open loop keeps sending meanwhile, so later requests find warm instances.
+    await waitScaledToZero(base, fn);
+    const out = await makeTempDir("bench-load-test");
+    cleanups.push(() => out.remove());
+    const load = await runCli(["bench", "load", "--function", fn, "--rps", "4", "--duration", "3s", "--arrival", "uniform", "--out", out.path, "--json"], { env: { ...process.env, VHIVE_URL: base } });
+    expect(load.code, load.stderr).toBe(0);
+    const loaded = JSON.parse(load.stdout);
+    expect(loaded.rows).toHaveLength(12);
+    expect(loaded.rows.every((row: { status: string }) => row.status === "ok")).toBe(true);
+    expect(loaded.rows[0]).toMatchObject({ start: "prefetch", startMs: expect.any(Number) });
+    expect(loaded.rows.some((row: { start: string }) => row.start === "warm")).toBe(true);
+    expect(loaded.summary).toMatchObject({ sent: 12, ok: 12, errors: {}, offeredRps: 4 });
+    expect((await readFile(join(out.path, "load.csv"), "utf8")).trim().split("\n")).toHaveLength(13);
+    expect(await readFile(join(out.path, "report.md"), "utf8")).toContain("## Load");
+    expect(await readFile(join(out.path, "load-latency.svg"), "utf8")).toMatch(/^<svg/);
     expect((await api(base, "DELETE", `/functions/${fn}`)).status).toBe(200);
   });
 

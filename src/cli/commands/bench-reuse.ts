@@ -1,6 +1,6 @@
-import { benchReuse, defaultOutDir, writeResults, type ReuseReport, type WrittenResults } from "../../bench/index.js";
+import { benchReuse, defaultOutDir, type ReuseReport, type WrittenResults } from "../../bench/index.js";
 import { openHost } from "../../orchestrator/index.js";
-import { resolveFunctions, withProgressBar } from "../bench-output.js";
+import { resolveFunctions, resultsOptions, withProgressBar, writeAndPrint, writtenLines } from "../bench-output.js";
 import { defineCommand } from "../command.js";
 import { formatBytes, table } from "../format.js";
 
@@ -22,7 +22,7 @@ function describe(report: ReuseReport, written: WrittenResults): string {
     table([["function", "inputs A / B", "pages A / B", "A∩B / A", "A∩B / B", "A vs A again", "touched", "WS / touched"], ...rows]),
     ...report.skipped.map((s) => `skipped ${s.function}: ${s.reason}`),
     "",
-    `report: ${written.report}`,
+    ...writtenLines(written),
   ].join("\n");
 }
 
@@ -30,20 +30,16 @@ export const benchReuseCommand = defineCommand({
   command: "reuse",
   describe: "how much of a function's working set is the same for two inputs, and its share of the memory the guest touched",
   builder: (yargs) =>
-    yargs
+    resultsOptions(yargs, "reuse", "the CSV, JSON, working sets, report.md and SVG charts")
       .option("functions", { type: "string", default: "helloworld,json_serdes", describe: "comma-separated suite functions or images" })
       .option("inputs", { type: "string", describe: "input A and B for every function, comma-separated (default: each recipe's first two inputs)" })
-      .option("out", { type: "string", describe: "directory for the CSV, JSON, working sets, report.md and SVG charts (default: <state>/results/<time>-reuse)" })
-      .option("accel", { choices: ["auto", "kvm", "tcg"] as const, default: "auto" as const, describe: "accelerator" })
-      .option("json", { type: "boolean", default: false, describe: "print one JSON object" }),
+      .option("accel", { choices: ["auto", "kvm", "tcg"] as const, default: "auto" as const, describe: "accelerator" }),
   run: async (args, context) => {
     const images = await resolveFunctions(args.functions, context);
     const host = await openHost({ stateDir: context.stateDir, accel: args.accel, log: context.log });
     const outDir = args.out ?? defaultOutDir(context.stateDir, "reuse");
     const inputs = args.inputs?.split(",");
     const report = await withProgressBar("working-set reuse", context, (onProgress) => benchReuse(host, images, { outDir, inputs, signal: context.signal, onProgress }));
-    const written = await writeResults(outDir, report);
-    if (args.json) context.printJson({ ...report, outDir: written.outDir, files: written.files });
-    else context.print(describe(report, written));
+    await writeAndPrint(report, { out: outDir, json: args.json }, "reuse", context, describe);
   },
 });
