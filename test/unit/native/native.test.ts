@@ -7,9 +7,9 @@ import { describe, expect, it } from "vitest";
 import { packagePath } from "../../../src/shared/package-root.js";
 
 describe("native pager and shim", () => {
-  it("pass their C tests: lazy, record, prefetch, all, bad handshake, random advice", () => {
+  it("pass their C tests: lazy, record, prefetch, all, bad handshake, owner death, random advice", () => {
     const output = execFileSync("make", ["-s", "-C", packagePath("native"), "test"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-    expect(output).toMatch(/^6 passed, 0 failed$/m);
+    expect(output).toMatch(/^7 passed, 0 failed$/m);
     expect(output).not.toMatch(/^FAIL/m);
   });
 });
