@@ -1,12 +1,12 @@
 /** Experiments: cold-start comparisons that print the figures the paper reports. */
 export { benchBootVsRestore, type BootVsRestoreReport, type BootVsRestoreOptions } from "./boot-vs-restore.js";
-export { median, percentile, summarize, medianOfFields, type Summary } from "./stats.js";
+export { median, percentile, percentileOfSorted, summarize, medianOfFields, type Summary } from "./stats.js";
 export { benchReap, benchReapFunction, REAP_MODES, type ReapReport, type FunctionReport, type ModeFigures, type ReapOptions } from "./reap.js";
 export { coldStart, concurrentColdStarts, type ColdStartRow } from "./coldstart.js";
 export { benchColdStarts, benchConcurrency, orderModes, parseLevels, parseConcurrentModes, ensureWorkingSet, CONCURRENT_MODES, type ColdStartBenchReport, type ConcurrencyBenchReport, type ConcurrentMode, type ProgressListener } from "./experiments.js";
 export { benchReuse, pageOverlap, countNonZeroPages, reuseInputs, type ReuseReport, type ReuseFunctionResult, type PageOverlap } from "./reuse.js";
 export { BENCH_MODES, summarizeRows, findSummary, type BenchMode, type BenchRow, type ModeSummary } from "./rows.js";
-export { runLoad, summarizeLoad, arrivalTimes, seededRandom, ARRIVALS, type Arrival, type LoadShape, type LoadReply, type LoadReport, type LoadRow, type LoadSummary, type LatencyFigures } from "./load.js";
+export { runLoad, summarizeLoad, describeErrors, arrivalTimes, seededRandom, ARRIVALS, type Arrival, type LoadShape, type LoadReply, type LoadReport, type LoadRow, type LoadSummary, type LatencyFigures } from "./load.js";
 export { writeResults, buildReport, loadBundle, defaultOutDir, describeLoadShape, fmtMs, REPORT_FILE, type ExperimentReport, type ResultsBundle, type WrittenResults } from "./report.js";
 export { PAPER_FUNCTIONS, PAPER_CONCURRENCY, PAPER_FACTS, paperFunction } from "./paper.js";
 export { paperLatencyMs, renderSvg } from "./charts.js";

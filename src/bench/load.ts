@@ -13,7 +13,8 @@
 import { isVhiveError, messageOf, VhiveError } from "../shared/errors.js";
 import type { FunctionRecord, StartKind } from "../store/index.js";
 import type { ProgressListener } from "./experiments.js";
-import { percentile } from "./stats.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { median, percentileOfSorted } from "./stats.js";
 
 export const ARRIVALS = ["poisson", "uniform"] as const;
 export type Arrival = (typeof ARRIVALS)[number];
@@ -132,18 +133,6 @@ async function sendOne(target: LoadTarget, seq: number, dueMs: number, runStart:
   }
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
-
 /** Drive the target for `durationMs`, then wait for every request still out; rows in send order. */
 export async function runLoad(target: LoadTarget, options: LoadOptions): Promise<LoadRow[]> {
   const { shape, durationMs, signal } = options;
@@ -169,7 +158,7 @@ export async function runLoad(target: LoadTarget, options: LoadOptions): Promise
       const times = arrivalTimes(shape.arrival, shape.rps, durationMs, seededRandom(shape.seed));
       for (const [seq, dueMs] of times.entries()) {
         const wait = runStart + dueMs - performance.now();
-        if (wait > 1) await sleep(wait, signal);
+        if (wait > 1) await sleep(wait, undefined, { signal }).catch(() => {}); // cancelled: checked next
         if (signal?.aborted) break;
         track(sendOne(target, seq, dueMs, runStart, options));
       }
@@ -219,28 +208,47 @@ export interface LoadSummary {
 }
 
 function figures(start: StartKind | "all", rows: readonly LoadRow[]): LatencyFigures {
-  const latencies = rows.map((row) => row.latencyMs);
+  const latencies = rows.map((row) => row.latencyMs).sort((a, b) => a - b);
   const starts = rows.flatMap((row) => (row.startMs === null ? [] : [row.startMs]));
   const queues = rows.flatMap((row) => (row.queueMs === null ? [] : [row.queueMs]));
   return {
     start,
     requests: rows.length,
-    p50: percentile(latencies, 50),
-    p90: percentile(latencies, 90),
-    p99: percentile(latencies, 99),
-    max: Math.max(...latencies),
-    startMs: starts.length > 0 ? percentile(starts, 50) : null,
-    queueMs: queues.length > 0 ? percentile(queues, 50) : null,
+    p50: percentileOfSorted(latencies, 50),
+    p90: percentileOfSorted(latencies, 90),
+    p99: percentileOfSorted(latencies, 99),
+    max: latencies[latencies.length - 1]!,
+    startMs: starts.length > 0 ? median(starts) : null,
+    queueMs: queues.length > 0 ? median(queues) : null,
   };
 }
 
+/** "ERR_CAPACITY x3" per error code, for text and tables. */
+export function describeErrors(errors: Record<string, number>): string[] {
+  return Object.entries(errors).map(([code, count]) => `${code} x${count}`);
+}
+
+/**
+ * One pass over the rows, not Math.max(...rows): an hour's run at a few hundred req/s has more
+ * rows than a call can take arguments.
+ */
 export function summarizeLoad(report: LoadReport): LoadSummary {
-  const ok = report.rows.filter((row) => row.status === "ok");
+  const ok: LoadRow[] = [];
   const errors: Record<string, number> = {};
-  for (const row of report.rows) if (row.error !== null) errors[row.error] = (errors[row.error] ?? 0) + 1;
-  const spanMs = Math.max(report.durationMs, ...report.rows.map((row) => row.dueMs + row.lagMs + row.latencyMs));
   const kinds = new Map<StartKind, LoadRow[]>();
-  for (const row of ok) if (row.start) kinds.set(row.start, [...(kinds.get(row.start) ?? []), row]);
+  let spanMs = report.durationMs;
+  let maxLagMs = 0;
+  for (const row of report.rows) {
+    spanMs = Math.max(spanMs, row.dueMs + row.lagMs + row.latencyMs);
+    maxLagMs = Math.max(maxLagMs, row.lagMs);
+    if (row.error !== null) errors[row.error] = (errors[row.error] ?? 0) + 1;
+    if (row.status !== "ok") continue;
+    ok.push(row);
+    if (!row.start) continue;
+    const same = kinds.get(row.start);
+    if (same) same.push(row);
+    else kinds.set(row.start, [row]);
+  }
   const byKind = [...kinds.entries()].sort((a, b) => b[1].length - a[1].length).map(([kind, rows]) => figures(kind, rows));
   return {
     sent: report.rows.length,
@@ -248,7 +256,7 @@ export function summarizeLoad(report: LoadReport): LoadSummary {
     errors,
     offeredRps: report.rps,
     achievedRps: ok.length / (spanMs / 1000),
-    maxLagMs: Math.max(0, ...report.rows.map((row) => row.lagMs)),
+    maxLagMs,
     latency: ok.length > 0 ? [figures("all", ok), ...byKind] : [],
   };
 }

@@ -19,7 +19,7 @@ import type { TopLevelSpec } from "vega-lite";
 import { breakdownChart, concurrencyChart, latencyChart, loadChart, renderSvg, reuseChart, wsChart, type WsSize } from "./charts.js";
 import { benchRowsCsv, loadRowsCsv, toCsv } from "./csv.js";
 import type { ColdStartBenchReport, ConcurrencyBenchReport } from "./experiments.js";
-import { summarizeLoad, type LoadReport } from "./load.js";
+import { describeErrors, summarizeLoad, type LoadReport } from "./load.js";
 import { PAPER_CONCURRENCY, PAPER_FACTS, paperFunction } from "./paper.js";
 import type { ReuseReport } from "./reuse.js";
 import { ALL_PHASES, findSummary, summarizeRows, type BenchMode, type ModeSummary } from "./rows.js";
@@ -282,7 +282,7 @@ export function describeLoadShape(report: LoadReport): string {
 export function loadSection(report: LoadReport): Section {
   const summary = summarizeLoad(report);
   const d = report.deployment;
-  const errors = Object.entries(summary.errors).map(([code, count]) => `${code} x${count}`);
+  const errors = describeErrors(summary.errors);
   const latency = markdownTable(
     ["start", "requests", "share", "p50 ms", "p90 ms", "p99 ms", "max ms", "median start ms", "median queue ms"],
     summary.latency.map((f) => [f.start, String(f.requests), fmtPct(f.requests / Math.max(1, summary.ok)), fmtMs(f.p50), fmtMs(f.p90), fmtMs(f.p99), fmtMs(f.max), fmtMs(f.startMs), fmtMs(f.queueMs)]),

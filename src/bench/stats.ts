@@ -8,10 +8,7 @@ export interface Summary {
 }
 
 export function median(values: readonly number[]): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return percentile(values, 50);
 }
 
 export function summarize(values: readonly number[]): Summary {
@@ -26,8 +23,12 @@ export function medianOfFields<K extends string>(rows: readonly Record<K, number
 
 /** The p-th percentile (0..100), interpolated between the two nearest ranks (numpy's default). */
 export function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
+  return percentileOfSorted([...values].sort((a, b) => a - b), p);
+}
+
+/** percentile() of values already sorted ascending: several percentiles for one sort. */
+export function percentileOfSorted(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
   const rank = (Math.min(100, Math.max(0, p)) / 100) * (sorted.length - 1);
   const low = Math.floor(rank);
   const high = Math.ceil(rank);

@@ -16,10 +16,14 @@ export function sizeOptions<T>(yargs: Argv<T>) {
     .option("vcpus", { type: "number", default: DEFAULT_VCPUS, describe: "guest vCPUs" });
 }
 
+/** --accel, for every command that starts VMs. */
+export function accelOption<T>(yargs: Argv<T>) {
+  return yargs.option("accel", { choices: ["auto", "kvm", "tcg"] as const, default: "auto" as const, describe: "accelerator; auto probes KVM and falls back to TCG" });
+}
+
 /** How an instance is started and reached, for every command that starts one. */
 export function startOptions<T>(yargs: Argv<T>) {
-  return yargs
-    .option("accel", { choices: ["auto", "kvm", "tcg"] as const, default: "auto" as const, describe: "accelerator; auto probes KVM and falls back to TCG" })
+  return accelOption(yargs)
     .option("host-port", { type: "number", describe: "loopback port to forward to the function (default: a free one)" })
     .option("ready-timeout", { type: "number", default: DEFAULT_READY_TIMEOUT_MS / 1000, describe: "seconds until the function must answer" })
     .option("method", { type: "string", describe: "gRPC method, package.Service/Method (default: the image's)" })

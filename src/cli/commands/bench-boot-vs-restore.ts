@@ -4,7 +4,7 @@ import { openHost } from "../../orchestrator/index.js";
 import { packagePath } from "../../shared/package-root.js";
 import { defineCommand } from "../command.js";
 import { formatBytes, formatMs, table } from "../format.js";
-import { imageFromRef } from "../function-options.js";
+import { accelOption, imageFromRef } from "../function-options.js";
 import { withProgress } from "../progress.js";
 
 function describe(report: BootVsRestoreReport): string {
@@ -34,10 +34,9 @@ export const benchBootVsRestoreCommand = defineCommand({
   command: "boot-vs-restore [image]",
   describe: "cold boots against cold vanilla snapshot restores of one function, side by side",
   builder: (yargs) =>
-    yargs
+    accelOption(yargs)
       .positional("image", { type: "string", describe: "image or recipe directory (default functions/helloworld)" })
       .option("reps", { type: "number", default: 3, describe: "cold starts of each kind" })
-      .option("accel", { choices: ["auto", "kvm", "tcg"] as const, default: "auto" as const, describe: "accelerator" })
       .option("json", { type: "boolean", default: false, describe: "print one JSON object with every run" }),
   run: async (args, context) => {
     const image = await imageFromRef(args.image ?? packagePath("functions", "helloworld"), context);

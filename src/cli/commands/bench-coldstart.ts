@@ -2,6 +2,7 @@ import { benchColdStarts, BENCH_MODES, orderModes, paperLatencyMs, summarizeRows
 import { openHost } from "../../orchestrator/index.js";
 import { resolveFunctions, resultsOptions, withProgressBar, writeAndPrint, writtenLines } from "../bench-output.js";
 import { defineCommand } from "../command.js";
+import { accelOption } from "../function-options.js";
 import { formatBytes, formatMs, table } from "../format.js";
 
 /** The table `vhive bench coldstart` and `vhive demo` print: one line per function and mode. */
@@ -32,11 +33,10 @@ export const benchColdstartCommand = defineCommand({
   command: "coldstart",
   describe: "cold starts of each function in each mode (warm, boot, snapshot memory modes), with a report beside the paper's figures",
   builder: (yargs) =>
-    resultsOptions(yargs, "coldstart")
+    resultsOptions(accelOption(yargs), "coldstart")
       .option("functions", { type: "string", default: "helloworld,json_serdes", describe: "comma-separated suite functions or images" })
       .option("modes", { type: "string", default: "warm,boot,vanilla,vanilla-4k,record,prefetch,floor", describe: `comma-separated, of ${BENCH_MODES.join(", ")}` })
-      .option("reps", { type: "number", default: 3, describe: "starts per function and mode" })
-      .option("accel", { choices: ["auto", "kvm", "tcg"] as const, default: "auto" as const, describe: "accelerator" }),
+      .option("reps", { type: "number", default: 3, describe: "starts per function and mode" }),
   run: async (args, context) => {
     const modes = orderModes(args.modes.split(",").filter(Boolean));
     const images = await resolveFunctions(args.functions, context);

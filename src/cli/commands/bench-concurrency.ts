@@ -2,6 +2,7 @@ import { benchConcurrency, CONCURRENT_MODES, findSummary, parseConcurrentModes, 
 import { openHost } from "../../orchestrator/index.js";
 import { resolveFunction, resultsOptions, withProgressBar, writeAndPrint, writtenLines } from "../bench-output.js";
 import { defineCommand } from "../command.js";
+import { accelOption } from "../function-options.js";
 import { formatMs, table } from "../format.js";
 
 function describe(report: ConcurrencyBenchReport, written: WrittenResults): string {
@@ -26,12 +27,11 @@ export const benchConcurrencyCommand = defineCommand({
   command: "concurrency",
   describe: "many cold starts of one function at once, per memory mode (the paper's concurrency curve)",
   builder: (yargs) =>
-    resultsOptions(yargs, "concurrency")
+    resultsOptions(accelOption(yargs), "concurrency")
       .option("function", { type: "string", default: "helloworld", describe: "suite function or image" })
       .option("levels", { type: "string", default: "1,2,4,8", describe: "comma-separated numbers of cold starts at once" })
       .option("modes", { type: "string", default: "vanilla,prefetch", describe: `comma-separated, of ${CONCURRENT_MODES.join(", ")}` })
-      .option("reps", { type: "number", default: 2, describe: "rounds per level and mode" })
-      .option("accel", { choices: ["auto", "kvm", "tcg"] as const, default: "auto" as const, describe: "accelerator" }),
+      .option("reps", { type: "number", default: 2, describe: "rounds per level and mode" }),
   run: async (args, context) => {
     const levels = parseLevels(args.levels);
     const modes = parseConcurrentModes(args.modes);

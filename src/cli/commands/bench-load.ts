@@ -1,5 +1,5 @@
 import { randomInt } from "node:crypto";
-import { ARRIVALS, describeLoadShape, runLoad, summarizeLoad, type LoadReply, type LoadReport, type LoadShape, type WrittenResults } from "../../bench/index.js";
+import { ARRIVALS, describeErrors, describeLoadShape, runLoad, summarizeLoad, type LoadReply, type LoadReport, type LoadShape, type WrittenResults } from "../../bench/index.js";
 import { clientOptionsFromEnv, DaemonClient } from "../../daemon/index.js";
 import type { FunctionRecord } from "../../store/index.js";
 import { VhiveError } from "../../shared/errors.js";
@@ -11,7 +11,7 @@ import { formatMs, table } from "../format.js";
 
 function describe(report: LoadReport, written: WrittenResults): string {
   const summary = summarizeLoad(report);
-  const errors = Object.entries(summary.errors).map(([code, count]) => `${code} x${count}`);
+  const errors = describeErrors(summary.errors);
   return [
     `${report.function}: ${describeLoadShape(report)}; ${summary.sent} sent, ${summary.ok} ok, ${errors.length > 0 ? `errors ${errors.join(", ")}` : "no errors"}; ${summary.achievedRps.toFixed(1)} replies/s; latency as the client saw it`,
     "",
@@ -53,7 +53,9 @@ export const benchLoadCommand = defineCommand({
     const { function: fn } = await daemon.request<{ function: FunctionRecord }>("GET", `/functions/${encodeURIComponent(args.function)}`);
     const path = `/functions/${encodeURIComponent(fn.name)}/invoke`;
     const body = args.data === undefined ? {} : { data: args.data };
-    const target = (signal: AbortSignal) => new DaemonClient({ ...clientOptionsFromEnv(), signal }).request<LoadReply>("POST", path, body);
+    // A client per request: each has its own signal (Ctrl-C or its timeout).
+    const clientOptions = clientOptionsFromEnv();
+    const target = (signal: AbortSignal) => new DaemonClient({ ...clientOptions, signal }).request<LoadReply>("POST", path, body);
 
     const startedAt = new Date().toISOString();
     const rows = await withProgressBar("load", context, (onProgress) => runLoad(target, { shape, durationMs, timeoutMs, signal: context.signal, onProgress }));

@@ -3,6 +3,7 @@ import { openHost } from "../../orchestrator/index.js";
 import { resolveFunctions } from "../bench-output.js";
 import { defineCommand } from "../command.js";
 import { formatBytes, formatMs, table } from "../format.js";
+import { accelOption } from "../function-options.js";
 import { withProgress } from "../progress.js";
 
 function check(label: string, value: string, ok: boolean, target: string): string[] {
@@ -53,11 +54,10 @@ export const benchReapCommand = defineCommand({
   command: "reap",
   describe: "REAP against the vanilla baselines: cold starts per memory mode, and concurrent cold starts",
   builder: (yargs) =>
-    yargs
+    accelOption(yargs)
       .option("functions", { type: "string", default: "helloworld,json_serdes", describe: "comma-separated suite functions or images" })
       .option("reps", { type: "number", default: 5, describe: "cold starts per mode" })
       .option("concurrency", { type: "number", default: 4, describe: "concurrent cold starts to compare (0 to skip)" })
-      .option("accel", { choices: ["auto", "kvm", "tcg"] as const, default: "auto" as const, describe: "accelerator" })
       .option("json", { type: "boolean", default: false, describe: "print one JSON object with every row" }),
   run: async (args, context) => {
     const images = await resolveFunctions(args.functions, context);

@@ -2,6 +2,7 @@ import { benchReuse, defaultOutDir, type ReuseReport, type WrittenResults } from
 import { openHost } from "../../orchestrator/index.js";
 import { resolveFunctions, resultsOptions, withProgressBar, writeAndPrint, writtenLines } from "../bench-output.js";
 import { defineCommand } from "../command.js";
+import { accelOption } from "../function-options.js";
 import { formatBytes, table } from "../format.js";
 
 function describe(report: ReuseReport, written: WrittenResults): string {
@@ -30,10 +31,9 @@ export const benchReuseCommand = defineCommand({
   command: "reuse",
   describe: "how much of a function's working set is the same for two inputs, and its share of the memory the guest touched",
   builder: (yargs) =>
-    resultsOptions(yargs, "reuse", "the CSV, JSON, working sets, report.md and SVG charts")
+    resultsOptions(accelOption(yargs), "reuse", "the CSV, JSON, working sets, report.md and SVG charts")
       .option("functions", { type: "string", default: "helloworld,json_serdes", describe: "comma-separated suite functions or images" })
-      .option("inputs", { type: "string", describe: "input A and B for every function, comma-separated (default: each recipe's first two inputs)" })
-      .option("accel", { choices: ["auto", "kvm", "tcg"] as const, default: "auto" as const, describe: "accelerator" }),
+      .option("inputs", { type: "string", describe: "input A and B for every function, comma-separated (default: each recipe's first two inputs)" }),
   run: async (args, context) => {
     const images = await resolveFunctions(args.functions, context);
     const host = await openHost({ stateDir: context.stateDir, accel: args.accel, log: context.log });

@@ -2,18 +2,18 @@ import { startDaemon, DEFAULT_LISTEN } from "../../daemon/index.js";
 import { isolateChildrenFromTerminal } from "../../shared/child.js";
 import { defineCommand } from "../command.js";
 import { parseDurationMs } from "../duration.js";
+import { accelOption } from "../function-options.js";
 
 export const serveCommand = defineCommand({
   command: "serve",
   describe: "run the vhive daemon: an HTTP API to deploy and invoke functions, with instance pools, keep-alive and snapshots",
   handlesSignals: true,
   builder: (yargs) =>
-    yargs
+    accelOption(yargs)
       .option("listen", { type: "string", default: DEFAULT_LISTEN, describe: "host:port of the API; beyond loopback a --token is required" })
       .option("token", { type: "string", describe: "bearer token every request must carry (default $VHIVE_TOKEN)" })
       .option("memory-budget", { type: "number", describe: "MiB of guest memory instances may use in all (default 75% of the free memory at start-up)" })
-      .option("queue-timeout", { type: "string", default: "120s", describe: "how long a request may wait for an instance before 503" })
-      .option("accel", { choices: ["auto", "kvm", "tcg"] as const, default: "auto" as const, describe: "accelerator; auto probes KVM and falls back to TCG" }),
+      .option("queue-timeout", { type: "string", default: "120s", describe: "how long a request may wait for an instance before 503" }),
   run: async (args, context) => {
     isolateChildrenFromTerminal();
     const daemon = await startDaemon({
