@@ -214,8 +214,9 @@ export class MicroVm implements AsyncDisposable {
     });
     const finished = this.qmp.waitEvent("MIGRATION", (event) => ["completed", "failed", "cancelled"].includes(String(event.data?.status)));
     const died = this.failure.then((error) => Promise.reject(error));
-    await this.qmp.execute(command, { uri });
-    const event = await Promise.race([finished, died]);
+    // The command inside the race: if it throws, the race has already handled `finished` and
+    // `died`, which would otherwise reject later with no one listening.
+    const event = await Promise.race([finished, died, this.qmp.execute(command, { uri }).then(() => finished)]);
     if (event.data?.status === "completed") return;
     const info = await this.qmp.execute<{ "error-desc"?: string }>("query-migrate").catch(() => ({ "error-desc": undefined }));
     throw new VhiveError(code, `${command} ${String(event.data?.status)}: ${info["error-desc"] ?? "QEMU gave no reason"}`, {
