@@ -3,13 +3,12 @@
  * rendered to SVG by vega's View in Node (renderer "none": SVG needs no canvas, text is measured
  * by estimate). Each spec takes its data inline, so the SVG stands alone.
  */
-import * as vega from "vega";
-import { compile, type TopLevelSpec } from "vega-lite";
+import type { TopLevelSpec } from "vega-lite";
 import type { StartKind } from "../store/index.js";
 import type { LoadRow } from "./load.js";
-import { PAPER_CONCURRENCY, paperFunction, PAPER_FACTS } from "./paper.js";
+import { PAPER_CONCURRENCY, PAPER_FACTS, paperFunction, paperLatencyMs } from "./paper.js";
 import type { ReuseFunctionResult } from "./reuse.js";
-import { BENCH_MODES, type BenchMode, type ModeSummary } from "./rows.js";
+import { BENCH_MODES, isRestoreMode, type ModeSummary } from "./rows.js";
 
 const MIB = 1024 * 1024;
 const MB = 1_000_000;
@@ -18,22 +17,15 @@ const SOURCES = ["vhive", "paper (KVM)"];
 const CONFIG = { background: "white", legend: { labelLimit: 0 } };
 
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  // Loaded here, not at the top: every vhive command imports the bench commands, and vega takes
+  // ~0.3 s to load.
+  const [vega, { compile }] = await Promise.all([import("vega"), import("vega-lite")]);
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none" });
   try {
     return await view.toSVG();
   } finally {
     view.finalize();
   }
-}
-
-/** The paper's figure for a function in a mode, if it has one (vanilla-4k is its vanilla, prefetch its REAP). */
-export function paperLatencyMs(fn: string, mode: BenchMode): number | undefined {
-  const paper = paperFunction(fn);
-  if (!paper) return undefined;
-  if (mode === "warm") return paper.warmMs;
-  if (mode === "vanilla-4k") return paper.vanillaMs;
-  if (mode === "prefetch") return paper.reapMs;
-  return undefined;
 }
 
 /** Median time to first response per function and mode, vhive's bars beside the paper's (log scale). */
@@ -77,7 +69,7 @@ function phaseMs(s: ModeSummary, phase: string): number {
 export function breakdownChart(summaries: readonly ModeSummary[]): TopLevelSpec {
   const phasesOrder = ["loadVmmMs", "restoreMs", "memoryWaitMs", "resumeMs", "connectMs", "functionMs"];
   const values = summaries
-    .filter((s) => s.concurrency === 1 && s.mode !== "warm" && s.mode !== "boot")
+    .filter((s) => s.concurrency === 1 && isRestoreMode(s.mode))
     .flatMap((s) => phasesOrder.filter((phase) => phase in s.breakdown).map((phase) => ({ function: s.function, mode: s.mode, phase, order: phasesOrder.indexOf(phase), ms: phaseMs(s, phase) })));
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",

@@ -5,8 +5,8 @@ export { benchReap, benchReapFunction, REAP_MODES, type ReapReport, type Functio
 export { coldStart, concurrentColdStarts, type ColdStartRow } from "./coldstart.js";
 export { benchColdStarts, benchConcurrency, orderModes, parseLevels, parseConcurrentModes, ensureWorkingSet, CONCURRENT_MODES, type ColdStartBenchReport, type ConcurrencyBenchReport, type ConcurrentMode, type ProgressListener } from "./experiments.js";
 export { benchReuse, pageOverlap, countNonZeroPages, reuseInputs, type ReuseReport, type ReuseFunctionResult, type PageOverlap } from "./reuse.js";
-export { BENCH_MODES, summarizeRows, findSummary, type BenchMode, type BenchRow, type ModeSummary } from "./rows.js";
+export { BENCH_MODES, isRestoreMode, summarizeRows, findSummary, type BenchMode, type BenchRow, type ModeSummary } from "./rows.js";
 export { runLoad, summarizeLoad, describeErrors, arrivalTimes, seededRandom, ARRIVALS, type Arrival, type LoadShape, type LoadReply, type LoadReport, type LoadRow, type LoadSummary, type LatencyFigures } from "./load.js";
-export { writeResults, buildReport, loadBundle, defaultOutDir, describeLoadShape, fmtMs, REPORT_FILE, type ExperimentReport, type ResultsBundle, type WrittenResults } from "./report.js";
-export { PAPER_FUNCTIONS, PAPER_CONCURRENCY, PAPER_FACTS, paperFunction } from "./paper.js";
-export { paperLatencyMs, renderSvg } from "./charts.js";
+export { writeResults, buildReport, loadBundle, defaultOutDir, describeLoadShape, fmtMs, fmtPct, REPORT_FILE, type ExperimentReport, type ResultsBundle, type WrittenResults } from "./report.js";
+export { PAPER_FUNCTIONS, PAPER_CONCURRENCY, PAPER_FACTS, paperFunction, paperLatencyMs } from "./paper.js";
+export { renderSvg } from "./charts.js";

@@ -9,6 +9,7 @@
  * fault: vhive's `vanilla-4k`. Its "REAP" is a cold start with the working set prefetched:
  * vhive's `prefetch`.
  */
+import type { BenchMode } from "./rows.js";
 
 export interface PaperFunction {
   /** Memory-resident instance: invocation latency, ms. */
@@ -74,3 +75,13 @@ export const PAPER_FACTS = {
   /** Helloworld with REAP: reading its working set, ms, at 533 MB/s. */
   helloworldWsFetchMs: 15,
 } as const;
+
+/** The paper's figure for a function in a mode, if it has one (vanilla-4k is its vanilla, prefetch its REAP). */
+export function paperLatencyMs(fn: string, mode: BenchMode): number | undefined {
+  const paper = paperFunction(fn);
+  if (!paper) return undefined;
+  if (mode === "warm") return paper.warmMs;
+  if (mode === "vanilla-4k") return paper.vanillaMs;
+  if (mode === "prefetch") return paper.reapMs;
+  return undefined;
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { paperLatencyMs } from "../../../src/bench/charts.js";
+import { paperLatencyMs } from "../../../src/bench/paper.js";
 import { PAPER_CONCURRENCY, PAPER_FACTS, PAPER_FUNCTIONS, paperFunction } from "../../../src/bench/paper.js";
 
 describe("the paper's figures", () => {
