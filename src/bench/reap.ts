@@ -6,14 +6,14 @@
  * stall is its time to first response minus the floor's.
  */
 import type { StoredImage } from "../image/index.js";
-import { restoreOnce, type Host, type MemoryMode, usableSnapshot } from "../orchestrator/index.js";
+import { type Host, type MemoryMode, usableSnapshot } from "../orchestrator/index.js";
 import { coldStart, concurrentColdStarts, type ColdStartRow } from "./coldstart.js";
 import { median, summarize, type Summary } from "./stats.js";
 
 export const REAP_MODES = ["vanilla", "vanilla-4k", "record", "prefetch", "floor"] as const satisfies readonly MemoryMode[];
 type ReapMode = (typeof REAP_MODES)[number];
-const CONCURRENT_MODES = ["vanilla", "vanilla-4k", "prefetch", "floor"] as const satisfies readonly MemoryMode[];
-type ConcurrentMode = (typeof CONCURRENT_MODES)[number];
+const REAP_CONCURRENT_MODES = ["vanilla", "vanilla-4k", "prefetch", "floor"] as const satisfies readonly MemoryMode[];
+type ReapConcurrentMode = (typeof REAP_CONCURRENT_MODES)[number];
 
 export interface ModeFigures {
   totalMs: Summary;
@@ -43,7 +43,7 @@ export interface FunctionReport {
    * the floor's over vanilla (the most any memory policy could gain at this level).
    */
   concurrency:
-    | { level: number; modes: Record<ConcurrentMode, Summary>; speedup: number; speedupOverVanilla4k: number; floorOverVanilla: number }
+    | { level: number; modes: Record<ReapConcurrentMode, Summary>; speedup: number; speedupOverVanilla4k: number; floorOverVanilla: number }
     | undefined;
 }
 
@@ -78,9 +78,9 @@ function figures(rows: ColdStartRow[], floorMedian: number): ModeFigures {
 
 export async function benchReapFunction(host: Host, image: StoredImage, options: ReapOptions): Promise<{ report: FunctionReport; rows: ColdStartRow[] }> {
   const snapshot = await usableSnapshot(host, image, { signal: options.signal });
+  // REAP_MODES puts record before prefetch, so each rep's prefetch uses the working set its
+  // record wrote (and the concurrent rounds, the last one).
   const rows: ColdStartRow[] = [];
-  // A working set for the first prefetch; every record row below replaces it with a new one.
-  await restoreOnce(host, snapshot, undefined, { mode: "record", signal: options.signal });
   for (let rep = 1; rep <= options.reps; rep++) {
     for (const mode of REAP_MODES) {
       options.onRun?.(`${image.name} ${mode} ${rep}/${options.reps}`);
@@ -89,15 +89,15 @@ export async function benchReapFunction(host: Host, image: StoredImage, options:
   }
   let concurrency: FunctionReport["concurrency"];
   if (options.concurrency > 1) {
-    const levelRows = Object.fromEntries(CONCURRENT_MODES.map((mode) => [mode, [] as ColdStartRow[]])) as Record<ConcurrentMode, ColdStartRow[]>;
+    const levelRows = Object.fromEntries(REAP_CONCURRENT_MODES.map((mode) => [mode, [] as ColdStartRow[]])) as Record<ReapConcurrentMode, ColdStartRow[]>;
     for (let rep = 1; rep <= options.reps; rep++) {
-      for (const mode of CONCURRENT_MODES) {
+      for (const mode of REAP_CONCURRENT_MODES) {
         options.onRun?.(`${image.name} ${options.concurrency}x ${mode} ${rep}/${options.reps}`);
         levelRows[mode].push(...(await concurrentColdStarts(host, image, snapshot, mode, options.concurrency, rep, { signal: options.signal })));
       }
     }
-    for (const mode of CONCURRENT_MODES) rows.push(...levelRows[mode]);
-    const modes = Object.fromEntries(CONCURRENT_MODES.map((mode) => [mode, summarize(levelRows[mode].map((row) => row.result.totalMs))])) as Record<ConcurrentMode, Summary>;
+    for (const mode of REAP_CONCURRENT_MODES) rows.push(...levelRows[mode]);
+    const modes = Object.fromEntries(REAP_CONCURRENT_MODES.map((mode) => [mode, summarize(levelRows[mode].map((row) => row.result.totalMs))])) as Record<ReapConcurrentMode, Summary>;
     concurrency = {
       level: options.concurrency,
       modes,
