@@ -15,11 +15,12 @@
  */
 import type { StoredImage } from "../image/index.js";
 import { loadWorkingSet } from "../memory/index.js";
+import { roundMs } from "../metrics/index.js";
 import { bootInstance, defaultRequestData, restoreOnce, runOnce, type Host, type MemoryMode, usableSnapshot } from "../orchestrator/index.js";
 import { VhiveError } from "../shared/errors.js";
 import { evictFromPageCache, type StoredSnapshot } from "../snapshot/index.js";
 import { coldStart, concurrentColdStarts } from "./coldstart.js";
-import { BENCH_MODES, bootRow, restoreRow, warmRow, type BenchMode, type BenchRow } from "./rows.js";
+import { BENCH_MODES, bootRow, isRestoreMode, restoreRow, warmRow, type BenchMode, type BenchRow } from "./rows.js";
 
 export type ProgressListener = (done: number, total: number, what: string) => void;
 
@@ -49,7 +50,6 @@ export interface ColdStartBenchReport {
   rows: BenchRow[];
 }
 
-const isRestoreMode = (mode: BenchMode): mode is MemoryMode => mode !== "warm" && mode !== "boot";
 
 /** Modes in canonical order (warm, boot, vanilla, ..., record before prefetch), once each. */
 export function orderModes(modes: readonly string[]): BenchMode[] {
@@ -74,7 +74,7 @@ async function warmRows(host: Host, image: StoredImage, input: string, reps: num
   const rows: BenchRow[] = [];
   for (let rep = 1; rep <= reps; rep++) {
     const result = await instance.invoke(input, { signal: options.signal });
-    rows.push(warmRow(image.name, rep, host.accel, Math.round(result.ms * 10) / 10, result.text));
+    rows.push(warmRow(image.name, rep, host.accel, roundMs(result.ms), result.text));
     step(`${image.name} warm ${rep}/${reps}`);
   }
   return rows;

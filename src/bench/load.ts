@@ -10,6 +10,7 @@
  * Each request becomes a row: its latency as the client saw it, the start kind the daemon
  * reports (warm, boot, vanilla, record, prefetch) and the daemon's own split of the time.
  */
+import { roundMs } from "../metrics/index.js";
 import { isVhiveError, messageOf, VhiveError } from "../shared/errors.js";
 import type { FunctionRecord, StartKind } from "../store/index.js";
 import type { ProgressListener } from "./experiments.js";
@@ -103,13 +104,11 @@ export function arrivalTimes(arrival: Arrival, rps: number, durationMs: number, 
   return times;
 }
 
-const round = (ms: number) => Math.round(ms * 10) / 10;
-
 async function sendOne(target: LoadTarget, seq: number, dueMs: number, runStart: number, options: LoadOptions): Promise<LoadRow> {
   const sent = performance.now();
   const timeout = AbortSignal.timeout(options.timeoutMs);
   const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
-  const base = { seq, dueMs: round(dueMs), lagMs: round(Math.max(0, sent - runStart - dueMs)) };
+  const base = { seq, dueMs: roundMs(dueMs), lagMs: roundMs(Math.max(0, sent - runStart - dueMs)) };
   try {
     const reply = await target(signal);
     const queueMs = reply.breakdown.queueMs ?? null;
@@ -117,19 +116,19 @@ async function sendOne(target: LoadTarget, seq: number, dueMs: number, runStart:
     const cold = reply.start !== "warm";
     return {
       ...base,
-      latencyMs: round(performance.now() - sent),
+      latencyMs: roundMs(performance.now() - sent),
       status: "ok",
       start: reply.start,
       instance: reply.instance,
       serverMs: reply.totalMs,
       queueMs,
-      startMs: cold ? round(reply.totalMs - (queueMs ?? 0) - (invokeMs ?? 0)) : null,
+      startMs: cold ? roundMs(reply.totalMs - (queueMs ?? 0) - (invokeMs ?? 0)) : null,
       invokeMs,
       error: null,
     };
   } catch (error) {
     const code = timeout.aborted && !options.signal?.aborted ? "timeout" : isVhiveError(error) ? error.code : messageOf(error);
-    return { ...base, latencyMs: round(performance.now() - sent), status: "error", start: null, instance: null, serverMs: null, queueMs: null, startMs: null, invokeMs: null, error: code };
+    return { ...base, latencyMs: roundMs(performance.now() - sent), status: "error", start: null, instance: null, serverMs: null, queueMs: null, startMs: null, invokeMs: null, error: code };
   }
 }
 

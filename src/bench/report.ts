@@ -22,7 +22,7 @@ import type { ColdStartBenchReport, ConcurrencyBenchReport } from "./experiments
 import { describeErrors, summarizeLoad, type LoadReport } from "./load.js";
 import { PAPER_CONCURRENCY, PAPER_FACTS, paperFunction } from "./paper.js";
 import type { ReuseReport } from "./reuse.js";
-import { ALL_PHASES, findSummary, summarizeRows, type BenchMode, type ModeSummary } from "./rows.js";
+import { ALL_PHASES, findSummary, isRestoreMode, summarizeRows, type BenchMode, type ModeSummary } from "./rows.js";
 
 /** Every experiment's results that a report can show. */
 export interface ResultsBundle {
@@ -51,7 +51,7 @@ function fmtMib(bytes: number | null | undefined): string {
   return (bytes / MIB).toFixed(1);
 }
 
-function fmtPct(share: number): string {
+export function fmtPct(share: number): string {
   return `${(share * 100).toFixed(1)}%`;
 }
 
@@ -178,7 +178,7 @@ export function coldStartSection(report: ColdStartBenchReport, reuse?: ReuseRepo
   });
   const charts: Chart[] = [
     { file: "coldstart-latency.svg", alt: "cold-start latency by mode", spec: latencyChart(summaries) },
-    ...(summaries.some((s) => s.mode !== "warm" && s.mode !== "boot") ? [{ file: "coldstart-breakdown.svg", alt: "restore breakdown by phase", spec: breakdownChart(summaries) }] : []),
+    ...(summaries.some((s) => isRestoreMode(s.mode)) ? [{ file: "coldstart-breakdown.svg", alt: "restore breakdown by phase", spec: breakdownChart(summaries) }] : []),
     ...(sizes.length > 0 ? [{ file: "ws-size.svg", alt: "working-set size", spec: wsChart(sizes) }] : []),
   ];
   const paperNames = fns.filter((fn) => paperFunction(fn)).length;

@@ -11,6 +11,9 @@ import { median, summarize, type Summary } from "./stats.js";
 export const BENCH_MODES = ["warm", "boot", "vanilla", "vanilla-4k", "lazy", "record", "prefetch", "floor"] as const satisfies readonly ("warm" | "boot" | MemoryMode)[];
 export type BenchMode = (typeof BENCH_MODES)[number];
 
+/** A mode that restores a snapshot (everything but warm and boot). */
+export const isRestoreMode = (mode: BenchMode): mode is MemoryMode => mode !== "warm" && mode !== "boot";
+
 /** Phases of every kind of start, in the order they happen; a row carries the ones its start has. */
 export const ALL_PHASES = [...new Set([...Object.keys(BOOT_PHASES), ...Object.keys(RESTORE_PHASES)])] as readonly string[];
 

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Argv } from "yargs";
 import { defaultOutDir, writeResults, type ExperimentReport, type ProgressListener, type WrittenResults } from "../bench/index.js";
 import type { StoredImage } from "../image/index.js";
+import { RECIPE_FILE } from "../image/recipe.js";
 import { packagePath } from "../shared/package-root.js";
 import type { CliContext } from "./context.js";
 import { imageFromRef } from "./function-options.js";
@@ -12,7 +13,7 @@ import { withProgress } from "./progress.js";
 /** A suite function's name (functions/<name>, built if needed), or any image reference. */
 export async function resolveFunction(name: string, context: CliContext): Promise<StoredImage> {
   const recipe = packagePath("functions", name);
-  const isSuite = await stat(join(recipe, "recipe.json")).then(() => true, () => false);
+  const isSuite = await stat(join(recipe, RECIPE_FILE)).then(() => true, () => false);
   return imageFromRef(isSuite ? recipe : name, context);
 }
 

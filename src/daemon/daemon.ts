@@ -15,6 +15,7 @@ import { claimStateDir, Functions, MemoryBudget, openHost, recoverState, VmStart
 import { VhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import { StatePaths } from "../shared/paths.js";
+import { UndoStack } from "../shared/undo.js";
 import { SnapshotStore } from "../snapshot/index.js";
 import { Store } from "../store/index.js";
 import type { AccelRequest } from "../vm/index.js";
@@ -74,16 +75,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const paths = new StatePaths(resolve(options.stateDir));
   await mkdir(paths.vmsDir, { recursive: true });
   const release = await claimStateDir(paths);
-  const cleanups: (() => unknown)[] = [release];
-  const unwind = async () => {
-    for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch((error: unknown) => log.warn("cleanup failed", { error: messageOf(error) }));
-  };
+  const undo = new UndoStack();
+  undo.defer("release the state directory", release);
   try {
     const recovery = await recoverState(paths, log);
     let host: Host | undefined;
     if (!options.starter) host = await openHost({ stateDir: paths.root, accel: options.accel ?? "auto", log });
     const store = Store.open(join(paths.root, "vhive.db"));
-    cleanups.push(() => store.close());
+    undo.defer("close the store", () => store.close());
     const budget = new MemoryBudget(options.memoryBudgetMib ?? Math.floor((freemem() / 1024 / 1024) * 0.75));
     const metrics = new DaemonMetrics();
     const images = new ImageStore(paths);
@@ -102,7 +101,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       pool: { queueTimeoutMs: options.queueTimeoutMs, invokeTimeoutMs: options.invokeTimeoutMs },
     });
     metrics.bind(functions);
-    cleanups.push(() => functions.close());
+    undo.defer("stop the functions", () => functions.close());
     const loaded = functions.load();
     const app = await buildApp({
       functions,
@@ -112,7 +111,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       snapshots: (fn) => snapshotsOf(paths, fn),
       health: host ? { accel: host.accel, qemu: host.qemu.version, stateDir: paths.root } : { stateDir: paths.root },
     });
-    cleanups.push(() => app.close());
+    undo.defer("close the server", () => app.close());
     await app.listen({ host: listenHost, port });
     const address = app.server.address();
     const boundPort = typeof address === "object" && address ? address.port : port;
@@ -136,7 +135,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       },
     };
   } catch (error) {
-    await unwind();
+    await undo.unwind(log);
     throw error;
   }
 }

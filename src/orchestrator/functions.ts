@@ -4,9 +4,11 @@
  * its pool (the old one drains and retires its instances); removing it stops its instances and
  * keeps its snapshots.
  */
+import { roundMs } from "../metrics/index.js";
 import { VhiveError, isVhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import type { FunctionRecord, InvocationRecord, StartKind, StartPolicy, Store } from "../store/index.js";
+import { DEFAULT_MEM_MIB, DEFAULT_VCPUS } from "./boot.js";
 import type { MemoryBudget } from "./budget.js";
 import { FunctionPool, type InstanceInfo, type PoolInvocation, type PoolOptions } from "./pool.js";
 import type { InstanceStarter } from "./pool-types.js";
@@ -29,7 +31,7 @@ export interface DeploySpec {
   concurrency?: number;
 }
 
-export const DEPLOY_DEFAULTS = { vcpus: 1, start: "reap", keepaliveMs: 60_000, minInstances: 0, maxInstances: 8, concurrency: 1 } as const;
+export const DEPLOY_DEFAULTS = { vcpus: DEFAULT_VCPUS, start: "reap", keepaliveMs: 60_000, minInstances: 0, maxInstances: 8, concurrency: 1 } as const;
 
 /** The envelope of one invocation: the pool's result, with its record id and function. */
 export interface Invocation extends PoolInvocation {
@@ -98,7 +100,7 @@ export class Functions {
       name,
       imageRef: spec.image,
       imageId: image.id,
-      memMib: spec.memMib ?? image.memMib ?? 256,
+      memMib: spec.memMib ?? image.memMib ?? DEFAULT_MEM_MIB,
       vcpus: spec.vcpus ?? DEPLOY_DEFAULTS.vcpus,
       start: spec.start ?? DEPLOY_DEFAULTS.start,
       keepaliveMs: spec.keepaliveMs ?? DEPLOY_DEFAULTS.keepaliveMs,
@@ -139,7 +141,7 @@ export class Functions {
       const id = this.#record({ function: name, instance: result.instance, start: result.start, status: "ok", totalMs: result.totalMs, breakdown: result.breakdown });
       return { id, function: name, ...result };
     } catch (error) {
-      const totalMs = Math.round((performance.now() - arrived) * 10) / 10;
+      const totalMs = roundMs(performance.now() - arrived);
       this.#record({ function: name, instance: null, start: null, status: "error", totalMs, breakdown: {}, error });
       throw error;
     }

@@ -10,6 +10,7 @@
  * replaced when a request or `minInstances` needs one. The pool never throws for one instance's
  * failure; it only reports it.
  */
+import { roundMs } from "../metrics/index.js";
 import { VhiveError, isVhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import type { FunctionRecord, StartKind } from "../store/index.js";
@@ -143,9 +144,9 @@ export class FunctionPool {
       const result = await instance.invoke(data, { signal: options.signal, timeoutMs: this.#invokeTimeoutMs });
       const totalMs = performance.now() - arrived;
       const breakdown = cold
-        ? { queueMs: round((coldSince ?? arrived) - arrived), ...cold.breakdown, invokeMs: round(result.ms) }
-        : { queueMs: round(leased - arrived), invokeMs: round(result.ms) };
-      return { instance: instance.id, start: cold?.kind ?? "warm", response: result.response, text: result.text, totalMs: round(totalMs), breakdown };
+        ? { queueMs: roundMs((coldSince ?? arrived) - arrived), ...cold.breakdown, invokeMs: roundMs(result.ms) }
+        : { queueMs: roundMs(leased - arrived), invokeMs: roundMs(result.ms) };
+      return { instance: instance.id, start: cold?.kind ?? "warm", response: result.response, text: result.text, totalMs: roundMs(totalMs), breakdown };
     } catch (error) {
       if (instance.failed.aborted) {
         const reason = instance.failed.reason as VhiveError;
@@ -389,6 +390,3 @@ export class FunctionPool {
   }
 }
 
-function round(ms: number): number {
-  return Math.round(ms * 10) / 10;
-}

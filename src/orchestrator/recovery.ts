@@ -16,6 +16,7 @@ import { basename, dirname, join } from "node:path";
 import { VhiveError } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import type { StatePaths } from "../shared/paths.js";
+import { SnapshotStore } from "../snapshot/index.js";
 
 export interface RecoveryReport {
   killed: { pid: number; program: string }[];
@@ -43,6 +44,11 @@ async function processes(): Promise<ProcessInfo[]> {
   return found.filter((info): info is ProcessInfo => info !== undefined);
 }
 
+/** Node runs vhive: the daemon, a CLI command, a test. */
+function isNodeProcess(info: ProcessInfo | undefined): boolean {
+  return info !== undefined && basename(info.argv[0] ?? "").startsWith("node");
+}
+
 /** Running (a zombie waiting for its new parent to reap it counts as gone). */
 async function isAlive(pid: number): Promise<boolean> {
   const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => undefined);
@@ -60,7 +66,7 @@ export async function leftoverProcesses(root: string): Promise<ProcessInfo[]> {
     if (info.pid === process.pid) return false;
     const parent = byPid.get(info.ppid);
     // A child of a live node process belongs to a running vhive (a CLI command, a test).
-    return !(parent && basename(parent.argv[0] ?? "").startsWith("node"));
+    return !isNodeProcess(parent);
   });
 }
 
@@ -87,14 +93,7 @@ export async function recoverState(paths: StatePaths, log: Log): Promise<Recover
     await rm(join(paths.vmsDir, dir), { recursive: true, force: true });
     report.runDirs++;
   }
-  const snapshotsDir = join(paths.root, "snapshots");
-  for (const fn of await readdir(snapshotsDir).catch(() => [] as string[])) {
-    for (const id of await readdir(join(snapshotsDir, fn)).catch(() => [] as string[])) {
-      if (!id.endsWith(".partial")) continue;
-      await rm(join(snapshotsDir, fn, id), { recursive: true, force: true });
-      report.drafts++;
-    }
-  }
+  report.drafts = await new SnapshotStore(paths).removeDrafts();
   if (report.killed.length + report.runDirs + report.drafts > 0) log.warn("cleaned up after a previous daemon", { ...report });
   return report;
 }
@@ -109,7 +108,7 @@ export async function claimStateDir(paths: StatePaths): Promise<() => Promise<vo
   const pid = Number(text?.trim());
   if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && (await isAlive(pid))) {
     const other = await readProcess(pid);
-    if (other && basename(other.argv[0] ?? "").startsWith("node")) {
+    if (isNodeProcess(other)) {
       throw new VhiveError("ERR_DAEMON_RUNNING", `a vhive daemon (pid ${pid}) already serves ${paths.root}`, { remedy: `stop it (kill ${pid}) or use another --state` });
     }
   }

@@ -109,6 +109,19 @@ export class SnapshotStore {
     await rm(draft.dir, { recursive: true, force: true });
   }
 
+  /** Remove every unfinished draft (what a process killed while saving leaves); returns how many. */
+  async removeDrafts(): Promise<number> {
+    let removed = 0;
+    for (const fn of await readdir(this.#root).catch(() => [] as string[])) {
+      for (const id of await readdir(join(this.#root, fn)).catch(() => [] as string[])) {
+        if (!id.endsWith(PARTIAL)) continue;
+        await rm(join(this.#root, fn, id), { recursive: true, force: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+
   /** Remove a snapshot (and whatever else lives in its directory, such as working sets). */
   async remove(ref: string): Promise<string> {
     const { snapshots, damaged } = await this.list();

@@ -51,12 +51,26 @@ function storeError(step: string, error: unknown): VhiveError {
   return new VhiveError("ERR_STORE", `${step}: ${messageOf(error)}`, { cause: error });
 }
 
+/** Every statement the store runs, prepared once when it opens (an invocation is recorded per request). */
+function prepareStatements(db: Database.Database) {
+  return {
+    putFunction: db.prepare("INSERT INTO functions (name, record, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at"),
+    getFunction: db.prepare("SELECT record FROM functions WHERE name = ?"),
+    listFunctions: db.prepare("SELECT record FROM functions ORDER BY name"),
+    deleteFunction: db.prepare("DELETE FROM functions WHERE name = ?"),
+    addInvocation: db.prepare("INSERT INTO invocations (function, instance, start, status, error_code, error_message, total_ms, breakdown, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+    invocations: db.prepare("SELECT * FROM (SELECT * FROM invocations WHERE function = ? ORDER BY id DESC LIMIT ?) ORDER BY id"),
+  };
+}
+
 export class Store {
   readonly #db: Database.Database;
+  readonly #statements: ReturnType<typeof prepareStatements>;
   #closed = false;
 
   private constructor(db: Database.Database) {
     this.#db = db;
+    this.#statements = prepareStatements(db);
   }
 
   /** Open (creating if needed) the database at `path`; ":memory:" for tests. Throws ERR_STORE. */
@@ -75,43 +89,37 @@ export class Store {
   }
 
   putFunction(record: FunctionRecord): void {
-    this.#run("saving a function", () =>
-      this.#db
-        .prepare("INSERT INTO functions (name, record, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at")
-        .run(record.name, JSON.stringify(record), record.updatedAt),
-    );
+    this.#run("saving a function", () => this.#statements.putFunction.run(record.name, JSON.stringify(record), record.updatedAt));
   }
 
   getFunction(name: string): FunctionRecord | undefined {
-    const row = this.#run("reading a function", () => this.#db.prepare("SELECT record FROM functions WHERE name = ?").get(name) as { record: string } | undefined);
+    const row = this.#run("reading a function", () => this.#statements.getFunction.get(name) as { record: string } | undefined);
     return row ? (JSON.parse(row.record) as FunctionRecord) : undefined;
   }
 
   listFunctions(): FunctionRecord[] {
-    const rows = this.#run("listing functions", () => this.#db.prepare("SELECT record FROM functions ORDER BY name").all() as { record: string }[]);
+    const rows = this.#run("listing functions", () => this.#statements.listFunctions.all() as { record: string }[]);
     return rows.map((row) => JSON.parse(row.record) as FunctionRecord);
   }
 
   /** Remove a function; its invocation records stay. Returns whether it existed. */
   deleteFunction(name: string): boolean {
-    return this.#run("removing a function", () => this.#db.prepare("DELETE FROM functions WHERE name = ?").run(name).changes > 0);
+    return this.#run("removing a function", () => this.#statements.deleteFunction.run(name).changes > 0);
   }
 
   addInvocation(invocation: NewInvocation): number {
     const info = this.#run("recording an invocation", () =>
-      this.#db
-        .prepare("INSERT INTO invocations (function, instance, start, status, error_code, error_message, total_ms, breakdown, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        .run(
-          invocation.function,
-          invocation.instance,
-          invocation.start,
-          invocation.status,
-          invocation.errorCode,
-          invocation.errorMessage,
-          invocation.totalMs,
-          JSON.stringify(invocation.breakdown),
-          invocation.at,
-        ),
+      this.#statements.addInvocation.run(
+        invocation.function,
+        invocation.instance,
+        invocation.start,
+        invocation.status,
+        invocation.errorCode,
+        invocation.errorMessage,
+        invocation.totalMs,
+        JSON.stringify(invocation.breakdown),
+        invocation.at,
+      ),
     );
     return Number(info.lastInsertRowid);
   }
@@ -119,7 +127,7 @@ export class Store {
   /** The newest `limit` invocations of a function, oldest first. */
   invocations(fn: string, limit = 100): InvocationRecord[] {
     const rows = this.#run("reading invocations", () =>
-      this.#db.prepare("SELECT * FROM (SELECT * FROM invocations WHERE function = ? ORDER BY id DESC LIMIT ?) ORDER BY id").all(fn, limit) as InvocationRow[],
+      this.#statements.invocations.all(fn, limit) as InvocationRow[],
     );
     return rows.map((row) => ({
       id: row.id,

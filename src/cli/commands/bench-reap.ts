@@ -1,4 +1,4 @@
-import { benchReap, REAP_MODES, type FunctionReport, type ReapReport } from "../../bench/index.js";
+import { benchReap, REAP_MODES, type FunctionReport, type ReapReport, fmtPct } from "../../bench/index.js";
 import { openHost } from "../../orchestrator/index.js";
 import { resolveFunctions } from "../bench-output.js";
 import { defineCommand } from "../command.js";
@@ -11,13 +11,12 @@ function check(label: string, value: string, ok: boolean, target: string): strin
 }
 
 function describeFunction(f: FunctionReport): string {
-  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
   const rows = REAP_MODES.map((mode) => {
     const m = f.modes[mode];
     return [mode, formatMs(m.totalMs.median), `${formatMs(m.totalMs.min)} .. ${formatMs(m.totalMs.max)}`, formatMs(m.stallMs), String(m.faults), formatBytes(m.bytesRead), formatMs(m.fetchWsMs), formatMs(m.installWsMs)];
   });
   const checks = [
-    check("memory stall of vanilla-4k removed by prefetch", pct(f.stallRemoved), f.stallRemoved >= 0.9, ">= 90%"),
+    check("memory stall of vanilla-4k removed by prefetch", fmtPct(f.stallRemoved), f.stallRemoved >= 0.9, ">= 90%"),
     check("prefetch / floor", f.prefetchOverFloor.toFixed(2), f.prefetchOverFloor <= 1.1, "<= 1.10"),
     check("speedup of prefetch over vanilla-4k", `${f.speedupOverVanilla4k.toFixed(2)}x`, f.speedupOverVanilla4k >= 1.5, ">= 1.5x on the heavier function"),
     ["speedup of prefetch over vanilla", `${f.speedupOverVanilla.toFixed(2)}x`, "", ""],

@@ -1,4 +1,4 @@
-import { benchReuse, defaultOutDir, type ReuseReport, type WrittenResults } from "../../bench/index.js";
+import { benchReuse, defaultOutDir, type ReuseReport, type WrittenResults, fmtPct } from "../../bench/index.js";
 import { openHost } from "../../orchestrator/index.js";
 import { resolveFunctions, resultsOptions, withProgressBar, writeAndPrint, writtenLines } from "../bench-output.js";
 import { defineCommand } from "../command.js";
@@ -6,16 +6,15 @@ import { accelOption } from "../function-options.js";
 import { formatBytes, table } from "../format.js";
 
 function describe(report: ReuseReport, written: WrittenResults): string {
-  const pct = (share: number) => `${(share * 100).toFixed(1)}%`;
   const rows = report.functions.map((f) => [
     f.function,
     `${JSON.stringify(f.inputs.a)} / ${JSON.stringify(f.inputs.b)}`,
     `${f.aVsB.aPages} / ${f.aVsB.bPages}`,
-    pct(f.aVsB.shareOfA),
-    pct(f.aVsB.shareOfB),
-    pct(f.aVsA2.shareOfA),
+    fmtPct(f.aVsB.shareOfA),
+    fmtPct(f.aVsB.shareOfB),
+    fmtPct(f.aVsA2.shareOfA),
     formatBytes(f.touchedPages * f.pageSizeBytes),
-    pct(f.wsShareOfTouched),
+    fmtPct(f.wsShareOfTouched),
   ]);
   return [
     `working sets recorded with input A, B and A again, under ${report.accel}; paper: over 97% in common for 7 of 10 functions, WS 3-39% of the footprint`,

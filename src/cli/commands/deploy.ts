@@ -1,4 +1,4 @@
-import { DEPLOY_DEFAULTS, type DeploySpec } from "../../orchestrator/index.js";
+import { DEFAULT_MEM_MIB, DEPLOY_DEFAULTS, type DeploySpec } from "../../orchestrator/index.js";
 import { START_POLICIES, type FunctionRecord } from "../../store/index.js";
 import { defineCommand } from "../command.js";
 import { daemonClient } from "../daemon-client.js";
@@ -13,7 +13,7 @@ export const deployCommand = defineCommand({
     yargs
       .positional("name", { type: "string", demandOption: true, describe: "function name" })
       .option("image", { type: "string", demandOption: true, describe: "image id, id prefix or name (in the daemon's state directory)" })
-      .option("memory", { type: "number", describe: "guest memory in MiB (default: the image's, else 256)" })
+      .option("memory", { type: "number", describe: `guest memory in MiB (default: the image's, else ${DEFAULT_MEM_MIB})` })
       .option("vcpus", { type: "number", describe: `guest vCPUs (default ${DEPLOY_DEFAULTS.vcpus})` })
       .option("start", { choices: START_POLICIES, describe: `cold starts: boot, or from a snapshot (vanilla), with REAP (reap; default ${DEPLOY_DEFAULTS.start})` })
       .option("keepalive", { type: "string", describe: `idle time before an instance is stopped, e.g. 60s (default ${DEPLOY_DEFAULTS.keepaliveMs / 1000}s)` })
@@ -32,8 +32,8 @@ export const deployCommand = defineCommand({
       maxInstances: args.max,
       concurrency: args.concurrency,
     };
-    const body = Object.fromEntries(Object.entries(spec).filter(([, value]) => value !== undefined));
-    const { function: fn } = await daemonClient(context).request<{ function: FunctionRecord }>("PUT", `/functions/${encodeURIComponent(args.name)}`, body);
+    // Options not given are undefined, which JSON leaves out: the daemon applies its defaults.
+    const { function: fn } = await daemonClient(context).request<{ function: FunctionRecord }>("PUT", `/functions/${encodeURIComponent(args.name)}`, spec);
     if (args.json) context.printJson(fn);
     else context.print(table([FUNCTION_HEADER, functionLine(fn)]));
   },
