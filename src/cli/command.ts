@@ -11,7 +11,8 @@ export interface CommandSpec<Args> {
   builder: (yargs: Argv<GlobalArgs>) => Argv<Args>;
   /**
    * The command shuts down its own children on Ctrl-C/SIGTERM (the daemon saves snapshots
-   * first), so main.ts only aborts the signal instead of stopping every child at once.
+   * first), so main.ts starts its children in their own process groups and only aborts the
+   * signal instead of stopping every child at once.
    */
   handlesSignals?: boolean;
   /** Returns the process exit code (default 0). */

@@ -16,6 +16,11 @@ export function formatMs(ms: number): string {
   return ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${ms.toFixed(1)} ms`;
 }
 
+/** An ISO time as "2026-11-27 01:30:38" (".123" with milliseconds). */
+export function formatTimestamp(iso: string, withMs = false): string {
+  return iso.replace("T", " ").slice(0, withMs ? 23 : 19);
+}
+
 /** Rows of cells as aligned columns. */
 export function table(rows: readonly (readonly string[])[]): string {
   const widths: number[] = [];

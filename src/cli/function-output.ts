@@ -1,8 +1,9 @@
 /** How the daemon commands print functions. */
+import { SHORT_ID_LENGTH } from "../image/index.js";
 import type { FunctionRecord } from "../store/index.js";
 
 export const FUNCTION_HEADER = ["NAME", "IMAGE", "START", "MEMORY", "KEEPALIVE", "MIN", "MAX", "CONCURRENCY"];
 
 export function functionLine(fn: FunctionRecord): string[] {
-  return [fn.name, `${fn.imageRef} (${fn.imageId.slice(0, 12)})`, fn.start, `${fn.memMib} MiB`, `${fn.keepaliveMs / 1000}s`, String(fn.minInstances), String(fn.maxInstances), String(fn.concurrency)];
+  return [fn.name, `${fn.imageRef} (${fn.imageId.slice(0, SHORT_ID_LENGTH)})`, fn.start, `${fn.memMib} MiB`, `${fn.keepaliveMs / 1000}s`, String(fn.minInstances), String(fn.maxInstances), String(fn.concurrency)];
 }

@@ -1,7 +1,6 @@
 /** How the image commands print an image. */
-import type { StoredImage } from "../image/index.js";
-import { SHORT_ID_LENGTH } from "../image/index.js";
-import { formatBytes } from "./format.js";
+import { SHORT_ID_LENGTH, type StoredImage } from "../image/index.js";
+import { formatBytes, formatTimestamp } from "./format.js";
 
 export function imageJson(image: StoredImage) {
   return {
@@ -23,6 +22,6 @@ export function imageLine(image: StoredImage): string[] {
     formatBytes(image.bytes),
     `${image.config.protocol}:${image.config.port}`,
     image.source.kind,
-    image.createdAt.replace("T", " ").slice(0, 19),
+    formatTimestamp(image.createdAt),
   ];
 }

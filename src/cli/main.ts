@@ -7,7 +7,7 @@
 import yargs, { type Argv } from "yargs";
 import { hideBin } from "yargs/helpers";
 import { VhiveError, isVhiveError } from "../shared/errors.js";
-import { stopAllChildren } from "../shared/child.js";
+import { isolateChildrenFromTerminal, stopAllChildren } from "../shared/child.js";
 import type { AnyCommand, CommandGroup, CommandSpec } from "./command.js";
 import { createContext, type GlobalArgs } from "./context.js";
 import { describeError } from "./format.js";
@@ -48,6 +48,7 @@ function register<Args>(parent: Argv<GlobalArgs>, spec: CommandSpec<Args>): Argv
     handler: async (args) => {
       const context = createContext(args as unknown as GlobalArgs, controller.signal);
       commandHandlesSignals = spec.handlesSignals ?? false;
+      if (commandHandlesSignals) isolateChildrenFromTerminal();
       try {
         exitCode = (await spec.run(args as unknown as Args, context)) ?? 0;
       } catch (error) {
@@ -57,7 +58,7 @@ function register<Args>(parent: Argv<GlobalArgs>, spec: CommandSpec<Args>): Argv
           ? new VhiveError("ERR_ABORTED", "cancelled; every VM and helper it started was stopped", { cause: error })
           : error;
         process.stderr.write(describeError(reported) + "\n");
-        exitCode = isVhiveError(error, "ERR_ABORTED") || controller.signal.aborted ? 130 : 1;
+        exitCode = isVhiveError(reported, "ERR_ABORTED") ? 130 : 1;
       }
     },
   });

@@ -1,4 +1,5 @@
 /** How `vhive run` and `vhive demo` print a run. */
+import { SHORT_ID_LENGTH } from "../image/index.js";
 import { BOOT_PHASES, type BootPhase } from "../metrics/index.js";
 import type { RunResult } from "../orchestrator/index.js";
 import { formatMs, table } from "./format.js";
@@ -9,7 +10,7 @@ export function describeRun(result: RunResult): string {
     `reply: ${result.text}`,
     "",
     table([
-      ["boot", formatMs(result.bootMs), `${result.image.name} ${result.image.id.slice(0, 12)} under ${result.accel}`],
+      ["boot", formatMs(result.bootMs), `${result.image.name} ${result.image.id.slice(0, SHORT_ID_LENGTH)} under ${result.accel}`],
       ...phases.map((phase) => [`  ${phase}`, formatMs(result.breakdown[phase]), BOOT_PHASES[phase]]),
       ["invoke", formatMs(result.invokeMs), BOOT_PHASES.invokeMs],
     ]),

@@ -1,8 +1,9 @@
 /** How the snapshot commands print snapshots and restores. */
+import { SHORT_ID_LENGTH } from "../image/index.js";
 import { RESTORE_PHASES, type RestorePhase } from "../metrics/index.js";
 import type { RestoreResult } from "../orchestrator/index.js";
 import type { StoredSnapshot } from "../snapshot/index.js";
-import { formatBytes, formatMs, table } from "./format.js";
+import { formatBytes, formatMs, formatTimestamp, table } from "./format.js";
 
 export function snapshotJson(snapshot: StoredSnapshot) {
   const { meta } = snapshot;
@@ -24,11 +25,11 @@ export function snapshotLine(snapshot: StoredSnapshot): string[] {
   return [
     meta.id,
     meta.function,
-    meta.imageId.slice(0, 12),
+    meta.imageId.slice(0, SHORT_ID_LENGTH),
     `${meta.fingerprint.memMib} MiB`,
     formatBytes(meta.files.state.bytes),
     meta.fingerprint.accel,
-    meta.createdAt.replace("T", " ").slice(0, 19),
+    formatTimestamp(meta.createdAt),
   ];
 }
 

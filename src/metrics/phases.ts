@@ -11,10 +11,12 @@ export const BOOT_PHASES = {
 } as const;
 
 export type BootPhase = keyof typeof BOOT_PHASES;
+export type BootBreakdown = Record<BootPhase, number>;
 
 export const RESTORE_PHASES = {
   loadVmmMs: "QEMU spawn to monitor ready (load the VMM)",
   restoreMs: "device state loaded from the snapshot",
+  // prefetch waits before resume (counted in its total); the floor installs everything before QEMU maps memory (left out of its total)
   memoryWaitMs: "waiting for the pager to install the working set (prefetch, floor)",
   resumeMs: "vCPUs resumed",
   connectMs: "resumed to the function answering on a new connection",
@@ -22,7 +24,7 @@ export const RESTORE_PHASES = {
 } as const;
 
 export type RestorePhase = keyof typeof RESTORE_PHASES;
-export type BootBreakdown = Record<BootPhase, number>;
+export type RestoreBreakdown = Record<RestorePhase, number>;
 
 /** Round to 0.1 ms for reports. */
 export function roundMs(ms: number): number {

@@ -5,7 +5,8 @@ export { Instance, type MemoryMode, type BootTimes, type RestoreTimes, type Star
 export { runOnce, defaultRequestData, type RunResult } from "./run.js";
 export { createSnapshot, type CreateSnapshotOptions } from "./snapshot-create.js";
 export { restoreInstance, checkSnapshot, resolveMode, saveRecordedWorkingSet, RESTORE_MODES, type RestoreMode, type RestoreOptions } from "./restore.js";
-export { restoreOnce, type RestoreResult, type RestoreBreakdown } from "./restore-once.js";
+export { restoreOnce, type RestoreResult } from "./restore-once.js";
+export type { RestoreBreakdown } from "../metrics/index.js";
 export { saveSnapshot, type SaveSnapshotInfo } from "./snapshot-create.js";
 export { SnapshotCapture } from "./snapshot-capture.js";
 export { MemoryBudget } from "./budget.js";

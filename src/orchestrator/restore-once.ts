@@ -1,23 +1,12 @@
 /** `vhive snapshot restore`: restore a snapshot, invoke the function once, stop. */
 import type { PagerStats } from "../memory/index.js";
-import { roundMs } from "../metrics/index.js";
+import { roundMs, type RestoreBreakdown } from "../metrics/index.js";
 import type { StoredSnapshot } from "../snapshot/index.js";
 import { processIo } from "../vm/index.js";
 import type { Host } from "./host.js";
 import type { MemoryMode } from "./instance.js";
 import { restoreInstance, saveRecordedWorkingSet, type RestoreOptions } from "./restore.js";
 import { defaultRequestData } from "./run.js";
-
-export interface RestoreBreakdown {
-  loadVmmMs: number;
-  restoreMs: number;
-  /** Waiting for the pager to install memory: prefetch's wait before resume (counted), the floor's whole install (left out of totalMs). */
-  memoryWaitMs: number;
-  resumeMs: number;
-  connectMs: number;
-  /** The invocation itself. */
-  functionMs: number;
-}
 
 export interface RestoreResult {
   snapshot: { id: string; function: string };

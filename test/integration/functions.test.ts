@@ -10,6 +10,7 @@
  * median of 10) and prints it: the README's warm latencies.
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { median } from "../../src/bench/index.js";
 import { buildImage } from "../../src/image/index.js";
 import { bootInstance, type Instance } from "../../src/orchestrator/index.js";
 import { StatePaths } from "../../src/shared/paths.js";
@@ -172,8 +173,7 @@ async function medianCallMs(instance: Instance, data: string): Promise<number> {
   for (let i = 0; i < WARMUP_CALLS; i++) await instance.invoke(data, { timeoutMs: INVOKE_TIMEOUT_MS });
   const times: number[] = [];
   for (let i = 0; i < TIMED_CALLS; i++) times.push((await instance.invoke(data, { timeoutMs: INVOKE_TIMEOUT_MS })).ms);
-  times.sort((a, b) => a - b);
-  return (times[TIMED_CALLS / 2 - 1]! + times[TIMED_CALLS / 2]!) / 2;
+  return median(times);
 }
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;

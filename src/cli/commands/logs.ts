@@ -1,7 +1,7 @@
 import type { InvocationRecord } from "../../store/index.js";
 import { defineCommand } from "../command.js";
 import { daemonClient } from "../daemon-client.js";
-import { formatMs, table } from "../format.js";
+import { formatMs, formatTimestamp, table } from "../format.js";
 
 export const logsCommand = defineCommand({
   command: "logs <name>",
@@ -29,7 +29,7 @@ export const logsCommand = defineCommand({
         ["#", "AT", "START", "TOTAL", "INSTANCE", "OUTCOME"],
         ...invocations.map((record) => [
           String(record.id),
-          record.at.replace("T", " ").slice(0, 23),
+          formatTimestamp(record.at, true),
           record.start ?? "-",
           formatMs(record.totalMs),
           record.instance ?? "-",

@@ -11,8 +11,10 @@ export const lsCommand = defineCommand({
   builder: (yargs) => yargs.option("json", { type: "boolean", default: false, describe: "print one JSON object" }),
   run: async (args, context) => {
     const client = daemonClient(context);
-    const { functions } = await client.request<{ functions: FunctionRecord[] }>("GET", "/functions");
-    const { instances } = await client.request<{ instances: InstanceInfo[] }>("GET", "/instances");
+    const [{ functions }, { instances }] = await Promise.all([
+      client.request<{ functions: FunctionRecord[] }>("GET", "/functions"),
+      client.request<{ instances: InstanceInfo[] }>("GET", "/instances"),
+    ]);
     if (args.json) {
       context.printJson({ functions, instances });
       return;

@@ -1,5 +1,4 @@
 import { startDaemon, DEFAULT_LISTEN } from "../../daemon/index.js";
-import { isolateChildrenFromTerminal } from "../../shared/child.js";
 import { defineCommand } from "../command.js";
 import { parseDurationMs } from "../duration.js";
 import { accelOption } from "../function-options.js";
@@ -15,7 +14,6 @@ export const serveCommand = defineCommand({
       .option("memory-budget", { type: "number", describe: "MiB of guest memory instances may use in all (default 75% of the free memory at start-up)" })
       .option("queue-timeout", { type: "string", default: "120s", describe: "how long a request may wait for an instance before 503" }),
   run: async (args, context) => {
-    isolateChildrenFromTerminal();
     const daemon = await startDaemon({
       stateDir: context.stateDir,
       listen: args.listen,

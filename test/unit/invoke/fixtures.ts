@@ -14,15 +14,6 @@ export class Cleanups {
   }
 }
 
-/** A port that was free a moment ago and has nothing listening now. */
-export async function reservePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 /** Accepts every TCP connection and closes it at once, as slirp's hostfwd does while nothing listens in the guest. */
 export async function startSlirpLikeServer(cleanups: Cleanups): Promise<number> {
   const server = createServer((socket) => socket.destroy());

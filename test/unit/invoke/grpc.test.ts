@@ -21,7 +21,8 @@ import {
 } from "../../../src/invoke/index.js";
 import { VhiveError } from "../../../src/shared/errors.js";
 import { makeTempDir } from "../../../src/shared/tmp.js";
-import { Cleanups, readyAfterLateStart, rejection, reservePort, startSlirpLikeServer } from "./fixtures.js";
+import { freeLoopbackPort } from "../../../src/vm/index.js";
+import { Cleanups, readyAfterLateStart, rejection, startSlirpLikeServer } from "./fixtures.js";
 
 type SayHello = (call: ServerUnaryCall<{ name: string }, unknown>, callback: sendUnaryData<unknown>) => void;
 
@@ -213,7 +214,7 @@ describe("gRPC invoke", () => {
   });
 
   it("fails with ERR_INVOKE UNAVAILABLE when nothing listens", async () => {
-    const port = await reservePort();
+    const port = await freeLoopbackPort();
     const error = await rejection(client(port).invoke("world", { timeoutMs: 2000 }));
     expect(error.code).toBe("ERR_INVOKE");
     expect(error.message).toContain("UNAVAILABLE");
@@ -238,7 +239,7 @@ describe("gRPC waitReady", () => {
   });
 
   it("resolves within 300 ms of a server that starts listening 500 ms later", async () => {
-    const port = await reservePort();
+    const port = await freeLoopbackPort();
     const greeter = client(port);
     const { waitedMs, afterListeningMs } = await readyAfterLateStart(greeter, () => startGreeter(greet, port));
     expect(waitedMs).toBeGreaterThanOrEqual(450);
@@ -259,14 +260,14 @@ describe("gRPC waitReady", () => {
   });
 
   it("reports the refused connection when nothing listens", async () => {
-    const port = await reservePort();
+    const port = await freeLoopbackPort();
     const error = await rejection(client(port).waitReady({ timeoutMs: 200 }));
     expect(error.code).toBe("ERR_READY_TIMEOUT");
     expect(error.message).toContain("ECONNREFUSED");
   });
 
   it("rejects ERR_ABORTED soon after the signal aborts", async () => {
-    const port = await reservePort();
+    const port = await freeLoopbackPort();
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 100);
     const startedMs = performance.now();
@@ -282,7 +283,7 @@ describe("gRPC waitReady", () => {
   });
 
   it("rejects ERR_ABORTED when the client is closed while waiting", async () => {
-    const port = await reservePort();
+    const port = await freeLoopbackPort();
     const greeter = client(port);
     const waiting = rejection(greeter.waitReady({ timeoutMs: 5000 }));
     setTimeout(() => greeter.close(), 100);
@@ -290,7 +291,7 @@ describe("gRPC waitReady", () => {
   });
 
   it("rebuilds a channel made with a slower retryMs so the faster one applies", async () => {
-    const port = await reservePort();
+    const port = await freeLoopbackPort();
     const greeter = client(port);
     // The first wait builds the channel with a 2 s reconnect backoff.
     expect((await rejection(greeter.waitReady({ timeoutMs: 100, retryMs: 2000 }))).code).toBe("ERR_READY_TIMEOUT");

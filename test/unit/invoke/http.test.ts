@@ -2,7 +2,8 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { createHttpClient, type FunctionClient } from "../../../src/invoke/index.js";
-import { Cleanups, readyAfterLateStart, rejection, reservePort, startSlirpLikeServer } from "./fixtures.js";
+import { freeLoopbackPort } from "../../../src/vm/index.js";
+import { Cleanups, readyAfterLateStart, rejection, startSlirpLikeServer } from "./fixtures.js";
 
 type Handler = (request: IncomingMessage, body: string, response: ServerResponse) => void;
 
@@ -73,7 +74,7 @@ describe("HTTP invoke", () => {
   });
 
   it("rejects ERR_INVOKE when nothing listens", async () => {
-    const port = await reservePort();
+    const port = await freeLoopbackPort();
     const error = await rejection(client(port).invoke("x"));
     expect(error.code).toBe("ERR_INVOKE");
     expect(error.message).toContain("ECONNREFUSED");
@@ -140,7 +141,7 @@ describe("HTTP waitReady", () => {
   });
 
   it("resolves within 300 ms of a server that starts listening 500 ms later", async () => {
-    const port = await reservePort();
+    const port = await freeLoopbackPort();
     const fn = client(port);
     const { waitedMs, afterListeningMs } = await readyAfterLateStart(fn, () => startServer(echo, port));
     expect(waitedMs).toBeGreaterThanOrEqual(450);
@@ -161,14 +162,14 @@ describe("HTTP waitReady", () => {
   });
 
   it("reports the refused connection when nothing listens", async () => {
-    const port = await reservePort();
+    const port = await freeLoopbackPort();
     const error = await rejection(client(port).waitReady({ timeoutMs: 200 }));
     expect(error.code).toBe("ERR_READY_TIMEOUT");
     expect(error.message).toContain("ECONNREFUSED");
   });
 
   it("rejects ERR_ABORTED soon after the signal aborts", async () => {
-    const port = await reservePort();
+    const port = await freeLoopbackPort();
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 100);
     const startedMs = performance.now();

@@ -111,8 +111,3 @@ export function fakeFunction(overrides: Partial<FunctionRecord> = {}): FunctionR
     ...overrides,
   };
 }
-
-/** Let pending promise callbacks run. */
-export async function settle(rounds = 5): Promise<void> {
-  for (let i = 0; i < rounds; i++) await Promise.resolve();
-}
