@@ -92,6 +92,16 @@ export class Instance<Start extends StartRecord = StartRecord> implements AsyncD
     }
   }
 
+  /** End it at once (SIGKILL), its pager too; idempotent. */
+  async destroy(): Promise<void> {
+    this.client.close();
+    try {
+      await this.vm.destroy();
+    } finally {
+      await this.pager?.destroy();
+    }
+  }
+
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }

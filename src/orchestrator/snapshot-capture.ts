@@ -72,8 +72,7 @@ export class SnapshotCapture {
   /** End the VM at once and discard the draft. Idempotent. */
   discard(): Promise<StoredSnapshot | undefined> {
     this.#ended ??= (async () => {
-      this.instance.client.close();
-      await this.instance.vm.destroy();
+      await this.instance.destroy();
       await this.#store.discard(this.#draft);
       return undefined;
     })();

@@ -192,9 +192,7 @@ class VmInstance implements PoolInstance {
     this.#ended ??= (async () => {
       this.#recordInto?.done();
       if (this.#capture) await this.#capture.discard(this.#invocations);
-      this.#instance.client.close();
-      await this.#instance.vm.destroy();
-      await this.#instance.pager?.destroy();
+      await this.#instance.destroy();
       await this.#recorded;
     })();
     return this.#ended;
