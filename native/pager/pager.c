@@ -223,13 +223,10 @@ static void serve_fault(uint64_t address, uint8_t *page_buf)
 			eexist = true;
 		}
 	} else {
-		struct uffdio_copy copy = {
-			.dst = pager.base + offset, .src = (uint64_t)(uintptr_t)page_buf, .len = pager.page_size,
-		};
-		if (ioctl(pager.uffd, UFFDIO_COPY, &copy) != 0) {
-			if (errno != EEXIST) die("UFFDIO_COPY");
-			eexist = true;
-		}
+		/* copy_run's errno policy: EAGAIN retried, EEXIST skipped, QEMU gone is not an error. */
+		uint64_t skipped = 0;
+		copy_run(offset, page_buf, pager.page_size, &skipped);
+		eexist = skipped > 0;
 	}
 	if (eexist) {
 		/* Installed by prefetch meanwhile; the faulting thread still sleeps until woken. */
