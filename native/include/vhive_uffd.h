@@ -18,7 +18,10 @@
 #ifndef VHIVE_UFFD_H
 #define VHIVE_UFFD_H
 
+#include <errno.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/un.h>
 
 #define VHIVE_UFFD_MAGIC 0x46554856u /* "VHUF" little-endian */
 #define VHIVE_UFFD_VERSION 1u
@@ -50,5 +53,18 @@ struct vhive_ws_header {
 	uint32_t reserved;
 	uint64_t count;
 };
+
+/* The pager's socket address, for bind() and connect(); -1 with ENAMETOOLONG if `path` does not fit. */
+static inline int vhive_socket_address(struct sockaddr_un *addr, const char *path)
+{
+	memset(addr, 0, sizeof *addr);
+	addr->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof addr->sun_path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(addr->sun_path, path);
+	return 0;
+}
 
 #endif

@@ -499,12 +499,8 @@ static int listen_on(const char *path)
 {
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) die("socket");
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	if (strlen(path) >= sizeof addr.sun_path) {
-		errno = ENAMETOOLONG;
-		die("the socket path");
-	}
-	strcpy(addr.sun_path, path);
+	struct sockaddr_un addr;
+	if (vhive_socket_address(&addr, path) != 0) die("the socket path");
 	unlink(path);
 	if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 1) != 0) die("listening on the socket");
 	return fd;

@@ -121,12 +121,8 @@ static void hand_to_pager(void *addr, size_t length)
 
 	int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (sock < 0) fail("socket");
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	if (strlen(socket_path) >= sizeof sun.sun_path) {
-		errno = ENAMETOOLONG;
-		fail("VHIVE_UFFD_SOCKET");
-	}
-	strcpy(sun.sun_path, socket_path);
+	struct sockaddr_un sun;
+	if (vhive_socket_address(&sun, socket_path) != 0) fail("VHIVE_UFFD_SOCKET");
 	if (connect(sock, (struct sockaddr *)&sun, sizeof sun) != 0) fail("connecting to the pager");
 
 	struct vhive_uffd_hello hello = {

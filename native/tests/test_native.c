@@ -309,8 +309,10 @@ static bool test_pager_refuses_a_handshake_that_is_not_the_shims(void)
 {
 	struct proc pager = start_pager("lazy", false);
 	int sock = socket(AF_UNIX, SOCK_STREAM, 0);
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%s/pager.sock", work_dir);
+	char path[1100];
+	path_in_work(path, sizeof path, "pager.sock");
+	struct sockaddr_un sun;
+	CHECK(vhive_socket_address(&sun, path) == 0, "socket path");
 	CHECK(connect(sock, (struct sockaddr *)&sun, sizeof sun) == 0, "connect");
 	struct vhive_uffd_hello hello = { .magic = 0x12345678 };
 	CHECK(write(sock, &hello, sizeof hello) == sizeof hello, "write");
