@@ -435,7 +435,7 @@ static void write_ws(const char *pages_path, const char *index_path, const char 
 	write_index(index_path, trace, count);
 	free(page);
 	free(trace);
-	emit("{\"event\":\"ws-written\",\"pages\":%lu,\"bytes\":%lu}", count, count * pager.page_size);
+	emit("{\"event\":\"ws-written\",\"pages\":%lu,\"bytes\":%lu,\"pageSize\":%lu}", count, count * pager.page_size, pager.page_size);
 }
 
 static void handle_command(char *line)

@@ -242,6 +242,7 @@ static bool test_record_writes_trace_in_fault_order_and_sorted_working_set(void)
 	char *written = line_with(&pager, "ws-written");
 	/* Six reads, then the child's private write to page 0: also a first touch. */
 	CHECK(written && json_number(written, "pages") == 7, "ws-written: %s", written ? written : "none");
+	CHECK(json_number(written, "pageSize") == page_size, "ws-written page size: %s", written);
 	CHECK(write(child.in, "x", 1) == 1 && finish(&child) == 0, "child");
 	finish(&pager);
 

@@ -135,14 +135,14 @@ export class Pager implements AsyncDisposable {
   }
 
   /** Record mode: write the trace and the working set (each via a rename, so readers see whole files). */
-  async writeWorkingSet(files: WorkingSetFiles & { tracePath: string }): Promise<{ pages: number; bytes: number }> {
+  async writeWorkingSet(files: WorkingSetFiles & { tracePath: string }): Promise<{ pages: number; bytes: number; pageSize: number }> {
     if (/\s/.test(files.pagesPath + files.indexPath + files.tracePath)) {
       throw new VhiveError("ERR_VALIDATION", "working-set paths may not contain white space", { remedy: "use a state directory without spaces in its path" });
     }
     const reply = this.#waitFor((event) => event.event === "ws-written");
     this.#child.process.stdin?.write(`write-ws ${files.pagesPath} ${files.indexPath} ${files.tracePath}\n`);
     const event = await reply;
-    return { pages: Number(event.pages), bytes: Number(event.bytes) };
+    return { pages: Number(event.pages), bytes: Number(event.bytes), pageSize: Number(event.pageSize) };
   }
 
   /** Close stdin (the pager then exits) and wait; SIGKILL after a grace period. */

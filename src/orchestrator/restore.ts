@@ -172,6 +172,5 @@ export async function saveRecordedWorkingSet(instance: Instance<RestoreStart>, s
   await removeWorkingSet(snapshot);
   const paths = workingSetPaths(snapshot);
   const written = await instance.pager.writeWorkingSet(paths);
-  const { pageSize } = await instance.pager.stats();
-  return commitWorkingSet(snapshot, { ...written, pageSize, input });
+  return commitWorkingSet(snapshot, { ...written, input });
 }
