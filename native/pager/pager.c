@@ -270,13 +270,20 @@ static uint64_t *read_index(const char *path, uint64_t *count)
 	return offsets;
 }
 
+/* Where the run of contiguous pages that starts at sorted offsets[i] ends. */
+static uint64_t run_end(const uint64_t *offsets, uint64_t count, uint64_t i)
+{
+	uint64_t j = i + 1;
+	while (j < count && offsets[j] == offsets[j - 1] + pager.page_size) j++;
+	return j;
+}
+
 /* Install offsets[0..count) whose contents lie contiguously in pages, in contiguous runs. */
 static void install_runs(const uint64_t *offsets, uint64_t count, const uint8_t *pages)
 {
 	uint64_t installed = 0, skipped = 0;
 	for (uint64_t i = 0; i < count;) {
-		uint64_t j = i + 1;
-		while (j < count && offsets[j] == offsets[j - 1] + pager.page_size) j++;
+		uint64_t j = run_end(offsets, count, i);
 		installed += copy_run(offsets[i], pages + i * pager.page_size, (j - i) * pager.page_size, &skipped);
 		i = j;
 	}
@@ -423,17 +430,24 @@ static void write_ws(const char *pages_path, const char *index_path, const char 
 	snprintf(tmp, sizeof tmp, "%s.partial", pages_path);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) die("creating the working-set pages");
-	uint8_t *page = aligned_buffer(pager.page_size);
-	for (uint64_t i = 0; i < count; i++) {
+	/* A run of contiguous pages at a time (up to 2 MiB), not a read and a write per page. */
+	const size_t chunk = 2u << 20;
+	const uint64_t chunk_pages = chunk / pager.page_size;
+	uint8_t *buf = aligned_buffer(chunk);
+	for (uint64_t i = 0; i < count;) {
+		uint64_t end = run_end(trace, count, i);
+		if (end - i > chunk_pages) end = i + chunk_pages;
+		size_t len = (size_t)((end - i) * pager.page_size);
 		/* The snapshot's content, not the guest's: the memory file is never written. */
-		read_full(pager.mem_fd, page, pager.page_size, (off_t)trace[i], "reading the memory file");
-		if (write(fd, page, pager.page_size) != (ssize_t)pager.page_size) die("writing the working-set pages");
+		read_full(pager.mem_fd, buf, len, (off_t)trace[i], "reading the memory file");
+		if (write(fd, buf, len) != (ssize_t)len) die("writing the working-set pages");
+		i = end;
 	}
 	if (fsync(fd) != 0) die("syncing the working-set pages");
 	close(fd);
 	if (rename(tmp, pages_path) != 0) die("renaming the working-set pages");
 	write_index(index_path, trace, count);
-	free(page);
+	free(buf);
 	free(trace);
 	emit("{\"event\":\"ws-written\",\"pages\":%lu,\"bytes\":%lu,\"pageSize\":%lu}", count, count * pager.page_size, pager.page_size);
 }
