@@ -67,6 +67,11 @@ export async function assertNativeBuilt(): Promise<void> {
   }
 }
 
+/** Environment that preloads the shim into QEMU for guest RAM mapped from `memPath`. */
+export function shimEnv(memPath: string, extra: Record<string, string>): Record<string, string> {
+  return { LD_PRELOAD: nativePath("libvhive-qemu-uffd.so"), VHIVE_MEM_PATH: memPath, ...extra };
+}
+
 export class Pager implements AsyncDisposable {
   readonly socketPath: string;
   readonly mode: PagerMode;
@@ -120,7 +125,7 @@ export class Pager implements AsyncDisposable {
 
   /** Environment for QEMU: preload the shim and point it at this pager. */
   qemuEnv(memPath: string): Record<string, string> {
-    return { LD_PRELOAD: nativePath("libvhive-qemu-uffd.so"), VHIVE_MEM_PATH: memPath, VHIVE_UFFD_SOCKET: this.socketPath };
+    return shimEnv(memPath, { VHIVE_UFFD_SOCKET: this.socketPath });
   }
 
   /** Resolves once a prefetch (modes prefetch and all) has installed its pages, with the stats then. */

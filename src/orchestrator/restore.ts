@@ -23,9 +23,9 @@ import {
   assertNativeBuilt,
   commitWorkingSet,
   loadWorkingSet,
-  nativePath,
   Pager,
   removeWorkingSet,
+  shimEnv,
   workingSetPaths,
   type PagerMode,
   type WorkingSet,
@@ -117,7 +117,7 @@ async function restoreOnPort(
     undo.defer("stop the pager", () => started.destroy());
     env = started.qemuEnv(snapshot.memPath);
   } else if (mode === "vanilla-4k") {
-    env = { LD_PRELOAD: nativePath("libvhive-qemu-uffd.so"), VHIVE_MEM_PATH: snapshot.memPath, VHIVE_MEM_ADVICE: "random" };
+    env = shimEnv(snapshot.memPath, { VHIVE_MEM_ADVICE: "random" });
   }
   const vm = await MicroVm.start(
     {
