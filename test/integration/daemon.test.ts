@@ -15,12 +15,13 @@ import { makeTempDir } from "../../src/shared/tmp.js";
 import { StatePaths } from "../../src/shared/paths.js";
 import { SnapshotStore } from "../../src/snapshot/index.js";
 import { freeLoopbackPort } from "../../src/vm/index.js";
+import { Cleanups } from "../unit/test-shared/cleanups.js";
 import { expectNothingLeft, qemuProcessesOfTests, runCli, stateDir } from "./harness.js";
 
-const cleanups: (() => Promise<unknown>)[] = [];
+const cleanups = new Cleanups();
 
 afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  await cleanups.run();
   await expectNothingLeft();
 });
 

@@ -6,13 +6,11 @@ import { VhiveError } from "../../../src/shared/errors.js";
 import { NoOpLog } from "../../../src/shared/log.js";
 import { Store } from "../../../src/store/index.js";
 import { FakeStarter } from "../orchestrator/fake-starter.js";
+import { Cleanups } from "../test-shared/cleanups.js";
 
 const IMAGE_ID = "b".repeat(64);
-let cleanup: (() => Promise<void>)[] = [];
-
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const cleanup = new Cleanups();
+afterEach(() => cleanup.run());
 
 async function daemon(options: { token?: string; budgetMib?: number } = {}): Promise<{ app: FastifyInstance; starter: FakeStarter; functions: Functions; store: Store }> {
   const store = Store.open(":memory:");

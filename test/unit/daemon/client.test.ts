@@ -2,11 +2,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import Fastify from "fastify";
 import { DaemonClient, clientOptionsFromEnv, DEFAULT_URL } from "../../../src/daemon/index.js";
 import { freeLoopbackPort } from "../../../src/vm/index.js";
+import { Cleanups } from "../test-shared/cleanups.js";
 
-const closers: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const close of closers.splice(0)) await close();
-});
+const closers = new Cleanups();
+afterEach(() => closers.run());
 
 describe("the CLI's daemon client", () => {
   it("takes VHIVE_URL and VHIVE_TOKEN from the environment, defaulting to the local daemon", () => {

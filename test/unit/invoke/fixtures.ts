@@ -2,17 +2,8 @@
 import { createServer, type AddressInfo } from "node:net";
 import type { FunctionClient } from "../../../src/invoke/index.js";
 import { VhiveError } from "../../../src/shared/errors.js";
+import type { Cleanups } from "../test-shared/cleanups.js";
 
-/** Undo steps registered as resources are made; `run` them (newest first) after each test. */
-export class Cleanups {
-  readonly #steps: (() => unknown)[] = [];
-  push(step: () => unknown): void {
-    this.#steps.push(step);
-  }
-  async run(): Promise<void> {
-    for (const step of this.#steps.splice(0).reverse()) await step();
-  }
-}
 
 /** Accepts every TCP connection and closes it at once, as slirp's hostfwd does while nothing listens in the guest. */
 export async function startSlirpLikeServer(cleanups: Cleanups): Promise<number> {

@@ -22,7 +22,8 @@ import {
 import { VhiveError } from "../../../src/shared/errors.js";
 import { makeTempDir } from "../../../src/shared/tmp.js";
 import { freeLoopbackPort } from "../../../src/vm/index.js";
-import { Cleanups, readyAfterLateStart, rejection, startSlirpLikeServer } from "./fixtures.js";
+import { Cleanups } from "../test-shared/cleanups.js";
+import { readyAfterLateStart, rejection, startSlirpLikeServer } from "./fixtures.js";
 
 type SayHello = (call: ServerUnaryCall<{ name: string }, unknown>, callback: sendUnaryData<unknown>) => void;
 

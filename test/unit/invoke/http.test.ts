@@ -3,7 +3,8 @@ import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { createHttpClient, type FunctionClient } from "../../../src/invoke/index.js";
 import { freeLoopbackPort } from "../../../src/vm/index.js";
-import { Cleanups, readyAfterLateStart, rejection, startSlirpLikeServer } from "./fixtures.js";
+import { Cleanups } from "../test-shared/cleanups.js";
+import { readyAfterLateStart, rejection, startSlirpLikeServer } from "./fixtures.js";
 
 type Handler = (request: IncomingMessage, body: string, response: ServerResponse) => void;
 

@@ -1,16 +1,14 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Functions, MemoryBudget } from "../../../src/orchestrator/index.js";
 import { NoOpLog } from "../../../src/shared/log.js";
+import { makeTempDir } from "../../../src/shared/tmp.js";
 import { Store } from "../../../src/store/index.js";
+import { Cleanups } from "../test-shared/cleanups.js";
 import { FakeStarter } from "./fake-starter.js";
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = new Cleanups();
+afterEach(() => cleanups.run());
 
 function functions(store: Store, starter: FakeStarter): Functions {
   const created = new Functions({
@@ -26,9 +24,9 @@ function functions(store: Store, starter: FakeStarter): Functions {
 
 describe("function registry", () => {
   it("functions deployed before a restart are loaded again, with their pools and their minimum instances", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "vhive-functions-"));
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const path = join(dir, "vhive.db");
+    const dir = await makeTempDir("functions");
+    cleanups.push(() => dir.remove());
+    const path = join(dir.path, "vhive.db");
     const store = Store.open(path);
     const before = functions(store, new FakeStarter());
     await before.deploy("hello", { image: "helloworld", start: "vanilla" }, "upsert");

@@ -1,22 +1,21 @@
 import { spawn, execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { claimStateDir, leftoverProcesses, recoverState } from "../../../src/orchestrator/index.js";
 import { NoOpLog } from "../../../src/shared/log.js";
 import { StatePaths } from "../../../src/shared/paths.js";
+import { makeTempDir } from "../../../src/shared/tmp.js";
+import { Cleanups } from "../test-shared/cleanups.js";
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = new Cleanups();
+afterEach(() => cleanups.run());
 
 async function stateDir(): Promise<StatePaths> {
-  const root = await mkdtemp(join(tmpdir(), "vhive-recovery-"));
-  cleanups.push(() => rm(root, { recursive: true, force: true }));
-  return new StatePaths(root);
+  const root = await makeTempDir("recovery");
+  cleanups.push(() => root.remove());
+  return new StatePaths(root.path);
 }
 
 /** Running; a zombie (killed, not yet reaped by its new parent) counts as gone. */

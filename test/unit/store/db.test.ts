@@ -1,20 +1,18 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { makeTempDir } from "../../../src/shared/tmp.js";
 import { Store } from "../../../src/store/index.js";
 import { fakeFunction } from "../orchestrator/fake-starter.js";
+import { Cleanups } from "../test-shared/cleanups.js";
 
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
-});
+const cleanups = new Cleanups();
+afterEach(() => cleanups.run());
 
 describe("the daemon's store", () => {
   it("functions and invocation records survive closing and reopening the database", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "vhive-store-"));
-    dirs.push(dir);
-    const path = join(dir, "vhive.db");
+    const dir = await makeTempDir("store");
+    cleanups.push(() => dir.remove());
+    const path = join(dir.path, "vhive.db");
     const store = Store.open(path);
     store.putFunction(fakeFunction({ name: "hello" }));
     store.putFunction(fakeFunction({ name: "other", start: "boot" }));
