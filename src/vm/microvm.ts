@@ -70,7 +70,8 @@ export class MicroVm implements AsyncDisposable {
     this.#keepRunDir = options.keepRunDir ?? false;
     this.timeline = { spawnAt: performance.now() };
     this.#child = new ChildHandle(`qemu ${id}`, spec.qemuPath, qemuArgs(spec), {
-      stdio: ["pipe", "pipe", "pipe", "pipe", "pipe"],
+      // fd 4 (MIGRATION_FD) only for a restore: nothing else migrates in over it.
+      stdio: ["pipe", "pipe", "pipe", "pipe", spec.incoming ? "pipe" : "ignore"],
       env: options.env ? { ...process.env, ...options.env } : process.env,
     });
     const qemu = this.#child.process;
@@ -83,10 +84,12 @@ export class MicroVm implements AsyncDisposable {
       }
     });
     this.console = new SerialConsole(qemu.stdio[SERIAL_FD] as Readable, join(runDir, "serial.log"));
-    // QEMU never writes on the migration channel; flowing, it reaches its end when QEMU exits,
-    // so the child's 'close' is not held up by it.
-    this.#migration.on("error", () => {}); // a failed migration is reported through QMP
-    this.#migration.resume();
+    if (spec.incoming) {
+      // QEMU never writes on the migration channel; flowing, it reaches its end when QEMU exits,
+      // so the child's 'close' is not held up by it.
+      this.#migration.on("error", () => {}); // a failed migration is reported through QMP
+      this.#migration.resume();
+    }
     this.qmp = new QmpClient(qemu.stdout!, qemu.stdin!);
 
     const controller = new AbortController();
@@ -195,6 +198,7 @@ export class MicroVm implements AsyncDisposable {
 
   /** Load device state written by saveState into a VM started with `incoming`. Throws ERR_RESTORE. */
   async loadState(statePath: string): Promise<void> {
+    if (!this.spec.incoming) throw new VhiveError("ERR_RESTORE", "loadState needs a VM started with `incoming`");
     // The stream carries its own end marker; QEMU reads it from fd 4 while we write it there.
     const sent = pipeline(createReadStream(statePath), this.#migration);
     sent.catch(() => {}); // a short or failed write shows up as a failed migration
