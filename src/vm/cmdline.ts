@@ -63,10 +63,30 @@ export function machineOf(accel: Accel): { machine: string; cpu: string } {
  * present exactly the devices the snapshot was made with.
  */
 export function deviceSignature(spec: Pick<VmSpec, "rootfsPath" | "forward">): string {
-  const devices = ["serial:isa"];
-  if (spec.rootfsPath !== undefined) devices.push("virtio-blk:rootfs:ro");
-  if (spec.forward !== undefined) devices.push(`virtio-net:user:restrict:guest-port=${spec.forward.guestPort}`);
-  return devices.join(",");
+  return ["serial:isa", ...optionalDevices(spec).map((device) => device.signature)].join(",");
+}
+
+/**
+ * The devices a spec may or may not have, each with its QEMU arguments and its token in the
+ * signature: one list, so a device cannot be added to the command line and not to the signature.
+ */
+function optionalDevices(spec: Pick<VmSpec, "rootfsPath" | "forward">): { signature: string; args: string[] }[] {
+  const devices: { signature: string; args: string[] }[] = [];
+  if (spec.rootfsPath !== undefined) {
+    devices.push({
+      signature: "virtio-blk:rootfs:ro",
+      args: ["-drive", `id=rootfs,file=${escapeOption(spec.rootfsPath)},format=raw,if=none,readonly=on`, "-device", "virtio-blk-device,drive=rootfs"],
+    });
+  }
+  if (spec.forward !== undefined) {
+    // restrict=on: the guest reaches neither the host nor any network; only the forward gets in.
+    const { hostPort, guestPort } = spec.forward;
+    devices.push({
+      signature: `virtio-net:user:restrict:guest-port=${guestPort}`,
+      args: ["-netdev", `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${hostPort}-:${guestPort}`, "-device", "virtio-net-device,netdev=net0"],
+    });
+  }
+  return devices;
 }
 
 /** The fd of the child on which QEMU writes the serial console. */
@@ -130,19 +150,6 @@ export function qemuArgs(spec: VmSpec): string[] {
     args.push("-kernel", spec.boot.kernelPath, "-initrd", spec.boot.initramfsPath, "-append", kernelCommandLine(spec, spec.boot.kernelArgs));
   }
   if (spec.incoming) args.push("-incoming", "defer");
-  if (spec.rootfsPath !== undefined) {
-    args.push(
-      "-drive", `id=rootfs,file=${escapeOption(spec.rootfsPath)},format=raw,if=none,readonly=on`,
-      "-device", "virtio-blk-device,drive=rootfs",
-    );
-  }
-  if (spec.forward !== undefined) {
-    // restrict=on: the guest reaches neither the host nor any network; only the forward gets in.
-    const { hostPort, guestPort } = spec.forward;
-    args.push(
-      "-netdev", `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${hostPort}-:${guestPort}`,
-      "-device", "virtio-net-device,netdev=net0",
-    );
-  }
+  for (const device of optionalDevices(spec)) args.push(...device.args);
   return args;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { kernelCommandLine, qemuArgs, type VmSpec } from "../../../src/vm/cmdline.js";
+import { deviceSignature, kernelCommandLine, qemuArgs, type VmSpec } from "../../../src/vm/cmdline.js";
 
 const spec: VmSpec = {
   qemuPath: "qemu-system-x86_64",
@@ -53,6 +53,13 @@ describe("QEMU command line", () => {
     // Loading the kernel again would overwrite the snapshot's memory with a pristine kernel.
     expect(restore).not.toContain("-kernel");
     expect(restore).not.toContain("-initrd");
+  });
+
+  it("signs the guest's devices as snapshots recorded them, without the host port", () => {
+    // Snapshots store this string: it must not change, or every existing snapshot stops matching.
+    expect(deviceSignature(spec)).toBe("serial:isa,virtio-blk:rootfs:ro,virtio-net:user:restrict:guest-port=50051");
+    expect(deviceSignature({ ...spec, forward: { hostPort: 1, guestPort: 50051 } })).toBe(deviceSignature(spec));
+    expect(deviceSignature({ rootfsPath: undefined, forward: undefined })).toBe("serial:isa");
   });
 
   it("has no disk or network for a probe boot", () => {
