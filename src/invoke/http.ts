@@ -12,6 +12,7 @@
  * ERR_READY_TIMEOUT, ERR_ABORTED, ERR_DISPOSED.
  */
 import { get as httpGet } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
 import { VhiveError, messageOf } from "../shared/errors.js";
 import type { FunctionClient, InvokeOptions, InvokeResult, WaitReadyOptions } from "./index.js";
 
@@ -81,7 +82,8 @@ class HttpFunctionClient implements FunctionClient {
         limit.dispose();
       }
       // Attempts start retryMs apart; one that failed slowly is retried at once.
-      await pause(Math.min(deadlineMs, attemptMs + retryMs) - performance.now(), signal);
+      const waitMs = Math.min(deadlineMs, attemptMs + retryMs) - performance.now();
+      if (waitMs > 0) await sleep(waitMs, undefined, { signal }).catch(() => {}); // cancelled: checked next
       if (signal?.aborted) throw abortedError(what, signal.reason);
     }
     const waitedMs = Math.round(performance.now() - startedMs);
@@ -189,20 +191,6 @@ function limitSignal(outer: AbortSignal | undefined, timeoutMs: number): Limit {
       outer?.removeEventListener("abort", onAbort);
     },
   };
-}
-
-/** Waits `ms`, or less if `signal` aborts; never rejects. */
-function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  if (ms <= 0 || signal?.aborted) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }
 
 /**

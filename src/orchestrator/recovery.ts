@@ -13,6 +13,7 @@
  */
 import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { VhiveError } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import type { StatePaths } from "../shared/paths.js";
@@ -84,7 +85,7 @@ export async function recoverState(paths: StatePaths, log: Log): Promise<Recover
   }
   const deadline = Date.now() + 5000;
   const anyAlive = async () => (await Promise.all(leftovers.map((info) => isAlive(info.pid)))).some(Boolean);
-  while ((await anyAlive()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  while ((await anyAlive()) && Date.now() < deadline) await sleep(20);
   for (const info of leftovers) {
     const socket = info.argv[info.argv.indexOf("--socket") + 1];
     if (info.argv.includes("--socket") && socket && basename(dirname(socket)).startsWith("vhive-pager-")) await rm(dirname(socket), { recursive: true, force: true });
