@@ -5,7 +5,7 @@
  * figure is time to first response: QEMU spawn until the reply arrived.
  */
 import type { StoredImage } from "../image/index.js";
-import { restoreOnce, runOnce, usableSnapshot, type Host, type RestoreResult, type RunResult } from "../orchestrator/index.js";
+import { restoreOnce, runOnce, usableSnapshot, type Host, type RestoreResult, type RunResult } from "../start/index.js";
 import { evictFromPageCache } from "../snapshot/index.js";
 import { medianOfFields, summarize, type Summary } from "./stats.js";
 

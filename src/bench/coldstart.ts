@@ -4,7 +4,7 @@
  * evicted from the page cache, so memory comes from disk as on a real cold start.
  */
 import type { StoredImage } from "../image/index.js";
-import { restoreOnce, type Host, type MemoryMode, type RestoreResult } from "../orchestrator/index.js";
+import { restoreOnce, type Host, type MemoryMode, type RestoreResult } from "../start/index.js";
 import type { StoredSnapshot } from "../snapshot/index.js";
 
 export interface ColdStartRow {

@@ -16,7 +16,7 @@
 import type { StoredImage } from "../image/index.js";
 import { loadWorkingSet } from "../memory/index.js";
 import { roundMs } from "../metrics/index.js";
-import { bootInstance, defaultRequestData, restoreOnce, runOnce, type Host, type MemoryMode, usableSnapshot } from "../orchestrator/index.js";
+import { bootInstance, defaultRequestData, restoreOnce, runOnce, type Host, type MemoryMode, usableSnapshot } from "../start/index.js";
 import { VhiveError } from "../shared/errors.js";
 import { evictFromPageCache, type StoredSnapshot } from "../snapshot/index.js";
 import { coldStart, concurrentColdStarts } from "./coldstart.js";

@@ -6,7 +6,7 @@
  * stall is its time to first response minus the floor's.
  */
 import type { StoredImage } from "../image/index.js";
-import { type Host, type MemoryMode, usableSnapshot } from "../orchestrator/index.js";
+import { type Host, type MemoryMode, usableSnapshot } from "../start/index.js";
 import { coldStart, concurrentColdStarts, type ColdStartRow } from "./coldstart.js";
 import { median, summarize, type Summary } from "./stats.js";
 

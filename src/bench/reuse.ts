@@ -13,7 +13,7 @@ import { copyFile, mkdir, open } from "node:fs/promises";
 import { join } from "node:path";
 import type { StoredImage } from "../image/index.js";
 import { loadWorkingSet, readOffsets, workingSetPaths } from "../memory/index.js";
-import { restoreOnce, type Host, usableSnapshot } from "../orchestrator/index.js";
+import { restoreOnce, type Host, usableSnapshot } from "../start/index.js";
 import { VhiveError } from "../shared/errors.js";
 
 export interface PageOverlap {

@@ -4,7 +4,7 @@
  * memory mode share the row shape; figures a kind of start does not measure are null.
  */
 import { BOOT_PHASES, RESTORE_PHASES } from "../metrics/index.js";
-import type { MemoryMode, RestoreResult, RunResult } from "../orchestrator/index.js";
+import type { MemoryMode, RestoreResult, RunResult } from "../start/index.js";
 import { median, summarize, type Summary } from "./stats.js";
 
 /** How an instance came to serve the call: already running, booted, or restored in a memory mode. */

@@ -11,7 +11,7 @@ import { VhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import { StatePaths } from "../shared/paths.js";
 import { TOOL_PACKAGES } from "../shared/tool.js";
-import { probeHostAccel } from "../orchestrator/index.js";
+import { probeHostAccel } from "../start/index.js";
 import { hostTscKhz, qemuInfo, type AccelProbe, type QemuInfo } from "../vm/index.js";
 
 export interface Check {

@@ -4,7 +4,7 @@ import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { buildImage, ImageStore, type StoredImage } from "../image/index.js";
 import { RECIPE_FILE } from "../image/recipe.js";
-import { DEFAULT_MEM_MIB, DEFAULT_READY_TIMEOUT_MS, DEFAULT_VCPUS } from "../orchestrator/index.js";
+import { DEFAULT_MEM_MIB, DEFAULT_READY_TIMEOUT_MS, DEFAULT_VCPUS } from "../start/index.js";
 import { StatePaths } from "../shared/paths.js";
 import type { CliContext } from "./context.js";
 import { withProgress } from "./progress.js";

@@ -1,7 +1,7 @@
 /** How `vhive run` and `vhive demo` print a run. */
 import { SHORT_ID_LENGTH } from "../image/index.js";
 import { BOOT_PHASES, type BootPhase } from "../metrics/index.js";
-import type { RunResult } from "../orchestrator/index.js";
+import type { RunResult } from "../start/index.js";
 import { formatMs, table } from "./format.js";
 
 export function describeRun(result: RunResult): string {

@@ -1,7 +1,7 @@
 /** How the snapshot commands print snapshots and restores. */
 import { SHORT_ID_LENGTH } from "../image/index.js";
 import { RESTORE_PHASES, type RestorePhase } from "../metrics/index.js";
-import type { RestoreResult } from "../orchestrator/index.js";
+import type { RestoreResult } from "../start/index.js";
 import type { StoredSnapshot } from "../snapshot/index.js";
 import { formatBytes, formatMs, formatTimestamp, table } from "./format.js";
 

@@ -8,7 +8,7 @@ import { roundMs } from "../metrics/index.js";
 import { VhiveError, isVhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import type { FunctionRecord, InvocationRecord, StartKind, StartPolicy, Store } from "../store/index.js";
-import { DEFAULT_MEM_MIB, DEFAULT_VCPUS } from "./boot.js";
+import { DEFAULT_MEM_MIB, DEFAULT_VCPUS } from "../start/index.js";
 import type { MemoryBudget } from "./budget.js";
 import { FunctionPool, type InstanceInfo, type PoolInvocation, type PoolOptions } from "./pool.js";
 import type { InstanceStarter } from "./pool-types.js";

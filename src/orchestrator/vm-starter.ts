@@ -20,14 +20,8 @@ import { VhiveError, isVhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import type { StoredSnapshot } from "../snapshot/index.js";
 import type { FunctionRecord } from "../store/index.js";
-import { bootInstance } from "./boot.js";
-import { findUsableSnapshot } from "./snapshot-find.js";
-import type { Host } from "./host.js";
-import type { Instance, RestoreStart } from "./instance.js";
+import { bootInstance, defaultRequestData, findUsableSnapshot, restoreInstance, saveRecordedWorkingSet, SnapshotCapture, type Host, type Instance, type RestoreStart } from "../start/index.js";
 import type { InstanceStarter, PoolInstance, StartInfo } from "./pool-types.js";
-import { restoreInstance, saveRecordedWorkingSet } from "./restore.js";
-import { defaultRequestData } from "./run.js";
-import { SnapshotCapture } from "./snapshot-capture.js";
 
 /** Errors that mean "this snapshot cannot be used", not "the start failed". */
 const SNAPSHOT_UNUSABLE = ["ERR_SNAPSHOT_CORRUPT", "ERR_SNAPSHOT_MISMATCH", "ERR_RESTORE"] as const;

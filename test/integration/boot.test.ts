@@ -2,7 +2,7 @@
 import { createServer, type Server } from "node:net";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { ImageStore } from "../../src/image/index.js";
-import { runOnce } from "../../src/orchestrator/index.js";
+import { runOnce } from "../../src/start/index.js";
 import { StatePaths } from "../../src/shared/paths.js";
 import { expectNothingLeft, runCli, stateDir, testHost } from "./harness.js";
 

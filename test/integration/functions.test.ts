@@ -12,7 +12,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { median } from "../../src/bench/index.js";
 import { buildImage } from "../../src/image/index.js";
-import { bootInstance, type Instance } from "../../src/orchestrator/index.js";
+import { bootInstance, type Instance } from "../../src/start/index.js";
 import { StatePaths } from "../../src/shared/paths.js";
 import { expectNothingLeft, stateDir, testHost } from "./harness.js";
 

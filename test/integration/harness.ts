@@ -2,7 +2,7 @@
 import { spawn } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
 import { inject, expect } from "vitest";
-import { openHost, type Host } from "../../src/orchestrator/index.js";
+import { openHost, type Host } from "../../src/start/index.js";
 import { liveChildCount } from "../../src/shared/child.js";
 import { NoOpLog } from "../../src/shared/log.js";
 import { StatePaths } from "../../src/shared/paths.js";

@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { importImage } from "../../src/image/index.js";
-import { runOnce } from "../../src/orchestrator/index.js";
+import { runOnce } from "../../src/start/index.js";
 import { StatePaths } from "../../src/shared/paths.js";
 import { makeTempDir, type TempDir } from "../../src/shared/tmp.js";
 import { expectNothingLeft, runCli, stateDir, testHost } from "./harness.js";

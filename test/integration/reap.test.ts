@@ -6,7 +6,7 @@ import { stat } from "node:fs/promises";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { buildImage, type StoredImage } from "../../src/image/index.js";
 import { loadWorkingSet, removeWorkingSet } from "../../src/memory/index.js";
-import { bootInstance, createSnapshot, restoreInstance, restoreOnce, type Host, type RestoreResult } from "../../src/orchestrator/index.js";
+import { bootInstance, createSnapshot, restoreInstance, restoreOnce, type Host, type RestoreResult } from "../../src/start/index.js";
 import { StatePaths } from "../../src/shared/paths.js";
 import type { StoredSnapshot } from "../../src/snapshot/index.js";
 import { expectNothingLeft, runCli, stateDir, testHost } from "./harness.js";

@@ -4,7 +4,7 @@ import { open, readFile, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { ImageStore } from "../../src/image/index.js";
-import { createSnapshot, restoreOnce, type Host } from "../../src/orchestrator/index.js";
+import { createSnapshot, restoreOnce, type Host } from "../../src/start/index.js";
 import { digestFile } from "../../src/shared/digest.js";
 import { StatePaths } from "../../src/shared/paths.js";
 import { SnapshotStore, type StoredSnapshot } from "../../src/snapshot/index.js";

@@ -1,6 +1,6 @@
 import { benchBootVsRestore, type BootVsRestoreReport } from "../../bench/index.js";
 import { BOOT_PHASES, RESTORE_PHASES, type BootPhase, type RestorePhase } from "../../metrics/index.js";
-import { openHost } from "../../orchestrator/index.js";
+import { openHost } from "../../start/index.js";
 import { packagePath } from "../../shared/package-root.js";
 import { defineCommand } from "../command.js";
 import { formatBytes, formatMs, table } from "../format.js";

@@ -1,5 +1,5 @@
 import { benchColdStarts, BENCH_MODES, orderModes, paperLatencyMs, summarizeRows, type ColdStartBenchReport, type WrittenResults } from "../../bench/index.js";
-import { openHost } from "../../orchestrator/index.js";
+import { openHost } from "../../start/index.js";
 import { resolveFunctions, resultsOptions, withProgressBar, writeAndPrint, writtenLines } from "../bench-output.js";
 import { defineCommand } from "../command.js";
 import { accelOption } from "../function-options.js";

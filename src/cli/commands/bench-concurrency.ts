@@ -1,5 +1,5 @@
 import { benchConcurrency, CONCURRENT_MODES, findSummary, parseConcurrentModes, parseLevels, PAPER_CONCURRENCY, summarizeRows, type ConcurrencyBenchReport, type WrittenResults } from "../../bench/index.js";
-import { openHost } from "../../orchestrator/index.js";
+import { openHost } from "../../start/index.js";
 import { resolveFunction, resultsOptions, withProgressBar, writeAndPrint, writtenLines } from "../bench-output.js";
 import { defineCommand } from "../command.js";
 import { accelOption } from "../function-options.js";

@@ -1,5 +1,5 @@
 import { benchReap, REAP_MODES, type FunctionReport, type ReapReport, fmtPct } from "../../bench/index.js";
-import { openHost } from "../../orchestrator/index.js";
+import { openHost } from "../../start/index.js";
 import { resolveFunctions } from "../bench-output.js";
 import { defineCommand } from "../command.js";
 import { formatBytes, formatMs, table } from "../format.js";

@@ -1,5 +1,5 @@
 import { benchColdStarts, type BenchMode } from "../../bench/index.js";
-import { openHost } from "../../orchestrator/index.js";
+import { openHost } from "../../start/index.js";
 import { resolveFunctions, resultsOptions, withProgressBar, writeAndPrint } from "../bench-output.js";
 import { defineCommand } from "../command.js";
 import { describeColdStarts } from "./bench-coldstart.js";

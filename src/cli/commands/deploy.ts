@@ -1,4 +1,5 @@
-import { DEFAULT_MEM_MIB, DEPLOY_DEFAULTS, type DeploySpec } from "../../orchestrator/index.js";
+import { DEPLOY_DEFAULTS, type DeploySpec } from "../../orchestrator/index.js";
+import { DEFAULT_MEM_MIB } from "../../start/index.js";
 import { START_POLICIES, type FunctionRecord } from "../../store/index.js";
 import { defineCommand } from "../command.js";
 import { daemonClient } from "../daemon-client.js";

@@ -1,4 +1,4 @@
-import { openHost, runOnce } from "../../orchestrator/index.js";
+import { openHost, runOnce } from "../../start/index.js";
 import { defineCommand } from "../command.js";
 import { imageFromRef, sizeOptions, startOptions, startOptionsOf } from "../function-options.js";
 import { describeRun } from "../run-output.js";

@@ -1,4 +1,4 @@
-import { createSnapshot, openHost } from "../../orchestrator/index.js";
+import { createSnapshot, openHost } from "../../start/index.js";
 import { defineCommand } from "../command.js";
 import { imageFromRef, sizeOptions, startOptions, startOptionsOf } from "../function-options.js";
 import { withProgress } from "../progress.js";

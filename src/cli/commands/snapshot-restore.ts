@@ -1,4 +1,4 @@
-import { openHost, restoreOnce, RESTORE_MODES } from "../../orchestrator/index.js";
+import { openHost, restoreOnce, RESTORE_MODES } from "../../start/index.js";
 import { SnapshotStore } from "../../snapshot/index.js";
 import { StatePaths } from "../../shared/paths.js";
 import { defineCommand } from "../command.js";

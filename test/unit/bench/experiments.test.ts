@@ -4,7 +4,7 @@ import { beforeEach, describe, expect, it, vi } from "vitest";
 const calls: string[] = [];
 let workingSetInput: string | undefined;
 
-vi.mock("../../../src/orchestrator/index.js", () => ({
+vi.mock("../../../src/start/index.js", () => ({
   usableSnapshot: vi.fn(async () => ({ meta: { id: "snap" }, dir: "/nowhere", memPath: "/nowhere/mem", statePath: "/nowhere/state" })),
   defaultRequestData: () => "world",
   restoreOnce: vi.fn(async (_host: unknown, _snapshot: unknown, data: string, options: { mode: string; evict?: boolean }) => {

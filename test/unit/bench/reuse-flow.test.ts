@@ -11,7 +11,7 @@ const recorded: string[] = [];
 /** Input A touches pages 0-99; B pages 3-102; the second recording of A also page 200. */
 const TOUCHED: Record<string, number[]> = { world: Array.from({ length: 100 }, (_, i) => i), "vhive reuse": Array.from({ length: 100 }, (_, i) => i + 3) };
 
-vi.mock("../../../src/orchestrator/index.js", () => ({
+vi.mock("../../../src/start/index.js", () => ({
   usableSnapshot: vi.fn(async () => ({ meta: { id: "snap" }, dir: dir.path, memPath: join(dir.path, "mem"), statePath: join(dir.path, "state") })),
   restoreOnce: vi.fn(async (_host: unknown, snapshot: { dir: string }, data: string, options: { mode: string }) => {
     const again = recorded.filter((input) => input === data).length > 0;

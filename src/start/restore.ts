@@ -34,10 +34,9 @@ import { VhiveError } from "../shared/errors.js";
 import { UndoStack } from "../shared/undo.js";
 import { dropAllCaches, evictFromPageCache, fingerprintDifferences, SnapshotStore, type StoredSnapshot } from "../snapshot/index.js";
 import { MicroVm } from "../vm/index.js";
-import { DEFAULT_READY_TIMEOUT_MS, type StartOptions } from "./boot.js";
 import { fingerprintFor } from "./fingerprint.js";
 import type { Host } from "./host.js";
-import { createClient, Instance, waitFunctionReady, withHostPort, type MemoryMode, type RestoreStart } from "./instance.js";
+import { createClient, DEFAULT_READY_TIMEOUT_MS, Instance, waitFunctionReady, withHostPort, type MemoryMode, type RestoreStart, type StartOptions } from "./instance.js";
 
 export const RESTORE_MODES = ["vanilla", "vanilla-4k", "lazy", "record", "prefetch", "floor", "reap"] as const;
 export type RestoreMode = (typeof RESTORE_MODES)[number];

@@ -1,12 +1,55 @@
-/** `vhive snapshot restore`: restore a snapshot, invoke the function once, stop. */
+/**
+ * One-shot starts for the CLI and the experiments: `vhive run` (boot an image, invoke it once,
+ * stop it) and `vhive snapshot restore` (restore a snapshot, invoke it once, stop it), each
+ * returning the reply and the start's breakdown.
+ */
+import type { StoredImage } from "../image/index.js";
 import type { PagerStats } from "../memory/index.js";
-import { roundMs, type RestoreBreakdown } from "../metrics/index.js";
+import { roundMs, type BootBreakdown, type RestoreBreakdown } from "../metrics/index.js";
 import type { StoredSnapshot } from "../snapshot/index.js";
 import { processIo } from "../vm/index.js";
+import { bootInstance, type BootOptions } from "./boot.js";
 import type { Host } from "./host.js";
-import type { MemoryMode } from "./instance.js";
+import { defaultRequestData, type MemoryMode } from "./instance.js";
 import { restoreInstance, saveRecordedWorkingSet, type RestoreOptions } from "./restore.js";
-import { defaultRequestData } from "./run.js";
+
+export interface RunResult {
+  image: { id: string; name: string };
+  accel: string;
+  /** The decoded reply. */
+  response: Record<string, unknown>;
+  /** A one-line summary of the reply. */
+  text: string;
+  /** QEMU spawn until the reply arrived: the cold start as a client sees it. */
+  totalMs: number;
+  /** QEMU spawn until the function answered. */
+  bootMs: number;
+  invokeMs: number;
+  breakdown: BootBreakdown;
+}
+
+export async function runOnce(host: Host, image: StoredImage, data?: string, options: BootOptions & { invokeTimeoutMs?: number } = {}): Promise<RunResult> {
+  await using instance = await bootInstance(host, image, options);
+  const result = await instance.invoke(data ?? defaultRequestData(image), { timeoutMs: options.invokeTimeoutMs, signal: options.signal });
+  const totalMs = performance.now() - instance.vm.timeline.spawnAt;
+  const { qemuStartMs, kernelBootMs, initMs, functionReadyMs, bootMs } = instance.start.times;
+  return {
+    image: { id: image.id, name: image.name },
+    accel: host.accel,
+    response: result.response,
+    text: result.text,
+    totalMs: roundMs(totalMs),
+    bootMs: roundMs(bootMs),
+    invokeMs: roundMs(result.ms),
+    breakdown: {
+      qemuStartMs: roundMs(qemuStartMs),
+      kernelBootMs: roundMs(kernelBootMs),
+      initMs: roundMs(initMs),
+      functionReadyMs: roundMs(functionReadyMs),
+      invokeMs: roundMs(result.ms),
+    },
+  };
+}
 
 export interface RestoreResult {
   snapshot: { id: string; function: string };

@@ -1,6 +1,8 @@
 /**
  * A running function instance: its microVM, the loopback port it is reached on, a client for
- * its protocol, and how it was started (boot or restore, with that start's breakdown).
+ * its protocol, and how it was started (boot or restore, with that start's breakdown). Also
+ * what every start path shares: the options and defaults of a start, the client, the port and
+ * the wait until the function answers.
  */
 import type { StoredImage } from "../image/index.js";
 import { createGrpcClient, createHttpClient, defaultProtoPath, DEFAULT_GRPC_METHOD, type FunctionClient, type InvokeResult } from "../invoke/index.js";
@@ -52,6 +54,30 @@ export interface ClientOptions {
   /** Override the image's gRPC method / proto. */
   method?: string;
   protoPath?: string;
+}
+
+/** What every start (boot or restore) takes. */
+export interface StartOptions extends ClientOptions {
+  /** Loopback port to forward to the function; default a free one. */
+  hostPort?: number;
+  /** From spawn until the function answers. */
+  readyTimeoutMs?: number;
+  keepRunDir?: boolean;
+  signal?: AbortSignal;
+}
+
+export const DEFAULT_MEM_MIB = 256;
+export const DEFAULT_VCPUS = 1;
+export const DEFAULT_READY_TIMEOUT_MS = 180_000;
+
+/** Guest memory for an image: asked for, else what the image says it needs, else 256 MiB. */
+export function memMibFor(image: StoredImage, asked?: number): number {
+  return asked ?? image.config.memMib ?? DEFAULT_MEM_MIB;
+}
+
+/** Without --data: the image's first input, else a name to greet for gRPC, a plain GET for HTTP. */
+export function defaultRequestData(image: StoredImage): string {
+  return image.config.inputs?.[0] ?? (image.config.protocol === "grpc" ? "world" : "");
 }
 
 export class Instance<Start extends StartRecord = StartRecord> implements AsyncDisposable {

@@ -4,7 +4,7 @@ import { isVhiveError } from "../shared/errors.js";
 import { SnapshotStore, type SnapshotMeta, type StoredSnapshot } from "../snapshot/index.js";
 import type { Host } from "./host.js";
 import { checkSnapshot } from "./restore.js";
-import { createSnapshot, type CreateSnapshotOptions } from "./snapshot-create.js";
+import { createSnapshot, type CreateSnapshotOptions } from "./capture.js";
 
 export interface FindSnapshotOptions {
   /** Further conditions, e.g. the guest size a deployment asks for. */

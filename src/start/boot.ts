@@ -6,16 +6,7 @@ import type { StoredImage } from "../image/index.js";
 import { UndoStack } from "../shared/undo.js";
 import { MicroVm, type GuestMemoryFile } from "../vm/index.js";
 import type { Host } from "./host.js";
-import { createClient, Instance, waitFunctionReady, withHostPort, type BootStart, type BootTimes, type ClientOptions } from "./instance.js";
-
-export interface StartOptions extends ClientOptions {
-  /** Loopback port to forward to the function; default a free one. */
-  hostPort?: number;
-  /** From spawn until the function answers. */
-  readyTimeoutMs?: number;
-  keepRunDir?: boolean;
-  signal?: AbortSignal;
-}
+import { createClient, DEFAULT_READY_TIMEOUT_MS, DEFAULT_VCPUS, Instance, memMibFor, waitFunctionReady, withHostPort, type BootStart, type BootTimes, type StartOptions } from "./instance.js";
 
 export interface BootOptions extends StartOptions {
   memMib?: number;
@@ -23,15 +14,6 @@ export interface BootOptions extends StartOptions {
   /** Back guest RAM with this file (making a snapshot); anonymous memory otherwise. */
   memoryFile?: GuestMemoryFile;
 }
-
-export const DEFAULT_MEM_MIB = 256;
-
-/** Guest memory for an image: asked for, else what the image says it needs, else 256 MiB. */
-export function memMibFor(image: StoredImage, asked?: number): number {
-  return asked ?? image.config.memMib ?? DEFAULT_MEM_MIB;
-}
-export const DEFAULT_VCPUS = 1;
-export const DEFAULT_READY_TIMEOUT_MS = 180_000;
 
 export async function bootInstance(host: Host, image: StoredImage, options: BootOptions = {}): Promise<Instance<BootStart>> {
   // Load the proto before spending seconds on a boot: a bad --proto/--method fails at once.
