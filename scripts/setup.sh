@@ -23,7 +23,8 @@ PACKAGES=(
   linux-image-cloud-amd64         # the guest kernel (its vmlinux and virtio modules)
   busybox-static cpio lz4         # the guest initramfs
   e2fsprogs mmdebstrap umoci      # function images: ext4, Debian rootfs, OCI layouts
-  build-essential python3         # native helpers, node-gyp
+  build-essential python3         # native helpers, node-gyp (the guest agent links libc statically)
+  libxxhash-dev                   # page checksums of snapshots (XXH3) in the pager and vhive-pagesum
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -16,11 +16,17 @@
  *             so QEMU waits in mmap and nothing overlaps the install: the `floor`, whose
  *             install time vhive reports apart
  *
+ * Every page read from disk is checked against its checksum before it is installed (format:
+ * include/vhive_sums.h): memory-file pages against mem.sums (--mem-sums), working-set pages
+ * against ws.index. A mismatch, or a checksum file that is itself damaged or missing, prints
+ * {"event":"corrupt","role":...,"file":...,"offset":...} and exits with status 3, so no damaged
+ * page ever reaches the guest; vhive ends the VM and names the file.
+ *
  * Control: JSON lines on stdout (events), commands on stdin ("stats", "write-ws P I T").
  * It exits when QEMU exits (the shim's socket closes) or when stdin closes (vhive is gone; then
  * it also removes the empty vhive-pager-* directory vhive made for its socket).
  *
- * usage: vhive-pager --socket PATH --mem FILE --mode MODE [--ws-pages F --ws-index F]
+ * usage: vhive-pager --socket PATH --mem FILE --mem-sums FILE --mode MODE [--ws-pages F --ws-index F]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -43,6 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vhive_sums.h"
 #include "vhive_uffd.h"
 
 #define LOG_PREFIX "vhive-pager: "
@@ -62,6 +69,8 @@ struct stats {
 	uint64_t fetch_us;        /* time to read the working set (or the memory file, mode all) */
 	uint64_t install_us;      /* time to install it */
 	uint64_t bytes_read;      /* from the memory file and the working set */
+	uint64_t verify_us;       /* time spent checking pages against their checksums */
+	uint64_t pages_verified;  /* pages checked (every page read from disk) */
 	bool prefetch_done;
 	bool direct_io;           /* the working set was read with O_DIRECT */
 };
@@ -70,12 +79,15 @@ static struct {
 	enum mode mode;
 	const char *socket_path;
 	const char *mem_path;
+	const char *mem_sums_path;
 	const char *ws_pages_path;
 	const char *ws_index_path;
 	int mem_fd;
 	int uffd;
 	int conn;
 	uint64_t base, length, page_size;
+	uint64_t *sums;       /* XXH3-64 of each page of the memory file */
+	uint64_t sums_count;
 	struct stats stats;
 	pthread_mutex_t lock; /* stats, the trace, and stdout */
 	uint64_t *trace;      /* record mode: page offsets in first-fault order */
@@ -123,6 +135,43 @@ static void die(const char *what)
 	exit(1);
 }
 
+/*
+ * A file that fails its checksum: say which (role: memory, checksums, working-set pages,
+ * working-set index), where (a byte offset into that file) and why, and exit before any of it
+ * is installed. Status 3 tells vhive it is damage, not a pager failure.
+ */
+static void corrupt(const char *role, const char *path, uint64_t offset, const char *problem)
+{
+	char file[8200], why[600];
+	json_escape(path, file, sizeof file);
+	json_escape(problem, why, sizeof why);
+	emit("{\"event\":\"corrupt\",\"role\":\"%s\",\"file\":\"%s\",\"offset\":%lu,\"problem\":\"%s\"}", role, file, offset, why);
+	fprintf(stderr, LOG_PREFIX "%s %s is damaged at offset %lu: %s\n", role, path, offset, problem);
+	/* _exit: another thread may be installing or serving; nothing may run after this verdict. */
+	_exit(3);
+}
+
+/* Check one page read from the memory file at `offset` against mem.sums. */
+static void verify_memory_page(const uint8_t *page, uint64_t offset)
+{
+	uint64_t started = now_us();
+	uint64_t index = offset / pager.page_size;
+	if (index >= pager.sums_count || vhive_page_hash(page, pager.page_size) != pager.sums[index])
+		corrupt("memory", pager.mem_path, offset, "the page does not match its checksum in mem.sums");
+	pthread_mutex_lock(&pager.lock);
+	pager.stats.verify_us += now_us() - started;
+	pager.stats.pages_verified++;
+	pthread_mutex_unlock(&pager.lock);
+}
+
+static void load_sums(void)
+{
+	const char *problem = NULL;
+	pager.sums = vhive_read_checked(pager.mem_sums_path, VHIVE_SUMS_MAGIC, pager.page_size, sizeof *pager.sums,
+					&pager.sums_count, &problem);
+	if (!pager.sums) corrupt("checksums", pager.mem_sums_path, 0, problem);
+}
+
 static void emit_stats(const char *event)
 {
 	pthread_mutex_lock(&pager.lock);
@@ -131,11 +180,11 @@ static void emit_stats(const char *event)
 	emit("{\"event\":\"%s\",\"mode\":\"%s\",\"faults\":%lu,\"faultCopies\":%lu,\"faultZeroPages\":%lu,"
 	     "\"faultEexist\":%lu,\"faultServeUs\":%lu,\"prefetchPages\":%lu,\"prefetchSkipped\":%lu,"
 	     "\"wsPages\":%lu,\"fetchUs\":%lu,\"installUs\":%lu,\"bytesRead\":%lu,\"directIo\":%s,"
-	     "\"prefetchDone\":%s,\"pageSize\":%lu}",
+	     "\"prefetchDone\":%s,\"pageSize\":%lu,\"verifyUs\":%lu,\"pagesVerified\":%lu}",
 	     event, mode_names[pager.mode], s.faults, s.fault_copies, s.fault_zero, s.fault_eexist,
 	     s.fault_us, s.prefetch_pages, s.prefetch_skipped, s.ws_pages, s.fetch_us, s.install_us,
 	     s.bytes_read, s.direct_io ? "true" : "false", s.prefetch_done ? "true" : "false",
-	     pager.page_size);
+	     pager.page_size, s.verify_us, s.pages_verified);
 }
 
 static bool all_zero(const uint8_t *page, size_t size)
@@ -214,6 +263,7 @@ static void serve_fault(uint64_t address, uint8_t *page_buf)
 	uint64_t started = now_us();
 	uint64_t offset = (address - pager.base) & ~(pager.page_size - 1);
 	read_full(pager.mem_fd, page_buf, pager.page_size, (off_t)offset, "reading the memory file");
+	verify_memory_page(page_buf, offset);
 	bool zero = all_zero(page_buf, pager.page_size);
 	bool eexist = false;
 	if (zero) {
@@ -252,21 +302,31 @@ static void *aligned_buffer(size_t size)
 	return buf;
 }
 
-static uint64_t *read_index(const char *path, uint64_t *count)
+/*
+ * The working-set index (format 2, include/vhive_sums.h), checked whole: its own checksum, and
+ * each entry against mem.sums (a page the memory file does not hold, or a working set of
+ * another memory file, is damage too). Returns the offsets; *hashes gets the pages' checksums.
+ */
+static uint64_t *read_index(const char *path, uint64_t *count, uint64_t **hashes)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) die("opening the working-set index");
-	struct vhive_ws_header header;
-	read_full(fd, &header, sizeof header, 0, "reading the working-set index header");
-	if (memcmp(header.magic, VHIVE_WS_MAGIC, 8) != 0 || header.page_size != pager.page_size) {
-		errno = 0;
-		die("the working-set index has a bad magic or page size");
+	const char *problem = NULL;
+	uint64_t n = 0;
+	struct vhive_ws_entry *entries = vhive_read_checked(path, VHIVE_WS_INDEX2_MAGIC, pager.page_size, sizeof *entries, &n, &problem);
+	if (!entries) corrupt("working-set index", path, 0, problem);
+	uint64_t *offsets = malloc(n * sizeof *offsets + 1), *sums = malloc(n * sizeof *sums + 1);
+	if (!offsets || !sums) die("allocating the working-set index");
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t page = entries[i].offset / pager.page_size;
+		bool sorted = i == 0 || entries[i].offset > entries[i - 1].offset;
+		if (entries[i].offset % pager.page_size != 0 || page >= pager.sums_count || !sorted || entries[i].hash != pager.sums[page])
+			corrupt("working-set index", path, sizeof(struct vhive_sums_header) + i * sizeof *entries,
+				"an entry names a page the snapshot's memory file does not hold");
+		offsets[i] = entries[i].offset;
+		sums[i] = entries[i].hash;
 	}
-	uint64_t *offsets = malloc(header.count * sizeof *offsets + 1);
-	if (!offsets) die("allocating the working-set index");
-	read_full(fd, offsets, header.count * sizeof *offsets, sizeof header, "reading the working-set index");
-	close(fd);
-	*count = header.count;
+	free(entries);
+	*count = n;
+	*hashes = sums;
 	return offsets;
 }
 
@@ -297,6 +357,7 @@ static void install_runs(const uint64_t *offsets, uint64_t count, const uint8_t 
 static struct {
 	pthread_t thread;
 	uint64_t *offsets;
+	uint64_t *hashes;
 	uint64_t count;
 	uint8_t *pages;
 	bool direct;
@@ -311,7 +372,7 @@ static void *fetch_ws_thread(void *arg)
 {
 	(void)arg;
 	uint64_t started = now_us();
-	fetched.offsets = read_index(pager.ws_index_path, &fetched.count);
+	fetched.offsets = read_index(pager.ws_index_path, &fetched.count, &fetched.hashes);
 	size_t bytes = fetched.count * pager.page_size;
 	fetched.direct = true;
 	int fd = open(pager.ws_pages_path, O_RDONLY | O_DIRECT | O_CLOEXEC);
@@ -319,11 +380,25 @@ static void *fetch_ws_thread(void *arg)
 		fetched.direct = false;
 		fd = open(pager.ws_pages_path, O_RDONLY | O_CLOEXEC);
 	}
-	if (fd < 0) die("opening the working-set pages");
+	if (fd < 0) corrupt("working-set pages", pager.ws_pages_path, 0, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) != 0) die("stat of the working-set pages");
+	if ((uint64_t)st.st_size != bytes)
+		corrupt("working-set pages", pager.ws_pages_path, (uint64_t)st.st_size < bytes ? (uint64_t)st.st_size : bytes,
+			"the file's size does not match its index (truncated?)");
 	fetched.pages = aligned_buffer(bytes);
 	read_full(fd, fetched.pages, bytes, 0, "reading the working-set pages");
 	close(fd);
 	fetched.fetch_us = now_us() - started;
+	/* Checked here, while QEMU is still starting, so no damaged page is ever installed. */
+	uint64_t verify_started = now_us();
+	for (uint64_t i = 0; i < fetched.count; i++)
+		if (vhive_page_hash(fetched.pages + i * pager.page_size, pager.page_size) != fetched.hashes[i])
+			corrupt("working-set pages", pager.ws_pages_path, i * pager.page_size, "the page does not match its checksum in ws.index");
+	pthread_mutex_lock(&pager.lock);
+	pager.stats.verify_us += now_us() - verify_started;
+	pager.stats.pages_verified += fetched.count;
+	pthread_mutex_unlock(&pager.lock);
 	return NULL;
 }
 
@@ -342,6 +417,7 @@ static void prefetch_ws(void)
 	pthread_mutex_unlock(&pager.lock);
 	free(fetched.pages);
 	free(fetched.offsets);
+	free(fetched.hashes);
 }
 
 /* The floor: every non-zero page of the memory file, read in large chunks. */
@@ -360,6 +436,7 @@ static void prefetch_all(void)
 		/* Pack the non-zero pages to the front of buf, remembering where each belongs. */
 		uint64_t count = 0;
 		for (size_t p = 0; p < len; p += pager.page_size) {
+			verify_memory_page(buf + p, at + p);
 			if (all_zero(buf + p, pager.page_size)) continue;
 			if (count * pager.page_size != p) memmove(buf + count * pager.page_size, buf + p, pager.page_size);
 			offsets[count++] = at + p;
@@ -398,7 +475,8 @@ static int compare_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void write_index(const char *path, const uint64_t *offsets, uint64_t count)
+/* The trace: offsets in first-fault order, format 1 (include/vhive_uffd.h). */
+static void write_trace(const char *path, const uint64_t *offsets, uint64_t count)
 {
 	char tmp[4200];
 	snprintf(tmp, sizeof tmp, "%s.partial", path);
@@ -423,8 +501,10 @@ static void write_ws(const char *pages_path, const char *index_path, const char 
 	memcpy(trace, pager.trace, count * sizeof *trace);
 	pthread_mutex_unlock(&pager.lock);
 
-	write_index(trace_path, trace, count);
+	write_trace(trace_path, trace, count);
 	qsort(trace, count, sizeof *trace, compare_u64);
+	struct vhive_ws_entry *entries = malloc(count * sizeof *entries + 1);
+	if (!entries) die("allocating the working-set index");
 
 	char tmp[4200];
 	snprintf(tmp, sizeof tmp, "%s.partial", pages_path);
@@ -440,13 +520,19 @@ static void write_ws(const char *pages_path, const char *index_path, const char 
 		size_t len = (size_t)((end - i) * pager.page_size);
 		/* The snapshot's content, not the guest's: the memory file is never written. */
 		read_full(pager.mem_fd, buf, len, (off_t)trace[i], "reading the memory file");
+		for (uint64_t j = i; j < end; j++) {
+			verify_memory_page(buf + (j - i) * pager.page_size, trace[j]);
+			entries[j] = (struct vhive_ws_entry){ .offset = trace[j], .hash = pager.sums[trace[j] / pager.page_size] };
+		}
 		if (write(fd, buf, len) != (ssize_t)len) die("writing the working-set pages");
 		i = end;
 	}
 	if (fsync(fd) != 0) die("syncing the working-set pages");
 	close(fd);
 	if (rename(tmp, pages_path) != 0) die("renaming the working-set pages");
-	write_index(index_path, trace, count);
+	if (!vhive_write_checked(index_path, VHIVE_WS_INDEX2_MAGIC, pager.page_size, entries, count, sizeof *entries))
+		die("writing the working-set index");
+	free(entries);
 	free(buf);
 	free(trace);
 	emit("{\"event\":\"ws-written\",\"pages\":%lu,\"bytes\":%lu,\"pageSize\":%lu}", count, count * pager.page_size, pager.page_size);
@@ -501,6 +587,8 @@ static void attach(int listener)
 		errno = 0;
 		die("the memory file is smaller than guest RAM");
 	}
+	if (pager.sums_count * pager.page_size < pager.length)
+		corrupt("checksums", pager.mem_sums_path, 0, "they cover fewer pages than guest RAM");
 	if (pager.mode == MODE_RECORD) {
 		pager.seen = calloc(pager.length / pager.page_size, 1);
 		if (!pager.seen) die("allocating the record map");
@@ -522,7 +610,7 @@ static int listen_on(const char *path)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: vhive-pager --socket PATH --mem FILE --mode lazy|record|prefetch|all"
+	fprintf(stderr, "usage: vhive-pager --socket PATH --mem FILE --mem-sums FILE --mode lazy|record|prefetch|all"
 			" [--ws-pages FILE --ws-index FILE]\n");
 	exit(2);
 }
@@ -531,6 +619,7 @@ static void parse_args(int argc, char **argv)
 {
 	static const struct option options[] = {
 		{ "socket", required_argument, NULL, 's' }, { "mem", required_argument, NULL, 'm' },
+		{ "mem-sums", required_argument, NULL, 'c' },
 		{ "mode", required_argument, NULL, 'o' },   { "ws-pages", required_argument, NULL, 'p' },
 		{ "ws-index", required_argument, NULL, 'i' }, { NULL, 0, NULL, 0 },
 	};
@@ -540,13 +629,14 @@ static void parse_args(int argc, char **argv)
 		switch (c) {
 		case 's': pager.socket_path = optarg; break;
 		case 'm': pager.mem_path = optarg; break;
+		case 'c': pager.mem_sums_path = optarg; break;
 		case 'o': mode = optarg; break;
 		case 'p': pager.ws_pages_path = optarg; break;
 		case 'i': pager.ws_index_path = optarg; break;
 		default: usage();
 		}
 	}
-	if (!pager.socket_path || !pager.mem_path || !mode) usage();
+	if (!pager.socket_path || !pager.mem_path || !pager.mem_sums_path || !mode) usage();
 	for (int m = MODE_LAZY; m <= MODE_ALL; m++)
 		if (strcmp(mode, mode_names[m]) == 0) pager.mode = (enum mode)m;
 	if (strcmp(mode, mode_names[pager.mode]) != 0) usage();
@@ -562,6 +652,7 @@ int main(int argc, char **argv)
 	pager.page_size = (uint64_t)sysconf(_SC_PAGESIZE);
 	pager.mem_fd = open(pager.mem_path, O_RDONLY | O_CLOEXEC);
 	if (pager.mem_fd < 0) die("opening the memory file");
+	load_sums();
 	if (pager.mode == MODE_PREFETCH && pthread_create(&fetched.thread, NULL, fetch_ws_thread, NULL) != 0)
 		die("starting the working-set read");
 	int listener = listen_on(pager.socket_path);

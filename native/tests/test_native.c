@@ -2,7 +2,8 @@
  * Tests of the pager and the QEMU shim together, without QEMU: a child process, started with
  * the shim preloaded, maps a memory file the way QEMU 7.2 maps file-backed guest RAM (reserve
  * PROT_NONE, then mmap64 MAP_FIXED|MAP_PRIVATE of the file) and reads pages; the pager serves
- * them. Prints one line per test and "N passed, N failed" last. Needs root (userfaultfd).
+ * them, checking each against the checksums vhive-pagesum wrote. Also vhive-pagesum itself.
+ * Prints one line per test and "N passed, N failed" last. Needs root (userfaultfd).
  *
  * usage: test-native BUILD_DIR
  *        test-native --child MEM_FILE PAGES TOUCH_LIST   (internal: the "QEMU" side)
@@ -23,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "vhive_sums.h"
 #include "vhive_uffd.h"
 
 #define PAGES 64
@@ -32,6 +34,10 @@ static int passed, failed;
 static char build_dir[1024], work_dir[64];
 /* Where the pager's socket goes (work_dir unless a test says otherwise). */
 static char sock_dir[1024];
+/* The memory file the pager and the child use, and the working set the pager prefetches
+ * (damaged copies in the corruption tests). */
+static const char *mem_name = "mem";
+static const char *ws_pages_name = "ws.pages";
 
 /* Page i of the memory file: zero for every fourth page (a hole), else filled with i+1. */
 static bool page_is_zero(int i) { return i % 4 == 3; }
@@ -122,6 +128,16 @@ static long json_number(const char *line, const char *key)
 	return at ? strtol(at + strlen(pattern), NULL, 10) : -1;
 }
 
+/* Wait for a process to exit by itself (without closing its stdin first, as finish does). */
+static int exit_status(struct proc *p)
+{
+	int status;
+	waitpid(p->pid, &status, 0);
+	close(p->in);
+	fclose(p->out);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 static int finish(struct proc *p)
 {
 	close(p->in);
@@ -138,13 +154,14 @@ static void path_in_work(char *out, size_t size, const char *name)
 
 static struct proc start_pager(const char *mode, bool with_ws)
 {
-	static char pager[1100], sock[1100], mem[1100], pages[1100], index[1100];
+	static char pager[1100], sock[1100], mem[1100], sums[1100], pages[1100], index[1100];
 	snprintf(pager, sizeof pager, "%s/vhive-pager", build_dir);
 	snprintf(sock, sizeof sock, "%s/pager.sock", sock_dir);
-	path_in_work(mem, sizeof mem, "mem");
-	path_in_work(pages, sizeof pages, "ws.pages");
+	path_in_work(mem, sizeof mem, mem_name);
+	path_in_work(sums, sizeof sums, "mem.sums");
+	path_in_work(pages, sizeof pages, ws_pages_name);
 	path_in_work(index, sizeof index, "ws.index");
-	char *argv[] = { pager, "--socket", sock, "--mem", mem, "--mode", (char *)mode,
+	char *argv[] = { pager, "--socket", sock, "--mem", mem, "--mem-sums", sums, "--mode", (char *)mode,
 			 with_ws ? "--ws-pages" : NULL, pages, "--ws-index", index, NULL };
 	char *envp[] = { NULL };
 	struct proc p = spawn(argv, envp);
@@ -157,7 +174,7 @@ static struct proc start_child(const char *touch, const char *advice)
 	static char self[1100], shim[1100], mem[1100], env_mem[1200], env_sock[1200], env_preload[1200], env_advice[64];
 	snprintf(self, sizeof self, "%s/test-native", build_dir);
 	snprintf(shim, sizeof shim, "%s/libvhive-qemu-uffd.so", build_dir);
-	path_in_work(mem, sizeof mem, "mem");
+	path_in_work(mem, sizeof mem, mem_name);
 	snprintf(env_preload, sizeof env_preload, "LD_PRELOAD=%s", shim);
 	snprintf(env_mem, sizeof env_mem, "VHIVE_MEM_PATH=%s", mem);
 	snprintf(env_sock, sizeof env_sock, "VHIVE_UFFD_SOCKET=%s/pager.sock", sock_dir);
@@ -183,6 +200,42 @@ static void write_memory_file(void)
 	close(fd);
 }
 
+/* mem.sums of the memory file, written by vhive-pagesum as a snapshot save does. */
+static bool write_memory_sums(void)
+{
+	char tool[1100], mem[1100], sums[1100];
+	snprintf(tool, sizeof tool, "%s/vhive-pagesum", build_dir);
+	path_in_work(mem, sizeof mem, "mem");
+	path_in_work(sums, sizeof sums, "mem.sums");
+	char *argv[] = { tool, "write", mem, sums, NULL };
+	char *envp[] = { NULL };
+	struct proc p = spawn(argv, envp);
+	bool written = line_with(&p, "sums-written") != NULL;
+	return finish(&p) == 0 && written;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	char src[1100], dst[1100], command[2400];
+	path_in_work(src, sizeof src, from);
+	path_in_work(dst, sizeof dst, to);
+	snprintf(command, sizeof command, "cp %s %s", src, dst);
+	if (system(command) != 0) abort();
+}
+
+/* Damage a file as bit rot or a stray write would: one byte flipped at `offset`. */
+static void flip_byte(const char *name, off_t offset)
+{
+	char path[1100];
+	path_in_work(path, sizeof path, name);
+	int fd = open(path, O_RDWR);
+	uint8_t byte;
+	if (fd < 0 || pread(fd, &byte, 1, offset) != 1) abort();
+	byte ^= 0x5a;
+	if (pwrite(fd, &byte, 1, offset) != 1) abort();
+	close(fd);
+}
+
 static bool memory_file_untouched(void)
 {
 	char mem[1100];
@@ -200,12 +253,28 @@ static uint64_t *read_offsets(const char *name, uint64_t *count)
 	path_in_work(path, sizeof path, name);
 	FILE *f = fopen(path, "rb");
 	if (!f) return NULL;
-	struct vhive_ws_header header;
-	if (fread(&header, sizeof header, 1, f) != 1 || memcmp(header.magic, VHIVE_WS_MAGIC, 8) != 0) return NULL;
-	uint64_t *offsets = calloc(header.count + 1, sizeof *offsets);
-	if (fread(offsets, sizeof *offsets, header.count, f) != header.count) return NULL;
+	char magic[8];
+	if (fread(magic, 8, 1, f) != 1) return NULL;
+	rewind(f);
+	uint64_t *offsets = NULL;
+	if (memcmp(magic, VHIVE_WS_MAGIC, 8) == 0) { /* the trace, format 1 */
+		struct vhive_ws_header header;
+		if (fread(&header, sizeof header, 1, f) != 1) return NULL;
+		offsets = calloc(header.count + 1, sizeof *offsets);
+		if (fread(offsets, sizeof *offsets, header.count, f) != header.count) return NULL;
+		*count = header.count;
+	} else if (memcmp(magic, VHIVE_WS_INDEX2_MAGIC, 8) == 0) { /* the index, format 2 */
+		struct vhive_sums_header header;
+		if (fread(&header, sizeof header, 1, f) != 1) return NULL;
+		offsets = calloc(header.count + 1, sizeof *offsets);
+		for (uint64_t i = 0; i < header.count; i++) {
+			struct vhive_ws_entry entry;
+			if (fread(&entry, sizeof entry, 1, f) != 1) return NULL;
+			offsets[i] = entry.offset;
+		}
+		*count = header.count;
+	}
 	fclose(f);
-	*count = header.count;
 	return offsets;
 }
 
@@ -372,6 +441,102 @@ static bool test_a_pager_whose_owner_died_removes_its_socket_dir(void)
 	return true;
 }
 
+static bool test_lazy_refuses_a_memory_page_that_fails_its_checksum(void)
+{
+	copy_file("mem", "mem-damaged");
+	flip_byte("mem-damaged", 5 * page_size + 17);
+	mem_name = "mem-damaged";
+	struct proc pager = start_pager("lazy", false);
+	struct proc child = start_child("1,5", NULL);
+	mem_name = "mem";
+	CHECK(line_with(&child, "mapped") && write(child.in, "g", 1) == 1, "start");
+	char *corrupt = line_with(&pager, "\"corrupt\"");
+	CHECK(corrupt && strstr(corrupt, "\"role\":\"memory\"") && strstr(corrupt, "mem-damaged"), "event: %s", corrupt ? corrupt : "none");
+	CHECK(json_number(corrupt, "offset") == 5 * page_size, "offset %ld", json_number(corrupt, "offset"));
+	CHECK(exit_status(&pager) == 3, "the pager should exit 3 for damage");
+	kill(child.pid, SIGKILL); /* its fault is never served: QEMU would be ended by vhive too */
+	finish(&child);
+	return true;
+}
+
+static bool test_all_refuses_a_damaged_memory_file_before_the_guest_runs(void)
+{
+	copy_file("mem", "mem-damaged");
+	flip_byte("mem-damaged", 62 * page_size);
+	mem_name = "mem-damaged";
+	struct proc pager = start_pager("all", false);
+	struct proc child = start_child("1", NULL);
+	mem_name = "mem";
+	char *corrupt = line_with(&pager, "\"corrupt\"");
+	CHECK(corrupt && json_number(corrupt, "offset") == 62 * page_size, "event: %s", corrupt ? corrupt : "none");
+	CHECK(exit_status(&pager) == 3, "exit 3");
+	/* The shim was never acknowledged: the child ("QEMU") gives up by itself, having touched nothing. */
+	CHECK(finish(&child) != 0, "the child should fail without a pager");
+	return true;
+}
+
+static bool test_prefetch_refuses_a_damaged_working_set_before_installing_it(void)
+{
+	/* The working set the record test wrote: page 40 is its fifth page. */
+	copy_file("ws.pages", "ws.pages-damaged");
+	flip_byte("ws.pages-damaged", 4 * page_size + 100);
+	ws_pages_name = "ws.pages-damaged";
+	struct proc pager = start_pager("prefetch", true);
+	ws_pages_name = "ws.pages";
+	struct proc child = start_child("3", NULL);
+	char *corrupt = line_with(&pager, "\"corrupt\"");
+	CHECK(corrupt && strstr(corrupt, "\"role\":\"working-set pages\""), "event: %s", corrupt ? corrupt : "none");
+	CHECK(json_number(corrupt, "offset") == 4 * page_size, "offset %ld", json_number(corrupt, "offset"));
+	CHECK(exit_status(&pager) == 3, "the pager should exit 3 for damage");
+	kill(child.pid, SIGKILL);
+	finish(&child);
+	return true;
+}
+
+static bool test_a_damaged_checksum_file_is_refused_at_start(void)
+{
+	copy_file("mem.sums", "mem.sums.good");
+	flip_byte("mem.sums", sizeof(struct vhive_sums_header) + 8); /* an entry */
+	char pager_path[1100], sock[1100], mem[1100], sums[1100];
+	snprintf(pager_path, sizeof pager_path, "%s/vhive-pager", build_dir);
+	snprintf(sock, sizeof sock, "%s/pager.sock", sock_dir);
+	path_in_work(mem, sizeof mem, "mem");
+	path_in_work(sums, sizeof sums, "mem.sums");
+	char *argv[] = { pager_path, "--socket", sock, "--mem", mem, "--mem-sums", sums, "--mode", "lazy", NULL };
+	char *envp[] = { NULL };
+	struct proc pager = spawn(argv, envp);
+	char *corrupt = line_with(&pager, "\"corrupt\"");
+	CHECK(corrupt && strstr(corrupt, "\"role\":\"checksums\"") && strstr(corrupt, "own checksum"), "event: %s", corrupt ? corrupt : "none");
+	CHECK(exit_status(&pager) == 3, "exit 3");
+	copy_file("mem.sums.good", "mem.sums");
+	return true;
+}
+
+static bool test_pagesum_verify_finds_the_damaged_page(void)
+{
+	char tool[1100], mem[1100], sums[1100], pages[1100], index[1100];
+	snprintf(tool, sizeof tool, "%s/vhive-pagesum", build_dir);
+	path_in_work(sums, sizeof sums, "mem.sums");
+	path_in_work(pages, sizeof pages, "ws.pages");
+	path_in_work(index, sizeof index, "ws.index");
+	char *envp[] = { NULL };
+	path_in_work(mem, sizeof mem, "mem");
+	char *good_argv[] = { tool, "verify", mem, sums, pages, index, NULL };
+	struct proc good = spawn(good_argv, envp);
+	char *verdict = line_with(&good, "\"verified\"");
+	CHECK(verdict && strstr(verdict, "\"ok\":true"), "whole snapshot: %s", verdict ? verdict : "none");
+	CHECK(finish(&good) == 0, "exit 0 when whole");
+	copy_file("mem", "mem-damaged");
+	flip_byte("mem-damaged", 9 * page_size + 1);
+	path_in_work(mem, sizeof mem, "mem-damaged");
+	char *bad_argv[] = { tool, "verify", mem, sums, NULL };
+	struct proc bad = spawn(bad_argv, envp);
+	char *checked = line_with(&bad, "\"role\":\"memory\"");
+	CHECK(checked && json_number(checked, "bad") == 1 && strstr(checked, "\"badOffsets\":[36864]"), "%s", checked ? checked : "none");
+	CHECK(finish(&bad) == 3, "exit 3 when damaged");
+	return true;
+}
+
 static void run(const char *name, bool (*test)(void))
 {
 	bool ok = test();
@@ -395,6 +560,10 @@ int main(int argc, char **argv)
 	if (!mkdtemp(work_dir)) return 2;
 	snprintf(sock_dir, sizeof sock_dir, "%s", work_dir);
 	write_memory_file();
+	if (!write_memory_sums()) {
+		fprintf(stderr, "vhive-pagesum could not write mem.sums\n");
+		return 1;
+	}
 
 	run("lazy serves every page, zero pages with UFFDIO_ZEROPAGE", test_lazy_serves_every_page_and_zero_pages_apart);
 	run("record writes the trace in fault order and a sorted working set", test_record_writes_trace_in_fault_order_and_sorted_working_set);
@@ -403,6 +572,11 @@ int main(int argc, char **argv)
 	run("the pager refuses a handshake that is not the shim's", test_pager_refuses_a_handshake_that_is_not_the_shims);
 	run("a pager whose owner died removes its socket directory", test_a_pager_whose_owner_died_removes_its_socket_dir);
 	run("random advice drops the hugepage hint and advises MADV_RANDOM", test_random_advice_drops_the_hugepage_hint);
+	run("lazy refuses a memory page that fails its checksum", test_lazy_refuses_a_memory_page_that_fails_its_checksum);
+	run("all refuses a damaged memory file before the guest runs", test_all_refuses_a_damaged_memory_file_before_the_guest_runs);
+	run("prefetch refuses a damaged working set before installing it", test_prefetch_refuses_a_damaged_working_set_before_installing_it);
+	run("a damaged checksum file is refused at start", test_a_damaged_checksum_file_is_refused_at_start);
+	run("vhive-pagesum verify finds the damaged page", test_pagesum_verify_finds_the_damaged_page);
 
 	char command[1200];
 	snprintf(command, sizeof command, "rm -rf %s", work_dir);

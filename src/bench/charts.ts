@@ -67,7 +67,7 @@ function phaseMs(s: ModeSummary, phase: string): number {
 
 /** Median phases of each restore mode, stacked, one row of bars per function. */
 export function breakdownChart(summaries: readonly ModeSummary[]): TopLevelSpec {
-  const phasesOrder = ["loadVmmMs", "restoreMs", "memoryWaitMs", "resumeMs", "connectMs", "functionMs"];
+  const phasesOrder = ["loadVmmMs", "restoreMs", "memoryWaitMs", "resumeMs", "reseedMs", "connectMs", "functionMs"];
   const values = summaries
     .filter((s) => s.concurrency === 1 && isRestoreMode(s.mode))
     .flatMap((s) => phasesOrder.filter((phase) => phase in s.breakdown).map((phase) => ({ function: s.function, mode: s.mode, phase, order: phasesOrder.indexOf(phase), ms: phaseMs(s, phase) })));

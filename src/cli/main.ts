@@ -28,6 +28,7 @@ import { snapshotCreateCommand } from "./commands/snapshot-create.js";
 import { snapshotLsCommand } from "./commands/snapshot-ls.js";
 import { snapshotRestoreCommand } from "./commands/snapshot-restore.js";
 import { snapshotRmCommand } from "./commands/snapshot-rm.js";
+import { snapshotVerifyCommand } from "./commands/snapshot-verify.js";
 import { serveCommand } from "./commands/serve.js";
 import { deployCommand } from "./commands/deploy.js";
 import { invokeCommand } from "./commands/invoke.js";
@@ -93,7 +94,7 @@ let root = yargs(hideBin(process.argv))
 
 const groups: CommandGroup[] = [
   { command: "image", describe: "build, import, list and remove function images", subcommands: [imageBuildCommand, imageImportCommand, imageLsCommand, imageRmCommand] },
-  { command: "snapshot", describe: "create, list, restore and remove VM snapshots", subcommands: [snapshotCreateCommand, snapshotLsCommand, snapshotRestoreCommand, snapshotRmCommand] },
+  { command: "snapshot", describe: "create, list, restore, verify and remove VM snapshots", subcommands: [snapshotCreateCommand, snapshotLsCommand, snapshotRestoreCommand, snapshotVerifyCommand, snapshotRmCommand] },
   { command: "bench", describe: "cold-start experiments", subcommands: [benchBootVsRestoreCommand, benchReapCommand, benchColdstartCommand, benchReuseCommand, benchConcurrencyCommand, benchLoadCommand] },
 ];
 for (const group of groups) root = registerGroup(root, group);

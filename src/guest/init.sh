@@ -4,7 +4,10 @@
 # It loads the virtio modules, brings up the network QEMU's user networking expects, mounts the
 # function's root filesystem (/dev/vda, ext4) read-only under a tmpfs overlay, and runs the
 # image's entrypoint (/.vhive/run, written into the image by vhive) chrooted there. It stays
-# PID 1 so that it can report how the entrypoint ended before it powers the VM off.
+# PID 1 so that it can report how the entrypoint ended before it powers the VM off. Before the
+# entrypoint it starts the guest agent (/bin/vhive-agent), which reseeds the kernel's CRNG with
+# host entropy after every restore and runs the function's after-restore hooks; a function
+# registers one on /run/vhive/restore.sock inside its root.
 #
 # The host reads these lines on the serial console (src/vm/serial.ts parses them):
 #   vhive-init: start               init began (kernel boot is over)
@@ -34,7 +37,7 @@ if grep -qw vhive.probe=1 /proc/cmdline; then
 fi
 
 # Order matters: each module needs the ones before it.
-for module in virtio_ring virtio virtio_mmio virtio_blk failover net_failover virtio_net overlay; do
+for module in virtio_ring virtio virtio_mmio virtio_blk failover net_failover virtio_net virtio_console overlay; do
   insmod "/lib/modules/$module.ko" || fail "cannot load kernel module $module"
 done
 
@@ -65,6 +68,8 @@ mount -t sysfs sysfs /newroot/sys
 mount -t devtmpfs devtmpfs /newroot/dev
 # The entrypoint script runs under this busybox, so images without a shell work too.
 cp /bin/busybox /newroot/.vhive/busybox
+mkdir -p /newroot/run/vhive
+/bin/vhive-agent --port vhive.agent --hooks /newroot/run/vhive/restore.sock || fail "cannot start the guest agent"
 
 say exec
 chroot /newroot /.vhive/busybox sh /.vhive/run &

@@ -1,6 +1,7 @@
 /**
- * The guest initramfs: static busybox, the virtio and overlay modules of the guest kernel, and
- * init.sh as /init, packed as a newc cpio. It is rebuilt only when an input changes: the file
+ * The guest initramfs: static busybox, the virtio and overlay modules of the guest kernel, the
+ * guest agent (native/guest-agent, static: hands a restored guest fresh entropy and runs its
+ * after-restore hooks), and init.sh as /init, packed as a newc cpio. It is rebuilt only when an input changes: the file
  * is named by the digest of its inputs, kernel/initramfs-<digest>.cpio.
  */
 import { copyFile, mkdir, readFile, rename, stat, writeFile, chmod } from "node:fs/promises";
@@ -10,6 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { digestBytes, digestFile, digestHex } from "../shared/digest.js";
 import { VhiveError } from "../shared/errors.js";
+import { assertNativeBuilt, nativePath } from "../shared/native.js";
 import { makeTempDir } from "../shared/tmp.js";
 import { runTool } from "../shared/tool.js";
 import { isStaticElf } from "./kernel.js";
@@ -23,6 +25,7 @@ export const GUEST_MODULES: readonly string[] = [
   "net/core/failover.ko",
   "drivers/net/net_failover.ko",
   "drivers/net/virtio_net.ko",
+  "drivers/char/virtio_console.ko",
   "fs/overlayfs/overlay.ko",
 ];
 
@@ -38,6 +41,7 @@ export interface InitramfsInputs {
   kernelVersion: string;
   modulesRoot?: string;
   busyboxPath?: string;
+  agentPath?: string;
 }
 
 export function initScriptPath(): string {
@@ -65,8 +69,10 @@ export async function prepareInitramfs(kernelDir: string, inputs: InitramfsInput
     }
     moduleDigests.push(digest);
   }
+  const agent = inputs.agentPath ?? nativePath("vhive-agent");
+  if (!inputs.agentPath) await assertNativeBuilt(["vhive-agent"]);
   const initScript = await readFile(initScriptPath());
-  const inputsDigest = digestBytes([FORMAT_VERSION, initScript, await digestFile(busybox), ...moduleDigests]);
+  const inputsDigest = digestBytes([FORMAT_VERSION, initScript, await digestFile(busybox), await digestFile(agent), ...moduleDigests]);
   const path = join(kernelDir, `initramfs-${digestHex(inputsDigest).slice(0, 16)}.cpio`);
   const existing = await digestFile(path).catch(() => undefined);
   if (existing) return { path, digest: existing };
@@ -79,12 +85,14 @@ export async function prepareInitramfs(kernelDir: string, inputs: InitramfsInput
   }
   await copyFile(busybox, join(root, "bin/busybox"));
   await chmod(join(root, "bin/busybox"), 0o755);
+  await copyFile(agent, join(root, "bin/vhive-agent"));
+  await chmod(join(root, "bin/vhive-agent"), 0o755);
   for (const module of GUEST_MODULES) {
     await copyFile(join(modulesDir, module), join(root, "lib/modules", module.split("/").at(-1)!));
   }
   await writeFile(join(root, "init"), initScript, { mode: 0o755 });
 
-  const entries = [".", "bin", "bin/busybox", "lib", "lib/modules", "proc", "sys", "dev", "mnt", "newroot", "init"];
+  const entries = [".", "bin", "bin/busybox", "bin/vhive-agent", "lib", "lib/modules", "proc", "sys", "dev", "mnt", "newroot", "init"];
   entries.push(...GUEST_MODULES.map((module) => `lib/modules/${module.split("/").at(-1)!}`));
   const partial = `${path}.partial`;
   const out = createWriteStream(partial);

@@ -1,18 +1,20 @@
 /**
  * The pager process of one restored VM (native/pager/vhive-pager), driven over its stdio:
  * commands on stdin, one JSON event per line on stdout. Events: listening, attached,
- * prefetch-done (with stats), stats, ws-written, error, exit.
+ * prefetch-done (with stats), stats, ws-written, corrupt, error, exit.
  *
  * The pager serves guest RAM, so if it dies the guest hangs: `failure` resolves then, and the
- * owner must end the VM. It exits by itself when QEMU exits.
+ * owner must end the VM. A page that fails its checksum ends it too, with a
+ * SnapshotCorruptError naming the file. It exits by itself when QEMU exits: that is QEMU's
+ * failure (the VM reports it), not the pager's, so `failure` stays pending then.
  */
-import { access } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { ChildHandle } from "../shared/child.js";
-import { VhiveError } from "../shared/errors.js";
+import { VhiveError, type SnapshotPart } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
-import { packagePath } from "../shared/package-root.js";
+import { assertNativeBuilt, nativePath } from "../shared/native.js";
 import { makeTempDir, type TempDir } from "../shared/tmp.js";
+import { damagedFile } from "../snapshot/index.js";
 
 export type PagerMode = "lazy" | "record" | "prefetch" | "all";
 
@@ -33,6 +35,9 @@ export interface PagerStats {
   directIo: boolean;
   prefetchDone: boolean;
   pageSize: number;
+  /** Time checking pages against their checksums, and how many (every page read from disk). */
+  verifyUs: number;
+  pagesVerified: number;
 }
 
 export interface WorkingSetFiles {
@@ -43,6 +48,10 @@ export interface WorkingSetFiles {
 export interface PagerOptions {
   mode: PagerMode;
   memPath: string;
+  /** The page checksums of memPath (mem.sums); every page read is checked against them. */
+  memSumsPath: string;
+  /** The snapshot the files belong to, for messages. */
+  snapshotId: string;
   /** Required for prefetch. */
   workingSet?: WorkingSetFiles;
   log: Log;
@@ -55,17 +64,13 @@ interface PagerEvent {
 
 const MILESTONES = new Set(["listening", "attached", "prefetch-done"]);
 
-export function nativePath(name: "vhive-pager" | "libvhive-qemu-uffd.so"): string {
-  return packagePath("native", "build", name);
-}
-
-export async function assertNativeBuilt(): Promise<void> {
-  for (const name of ["vhive-pager", "libvhive-qemu-uffd.so"] as const) {
-    await access(nativePath(name)).catch(() => {
-      throw new VhiveError("ERR_NATIVE_MISSING", `${nativePath(name)} is missing`, { remedy: "run `make -C native` (scripts/setup.sh does it)" });
-    });
-  }
-}
+/** The pager's names for what it checks, as parts of a snapshot. */
+const CORRUPT_ROLES: Record<string, SnapshotPart> = {
+  memory: "memory",
+  checksums: "checksums",
+  "working-set pages": "working-set",
+  "working-set index": "working-set",
+};
 
 /** Environment that preloads the shim into QEMU for guest RAM mapped from `memPath`. */
 export function shimEnv(memPath: string, extra: Record<string, string>): Record<string, string> {
@@ -83,8 +88,11 @@ export class Pager implements AsyncDisposable {
   /** Events that happen once, kept so that a wait that starts late still sees them. */
   readonly #milestones: PagerEvent[] = [];
   readonly #log: Log;
+  readonly #snapshotId: string;
   #stopping = false;
   #lastError: string | undefined;
+  #corrupt: VhiveError | undefined;
+  #exitReason: string | undefined;
 
   private constructor(options: PagerOptions, dir: TempDir) {
     this.mode = options.mode;
@@ -92,14 +100,19 @@ export class Pager implements AsyncDisposable {
     this.#log = options.log;
     // A short path: Unix socket paths are limited to 108 bytes.
     this.socketPath = `${dir.path}/pager.sock`;
-    const args = ["--socket", this.socketPath, "--mem", options.memPath, "--mode", options.mode];
+    const args = ["--socket", this.socketPath, "--mem", options.memPath, "--mem-sums", options.memSumsPath, "--mode", options.mode];
     if (options.workingSet) args.push("--ws-pages", options.workingSet.pagesPath, "--ws-index", options.workingSet.indexPath);
     this.#child = new ChildHandle("pager", nativePath("vhive-pager"), args, { stdio: ["pipe", "pipe", "pipe"] });
     this.#child.process.stdin?.on("error", () => {}); // a dead pager is reported through `failure`
     this.#child.process.stderr?.resume();
     createInterface({ input: this.#child.process.stdout! }).on("line", (line) => this.#onLine(line));
+    this.#snapshotId = options.snapshotId;
     this.failure = this.#child.exited.then((exit) => {
-      if (this.#stopping && this.#lastError === undefined) return new Promise<VhiveError>(() => {});
+      if (this.#corrupt) return this.#corrupt;
+      const never = new Promise<VhiveError>(() => {});
+      if (this.#stopping && this.#lastError === undefined) return never;
+      // It saw QEMU go: QEMU's own exit is the failure to report, and the VM reports it.
+      if (exit.code === 0 && this.#exitReason === "qemu exited") return never;
       const how = exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`;
       return new VhiveError("ERR_PAGER", `the pager ${how}${this.#lastError ? `: ${this.#lastError}` : ""}`);
     });
@@ -177,6 +190,11 @@ export class Pager implements AsyncDisposable {
       return;
     }
     if (event.event === "error") this.#lastError = String(event.message);
+    if (event.event === "exit") this.#exitReason = String(event.reason);
+    if (event.event === "corrupt") {
+      const part = CORRUPT_ROLES[String(event.role)] ?? "memory";
+      this.#corrupt = damagedFile(this.#snapshotId, part, String(event.file), String(event.problem), Number(event.offset));
+    }
     if (MILESTONES.has(event.event)) this.#milestones.push(event);
     for (const waiter of [...this.#waiters]) {
       if (!waiter.match(event)) continue;
@@ -185,13 +203,15 @@ export class Pager implements AsyncDisposable {
     }
   }
 
-  /** A milestone already seen, or the next event that matches; rejects if the pager dies first. */
+  /** A milestone already seen, or the next event that matches; rejects if the pager ends first. */
   #waitFor(match: (event: PagerEvent) => boolean): Promise<PagerEvent> {
     const seen = this.#milestones.find(match);
     if (seen) return Promise.resolve(seen);
     return Promise.race([
       new Promise<PagerEvent>((resolve) => this.#waiters.push({ match, resolve })),
       this.failure.then((error) => Promise.reject(error)),
+      // Gone for a reason that is not its failure (QEMU exited): nothing more will come.
+      this.#child.exited.then(() => Promise.reject(this.#corrupt ?? new VhiveError("ERR_PAGER", `the pager has exited (${this.#exitReason ?? "no reason given"})`))),
     ]);
   }
 }

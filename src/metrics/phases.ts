@@ -19,7 +19,8 @@ export const RESTORE_PHASES = {
   // prefetch waits before resume (counted in its total); the floor installs everything before QEMU maps memory (left out of its total)
   memoryWaitMs: "waiting for the pager to install the working set (prefetch, floor)",
   resumeMs: "vCPUs resumed",
-  connectMs: "resumed to the function answering on a new connection",
+  reseedMs: "the guest's CRNG reseeded with host entropy and its after-restore hooks run",
+  connectMs: "reseeded to the function answering on a new connection",
   functionMs: "the invocation itself (guest memory faulted in on the way)",
 } as const;
 

@@ -74,6 +74,30 @@ export class VhiveError extends Error {
   }
 }
 
+/** Which part of a snapshot is damaged: its memory file, their checksums, its working set, ... */
+export type SnapshotPart = "memory" | "checksums" | "working-set" | "state" | "meta";
+
+/**
+ * ERR_SNAPSHOT_CORRUPT with what recovery needs: the part of the snapshot that is damaged (a
+ * working set is recorded again, anything else quarantines the snapshot), the file, and where.
+ */
+export class SnapshotCorruptError extends VhiveError {
+  readonly snapshotId: string;
+  readonly part: SnapshotPart;
+  readonly path: string;
+  /** Byte offset into `path` of the first damage found, when known. */
+  readonly offset: number | undefined;
+
+  constructor(snapshotId: string, part: SnapshotPart, path: string, message: string, options: VhiveErrorOptions & { offset?: number } = {}) {
+    super("ERR_SNAPSHOT_CORRUPT", message, options);
+    this.name = "SnapshotCorruptError";
+    this.snapshotId = snapshotId;
+    this.part = part;
+    this.path = path;
+    this.offset = options.offset;
+  }
+}
+
 export function isVhiveError(error: unknown, code?: VhiveErrorCode): error is VhiveError {
   return error instanceof VhiveError && (code === undefined || error.code === code);
 }

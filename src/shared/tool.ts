@@ -37,6 +37,8 @@ export interface RunToolOptions {
   onLine?: (line: string) => void;
   /** Stream stdout here instead of keeping it (large outputs). */
   stdout?: NodeJS.WritableStream;
+  /** Exit statuses besides 0 that are answers, not failures (a checker's "found damage"). */
+  acceptCodes?: readonly number[];
 }
 
 export interface RunToolResult {
@@ -97,13 +99,13 @@ export async function runTool(tool: string, args: readonly string[], options: Ru
     if (spawnError?.code === "ENOENT") throw toolMissing(tool);
     if (spawnError) throw new VhiveError(options.failCode, `${options.step}: could not start ${tool}: ${spawnError.message}`, { cause: spawnError });
     if (options.signal?.aborted) throw new VhiveError("ERR_ABORTED", `${options.step} was cancelled`);
-    if (exit.code !== 0) {
+    if (exit.code !== 0 && !(exit.code !== null && options.acceptCodes?.includes(exit.code))) {
       const how = exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`;
       throw new VhiveError(options.failCode, `${options.step} failed: ${tool} ${how}`, {
         details: stderrLines.join("\n"),
       });
     }
-    return { stdout: Buffer.concat(stdoutChunks).toString("utf8"), stderr: stderrAll, code: 0 };
+    return { stdout: Buffer.concat(stdoutChunks).toString("utf8"), stderr: stderrAll, code: exit.code ?? 0 };
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
   }

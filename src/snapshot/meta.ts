@@ -22,8 +22,11 @@ export const FingerprintSchema = z.strictObject({
 
 export type Fingerprint = z.infer<typeof FingerprintSchema>;
 
+/** Format 2: page checksums of the memory file (mem.sums) and a guest agent that reseeds restores. */
+export const SNAPSHOT_FORMAT = 2;
+
 export const SnapshotMetaSchema = z.strictObject({
-  format: z.literal(1),
+  format: z.literal(SNAPSHOT_FORMAT),
   id: z.string(),
   /** The function (image name) the snapshot belongs to. */
   function: z.string(),
@@ -35,9 +38,13 @@ export const SnapshotMetaSchema = z.strictObject({
   warmupInvocations: z.number().int().nonnegative(),
   /** Time from QEMU spawn to the snapshot written, in ms. */
   createMs: z.number(),
+  /** Of createMs: computing the page checksums of the memory file (mem.sums). */
+  checksumMs: z.number(),
   files: z.strictObject({
     state: z.strictObject({ bytes: z.number().int().nonnegative(), digest: z.string() }),
     mem: z.strictObject({ bytes: z.number().int().nonnegative() }),
+    /** mem.sums: one XXH3-64 per page of mem (format: native/include/vhive_sums.h). */
+    sums: z.strictObject({ bytes: z.number().int().nonnegative() }),
   }),
 });
 

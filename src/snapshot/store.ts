@@ -4,6 +4,9 @@
  *   snapshots/<function>/<id>/meta.json   fingerprint and file sizes/digests (written last)
  *   snapshots/<function>/<id>/state       QEMU device state (migration stream, ~60 KB)
  *   snapshots/<function>/<id>/mem         guest memory, one file the size of guest RAM
+ *   snapshots/<function>/<id>/mem.sums    a checksum of every page of mem (checksums.ts)
+ *   snapshots/<function>/<id>/quarantine.json  present once the snapshot was found damaged:
+ *                                         why and when; it is listed as damaged, never restored
  *
  * A snapshot being written lives in <id>.partial and is renamed when complete, so a crash
  * mid-create never leaves something that looks restorable. Snapshot files are never written
@@ -15,13 +18,15 @@ import { randomBytes } from "node:crypto";
 import { digestFile } from "../shared/digest.js";
 import { VhiveError } from "../shared/errors.js";
 import type { StatePaths } from "../shared/paths.js";
-import { SnapshotMetaSchema, type SnapshotMeta } from "./meta.js";
+import { damagedFile } from "./damage.js";
+import { SNAPSHOT_FORMAT, SnapshotMetaSchema, type SnapshotMeta } from "./meta.js";
 
 export interface StoredSnapshot {
   meta: SnapshotMeta;
   dir: string;
   statePath: string;
   memPath: string;
+  sumsPath: string;
 }
 
 /** A snapshot directory whose meta.json cannot be read; listed so users can see and remove it. */
@@ -39,12 +44,14 @@ export interface SnapshotDraft {
   dir: string;
   statePath: string;
   memPath: string;
+  sumsPath: string;
 }
 
 const PARTIAL = ".partial";
+const QUARANTINE = "quarantine.json";
 
 function filesOf(dir: string) {
-  return { statePath: join(dir, "state"), memPath: join(dir, "mem") };
+  return { statePath: join(dir, "state"), memPath: join(dir, "mem"), sumsPath: join(dir, "mem.sums") };
 }
 
 export class SnapshotStore {
@@ -53,14 +60,19 @@ export class SnapshotStore {
     this.#root = join(paths.root, "snapshots");
   }
 
-  async list(): Promise<{ snapshots: StoredSnapshot[]; damaged: DamagedSnapshot[] }> {
+  /**
+   * Usable snapshots, newest first, and damaged ones (unreadable, older formats, quarantined).
+   * With includeQuarantined, a quarantined snapshot whose meta.json reads is listed as usable
+   * (for `vhive snapshot verify`, which inspects it).
+   */
+  async list(options: { includeQuarantined?: boolean } = {}): Promise<{ snapshots: StoredSnapshot[]; damaged: DamagedSnapshot[] }> {
     const snapshots: StoredSnapshot[] = [];
     const damaged: DamagedSnapshot[] = [];
     for (const fn of await readdir(this.#root).catch(() => [] as string[])) {
       for (const id of await readdir(join(this.#root, fn)).catch(() => [] as string[])) {
         if (id.endsWith(PARTIAL)) continue;
         const dir = join(this.#root, fn, id);
-        const loaded = await this.#load(dir);
+        const loaded = await this.#load(dir, options.includeQuarantined ?? false);
         if ("meta" in loaded) snapshots.push(loaded);
         else damaged.push({ id, function: fn, dir, problem: loaded.problem });
       }
@@ -70,8 +82,8 @@ export class SnapshotStore {
   }
 
   /** By id, unique id prefix, or function name (its newest snapshot). */
-  async resolve(ref: string): Promise<StoredSnapshot> {
-    const { snapshots, damaged } = await this.list();
+  async resolve(ref: string, options: { includeQuarantined?: boolean } = {}): Promise<StoredSnapshot> {
+    const { snapshots, damaged } = await this.list(options);
     const byId = snapshots.filter((s) => s.meta.id.startsWith(ref));
     if (byId.length === 1) return byId[0]!;
     if (byId.length > 1) {
@@ -135,24 +147,48 @@ export class SnapshotStore {
     return matches[0]!.id;
   }
 
-  /** Check that the files are what meta.json says; throws ERR_SNAPSHOT_CORRUPT naming the file. */
+  /**
+   * Check the files' sizes and the device state's digest against meta.json (cheap: every
+   * restore does it; pages are checked by the pager, or by checkPages). Throws a
+   * SnapshotCorruptError naming the file.
+   */
   async verify(snapshot: StoredSnapshot): Promise<void> {
     const { meta } = snapshot;
-    const corrupt = (what: string) =>
-      new VhiveError("ERR_SNAPSHOT_CORRUPT", `snapshot ${meta.id}: ${what}`, {
-        remedy: `the snapshot is kept for inspection in ${snapshot.dir}; remove it with \`vhive snapshot rm ${meta.id}\` and create a new one`,
-      });
-    const memBytes = (await stat(snapshot.memPath).catch(() => undefined))?.size;
-    if (memBytes === undefined) throw corrupt(`memory file ${snapshot.memPath} is missing`);
-    if (memBytes !== meta.files.mem.bytes) throw corrupt(`memory file ${snapshot.memPath} is ${memBytes} bytes, expected ${meta.files.mem.bytes} (truncated?)`);
-    const stateBytes = (await stat(snapshot.statePath).catch(() => undefined))?.size;
-    if (stateBytes === undefined) throw corrupt(`device state file ${snapshot.statePath} is missing`);
-    if (stateBytes !== meta.files.state.bytes) throw corrupt(`device state file ${snapshot.statePath} is ${stateBytes} bytes, expected ${meta.files.state.bytes}`);
+    const sizeOf = async (path: string) => (await stat(path).catch(() => undefined))?.size;
+    const memBytes = await sizeOf(snapshot.memPath);
+    if (memBytes === undefined) throw damagedFile(meta.id, "memory", snapshot.memPath, "the file is missing");
+    if (memBytes !== meta.files.mem.bytes) throw damagedFile(meta.id, "memory", snapshot.memPath, `it is ${memBytes} bytes, expected ${meta.files.mem.bytes} (truncated?)`);
+    const sumsBytes = await sizeOf(snapshot.sumsPath);
+    if (sumsBytes !== meta.files.sums.bytes) throw damagedFile(meta.id, "checksums", snapshot.sumsPath, sumsBytes === undefined ? "the file is missing" : `it is ${sumsBytes} bytes, expected ${meta.files.sums.bytes}`);
+    const stateBytes = await sizeOf(snapshot.statePath);
+    if (stateBytes === undefined) throw damagedFile(meta.id, "state", snapshot.statePath, "the file is missing");
+    if (stateBytes !== meta.files.state.bytes) throw damagedFile(meta.id, "state", snapshot.statePath, `it is ${stateBytes} bytes, expected ${meta.files.state.bytes}`);
     const digest = await digestFile(snapshot.statePath);
-    if (digest !== meta.files.state.digest) throw corrupt(`device state file ${snapshot.statePath} has digest ${digest}, expected ${meta.files.state.digest} (altered since it was made)`);
+    if (digest !== meta.files.state.digest) throw damagedFile(meta.id, "state", snapshot.statePath, `its digest is ${digest}, expected ${meta.files.state.digest} (altered since it was made)`);
   }
 
-  async #load(dir: string): Promise<StoredSnapshot | { problem: string }> {
+  /**
+   * Mark a snapshot damaged: it stays on disk for inspection, is listed as damaged (with
+   * `reason`), and is never restored again. Idempotent: the first reason is kept.
+   */
+  async quarantine(snapshot: StoredSnapshot, reason: string): Promise<void> {
+    const path = join(snapshot.dir, QUARANTINE);
+    if (await stat(path).catch(() => undefined)) return;
+    await writeFile(path, JSON.stringify({ reason, at: new Date().toISOString() }, null, 2) + "\n");
+  }
+
+  async #load(dir: string, includeQuarantined: boolean): Promise<StoredSnapshot | { problem: string }> {
+    const quarantined = includeQuarantined ? undefined : await readFile(join(dir, QUARANTINE), "utf8").catch(() => undefined);
+    if (quarantined !== undefined) {
+      const reason = (() => {
+        try {
+          return String((JSON.parse(quarantined) as { reason?: unknown }).reason);
+        } catch {
+          return "no reason recorded";
+        }
+      })();
+      return { problem: `quarantined: ${reason}` };
+    }
     const text = await readFile(join(dir, "meta.json"), "utf8").catch(() => undefined);
     if (text === undefined) return { problem: `${join(dir, "meta.json")} is missing` };
     let json: unknown;
@@ -160,6 +196,10 @@ export class SnapshotStore {
       json = JSON.parse(text);
     } catch {
       return { problem: `${join(dir, "meta.json")} is not valid JSON` };
+    }
+    const format = (json as { format?: unknown } | null)?.format;
+    if (typeof format === "number" && format < SNAPSHOT_FORMAT) {
+      return { problem: `made by an older vhive (format ${format}: no page checksums, no reseed after restore); create a new snapshot` };
     }
     const parsed = SnapshotMetaSchema.safeParse(json);
     if (!parsed.success) return { problem: `${join(dir, "meta.json")} is invalid: ${parsed.error.issues.map((i) => i.path.join(".")).join(", ")}` };

@@ -14,7 +14,7 @@ import { digestFile } from "../shared/digest.js";
 import { messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import { UndoStack } from "../shared/undo.js";
-import { SnapshotStore, syncFile, type SnapshotDraft, type SnapshotMeta, type StoredSnapshot } from "../snapshot/index.js";
+import { SNAPSHOT_FORMAT, SnapshotStore, stampVerified, syncFile, writePageSums, type SnapshotDraft, type SnapshotMeta, type StoredSnapshot } from "../snapshot/index.js";
 import { bootInstance, type BootOptions } from "./boot.js";
 import { fingerprintFor } from "./fingerprint.js";
 import type { Host } from "./host.js";
@@ -67,9 +67,13 @@ export async function saveSnapshot(host: Host, store: SnapshotStore, draft: Snap
   await instance.vm.stop();
   await syncFile(draft.memPath);
   await syncFile(draft.statePath);
+  const checksumStart = performance.now();
+  await writePageSums(draft.memPath, draft.sumsPath);
+  await stampVerified(draft.dir, draft.memPath);
+  const checksumMs = performance.now() - checksumStart;
   const createMs = performance.now() - info.createStartAt;
   const meta: SnapshotMeta = {
-    format: 1,
+    format: SNAPSHOT_FORMAT,
     id: draft.id,
     function: draft.function,
     imageId: instance.image.id,
@@ -78,9 +82,11 @@ export async function saveSnapshot(host: Host, store: SnapshotStore, draft: Snap
     guestPort: instance.image.config.port,
     warmupInvocations: info.warmupInvocations,
     createMs: roundMs(createMs),
+    checksumMs: roundMs(checksumMs),
     files: {
       state: { bytes: (await stat(draft.statePath)).size, digest: await digestFile(draft.statePath) },
       mem: { bytes: (await stat(draft.memPath)).size },
+      sums: { bytes: (await stat(draft.sumsPath)).size },
     },
   };
   return store.commit(draft, meta);

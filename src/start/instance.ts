@@ -8,7 +8,7 @@ import type { StoredImage } from "../image/index.js";
 import { createGrpcClient, createHttpClient, defaultProtoPath, DEFAULT_GRPC_METHOD, type FunctionClient, type InvokeResult } from "../invoke/index.js";
 import { VhiveError, isVhiveError } from "../shared/errors.js";
 import type { Pager } from "../memory/index.js";
-import { assertPortFree, freeLoopbackPort, type MicroVm } from "../vm/index.js";
+import { assertPortFree, freeLoopbackPort, type AgentRestoreReply, type MicroVm } from "../vm/index.js";
 
 /** Phases of a boot start, ms. */
 export interface BootTimes {
@@ -30,7 +30,9 @@ export interface RestoreTimes {
   memoryWaitMs: number;
   /** vCPUs resumed (QMP cont). */
   resumeMs: number;
-  /** Resumed to the function answering at the protocol level on a new connection. */
+  /** Resumed to the guest agent's answer: the CRNG reseeded with host entropy, the after-restore hooks run. */
+  reseedMs: number;
+  /** Reseeded to the function answering at the protocol level on a new connection. */
   connectMs: number;
 }
 
@@ -46,6 +48,8 @@ export interface RestoreStart {
   kind: MemoryMode;
   snapshotId: string;
   times: RestoreTimes;
+  /** What the guest agent reported: hooks run, time in the guest. */
+  reseed: AgentRestoreReply;
 }
 
 export type StartRecord = BootStart | RestoreStart;

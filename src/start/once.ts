@@ -89,7 +89,7 @@ export async function restoreOnce(host: Host, snapshot: StoredSnapshot, data?: s
   const mode = instance.start.kind;
   let wsPages = pager ? pager.wsPages : 0;
   if (mode === "record") wsPages = (await saveRecordedWorkingSet(instance, snapshot, input)).meta.pages;
-  const { restoreMs, resumeMs, connectMs } = instance.start.times;
+  const { restoreMs, resumeMs, reseedMs, connectMs } = instance.start.times;
   // The floor's pager reads and installs memory while QEMU waits for it in mmap, inside the
   // spawn phase: report that as the memory wait, and leave it out of totalMs.
   const floorInstallMs = mode === "floor" && pager ? (pager.fetchUs + pager.installUs) / 1000 : 0;
@@ -107,6 +107,7 @@ export async function restoreOnce(host: Host, snapshot: StoredSnapshot, data?: s
       restoreMs: roundMs(restoreMs),
       memoryWaitMs: roundMs(memoryWaitMs),
       resumeMs: roundMs(resumeMs),
+      reseedMs: roundMs(reseedMs),
       connectMs: roundMs(connectMs),
       functionMs: roundMs(result.ms),
     },

@@ -16,11 +16,20 @@
  *   reap        record when the snapshot has no working set yet, prefetch after
  *
  * The snapshot is checked first: its fingerprint must match what this host would run, and its
- * files what meta.json says. Any number of instances may restore one snapshot at once.
+ * files what meta.json says. Every page read from disk is checked against its checksum: by the
+ * pager as it reads it (the userfaultfd modes), or, in the vanilla modes where QEMU reads the
+ * file itself, by checking the whole memory file again whenever it was written since it last
+ * matched (snapshot/checksums.ts). Damage is a SnapshotCorruptError naming the file.
+ *
+ * Clones must not share randomness: before any request reaches the function, the guest agent
+ * gets fresh host entropy, credits it to the kernel and reseeds its CRNG, and runs the
+ * function's after-restore hooks (src/vm/agent.ts; the reseedMs phase).
+ *
+ * A VM that dies during or after a restore reports what QEMU said and names the snapshot as
+ * the likely cause. Any number of instances may restore one snapshot at once.
  */
 import { ImageStore, type StoredImage } from "../image/index.js";
 import {
-  assertNativeBuilt,
   commitWorkingSet,
   loadWorkingSet,
   Pager,
@@ -30,9 +39,21 @@ import {
   type PagerMode,
   type WorkingSet,
 } from "../memory/index.js";
-import { VhiveError } from "../shared/errors.js";
+import { isVhiveError, VhiveError, type SnapshotPart } from "../shared/errors.js";
+import { assertNativeBuilt } from "../shared/native.js";
 import { UndoStack } from "../shared/undo.js";
-import { dropAllCaches, evictFromPageCache, fingerprintDifferences, SnapshotStore, type StoredSnapshot } from "../snapshot/index.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  checkPages,
+  damagedFile,
+  dropAllCaches,
+  evictFromPageCache,
+  fingerprintDifferences,
+  memoryUnchangedSinceVerified,
+  SnapshotStore,
+  stampVerified,
+  type StoredSnapshot,
+} from "../snapshot/index.js";
 import { MicroVm } from "../vm/index.js";
 import { fingerprintFor } from "./fingerprint.js";
 import type { Host } from "./host.js";
@@ -45,6 +66,11 @@ const PAGER_MODES: Partial<Record<MemoryMode, PagerMode>> = { lazy: "lazy", reco
 
 export interface RestoreOptions extends StartOptions {
   mode?: RestoreMode;
+  /**
+   * Reseed the guest and run its after-restore hooks before it serves (default true). Only a
+   * benchmark measuring what the reseed costs turns it off: clones then share their randomness.
+   */
+  reseed?: boolean;
   /** Drop the snapshot's, its working set's and the image's files from the page cache first. */
   evict?: boolean;
   /** Drop the whole machine's page cache first. */
@@ -87,13 +113,59 @@ export async function restoreInstance(host: Host, snapshot: StoredSnapshot, opti
   createClient(image, 1, options).close(); // a bad --proto/--method fails before any work
   const workingSet = await loadWorkingSet(snapshot);
   const mode = resolveMode(options.mode ?? "vanilla", workingSet, snapshot.meta.id);
-  if (mode !== "vanilla") await assertNativeBuilt();
+  await assertNativeBuilt();
+  if (!PAGER_MODES[mode]) await checkMemoryUnlessUnchanged(snapshot);
   if (options.dropCaches) await dropAllCaches();
   if (options.evict) {
     const ws = workingSet ? [workingSet.pagesPath, workingSet.indexPath] : [];
-    await evictFromPageCache([snapshot.memPath, snapshot.statePath, image.rootfsPath, ...ws]);
+    await evictFromPageCache([snapshot.memPath, snapshot.sumsPath, snapshot.statePath, image.rootfsPath, ...ws]);
   }
   return withHostPort(options.hostPort, (hostPort) => restoreOnPort(host, snapshot, image, hostPort, mode, workingSet, options));
+}
+
+/**
+ * For the modes where QEMU reads the memory file itself: check every page of it unless it is
+ * the very file that last matched its checksums (same inode, size, mtime and ctime).
+ */
+async function checkMemoryUnlessUnchanged(snapshot: StoredSnapshot): Promise<void> {
+  if (await memoryUnchangedSinceVerified(snapshot.dir, snapshot.memPath)) return;
+  const checks = await checkPages({ memPath: snapshot.memPath, sumsPath: snapshot.sumsPath });
+  const bad = checks.find((check) => check.bad > 0);
+  if (bad) {
+    const part: SnapshotPart = bad.role === "checksums" ? "checksums" : "memory";
+    const problem = bad.problem ?? `${bad.bad} of its ${bad.pages} pages do not match their checksums (it was written to since the snapshot was made)`;
+    throw damagedFile(snapshot.meta.id, part, bad.file, problem, bad.badOffsets[0]);
+  }
+  await stampVerified(snapshot.dir, snapshot.memPath);
+}
+
+const NOT_RESEEDED = { hooks: 0, hooksAnswered: 0, reseedUs: 0, hooksUs: 0 };
+
+/** How long the guest agent may take to reseed and run the hooks (TCG, a loaded host). */
+const RESEED_TIMEOUT_MS = 15_000;
+
+/** Failures of a restored VM that its snapshot's files may well have caused. */
+const SNAPSHOT_SUSPECTS = new Set(["ERR_VM_EXITED", "ERR_GUEST_PANIC", "ERR_GUEST_EXITED", "ERR_QEMU_START", "ERR_RESTORE"]);
+
+/** The VM's failure, with the snapshot it ran from named as the likely cause. */
+function blameSnapshot(error: VhiveError, snapshot: StoredSnapshot, mode: MemoryMode): VhiveError {
+  if (!SNAPSHOT_SUSPECTS.has(error.code)) return error;
+  const id = snapshot.meta.id;
+  return new VhiveError(error.code, `${error.message} (it ran from snapshot ${id}, restored in mode ${mode}: the snapshot's files are the likely cause)`, {
+    details: error.details,
+    remedy: `check the snapshot with \`vhive snapshot verify ${id}\`; if it is damaged, remove it (\`vhive snapshot rm ${id}\`) and create a new one`,
+    cause: error,
+  });
+}
+
+/**
+ * A restore failed: if its pager failed too (a damaged page, a pager error), that is the cause
+ * to report, not QEMU's exit that followed it. The pager sees QEMU go within milliseconds.
+ */
+async function rootCause(error: unknown, pager: Pager | undefined): Promise<unknown> {
+  if (!pager || isVhiveError(error, "ERR_ABORTED")) return error;
+  const pagerFailure = await Promise.race([pager.failure, sleep(500).then(() => undefined)]);
+  return pagerFailure ?? error;
 }
 
 async function restoreOnPort(
@@ -111,53 +183,81 @@ async function restoreOnPort(
   let env: Record<string, string> | undefined;
   const pagerMode = PAGER_MODES[mode];
   if (pagerMode) {
-    const started = await Pager.start({ mode: pagerMode, memPath: snapshot.memPath, workingSet: mode === "prefetch" ? workingSet : undefined, log: host.log });
+    const started = await Pager.start({
+      mode: pagerMode,
+      memPath: snapshot.memPath,
+      memSumsPath: snapshot.sumsPath,
+      snapshotId: snapshot.meta.id,
+      workingSet: mode === "prefetch" ? workingSet : undefined,
+      log: host.log,
+    });
     pager = started;
     undo.defer("stop the pager", () => started.destroy());
     env = started.qemuEnv(snapshot.memPath);
   } else if (mode === "vanilla-4k") {
     env = shimEnv(snapshot.memPath, { VHIVE_MEM_ADVICE: "random" });
   }
-  const vm = await MicroVm.start(
-    {
-      qemuPath: host.qemu.path,
-      accel: host.accel,
-      memMib: fingerprint.memMib,
-      vcpus: fingerprint.vcpus,
-      tscKhz: host.tscKhz,
-      memoryFile: { path: snapshot.memPath, share: false },
-      incoming: true,
-      rootfsPath: image.rootfsPath,
-      forward: { hostPort, guestPort: snapshot.meta.guestPort },
-    },
-    { log: host.log, runRoot: host.paths.vmsDir, keepRunDir: options.keepRunDir, signal: options.signal, env },
-  );
-  undo.defer("stop the VM", () => vm.destroy());
-  if (pager) void pager.failure.then((error) => vm.failWith(error));
-  const client = createClient(image, hostPort, options);
-  undo.defer("close the client", () => client.close());
+  try {
+    const vm = await MicroVm.start(
+      {
+        qemuPath: host.qemu.path,
+        accel: host.accel,
+        memMib: fingerprint.memMib,
+        vcpus: fingerprint.vcpus,
+        tscKhz: host.tscKhz,
+        memoryFile: { path: snapshot.memPath, share: false },
+        incoming: true,
+        rootfsPath: image.rootfsPath,
+        forward: { hostPort, guestPort: snapshot.meta.guestPort },
+      },
+      {
+        log: host.log,
+        runRoot: host.paths.vmsDir,
+        keepRunDir: options.keepRunDir,
+        signal: options.signal,
+        env,
+        explainFailure: (error) => blameSnapshot(error, snapshot, mode),
+      },
+    );
+    undo.defer("stop the VM", () => vm.destroy());
+    if (pager) void pager.failure.then((error) => vm.failWith(error));
+    const client = createClient(image, hostPort, options);
+    undo.defer("close the client", () => client.close());
+    const died = () => vm.failure.then((error) => Promise.reject(error));
 
-  const loadStart = performance.now();
-  await vm.loadState(snapshot.statePath);
-  const loaded = performance.now();
-  if (pager && (mode === "prefetch" || mode === "floor")) {
-    await Promise.race([pager.prefetchDone(), vm.failure.then((error) => Promise.reject(error))]);
+    const loadStart = performance.now();
+    await vm.loadState(snapshot.statePath);
+    const loaded = performance.now();
+    if (pager && (mode === "prefetch" || mode === "floor")) {
+      await Promise.race([pager.prefetchDone(), died()]);
+    }
+    const memoryReady = performance.now();
+    // The entropy goes out while the vCPUs are still paused; the agent reads it as they run.
+    const reseeded = options.reseed === false ? Promise.resolve(NOT_RESEEDED) : vm.agent!.restored({ timeoutMs: RESEED_TIMEOUT_MS });
+    reseeded.catch(() => {}); // awaited below, after resume
+    await vm.resume();
+    const resumed = performance.now();
+    const agent = await Promise.race([reseeded, died()]);
+    const reseededAt = performance.now();
+    if (agent.hooksAnswered < agent.hooks) {
+      host.log.warn("an after-restore hook did not answer in time", { snapshot: snapshot.meta.id, hooks: agent.hooks, answered: agent.hooksAnswered });
+    }
+    const deadline = vm.timeline.spawnAt + (options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
+    await waitFunctionReady(vm, client, image, deadline - performance.now(), options.signal);
+    const ready = performance.now();
+    undo.release();
+    const times = {
+      loadVmmMs: vm.timeline.qmpReadyAt! - vm.timeline.spawnAt,
+      restoreMs: loaded - loadStart,
+      memoryWaitMs: memoryReady - loaded,
+      resumeMs: resumed - memoryReady,
+      reseedMs: reseededAt - resumed,
+      connectMs: ready - reseededAt,
+    };
+    return new Instance<RestoreStart>(vm, image, hostPort, client, { kind: mode, snapshotId: snapshot.meta.id, times, reseed: agent }, pager);
+  } catch (error) {
+    throw await rootCause(error, pager);
   }
-  const memoryReady = performance.now();
-  await vm.resume();
-  const resumed = performance.now();
-  const deadline = vm.timeline.spawnAt + (options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
-  await waitFunctionReady(vm, client, image, deadline - performance.now(), options.signal);
-  const ready = performance.now();
-  undo.release();
-  const times = {
-    loadVmmMs: vm.timeline.qmpReadyAt! - vm.timeline.spawnAt,
-    restoreMs: loaded - loadStart,
-    memoryWaitMs: memoryReady - loaded,
-    resumeMs: resumed - memoryReady,
-    connectMs: ready - resumed,
-  };
-  return new Instance<RestoreStart>(vm, image, hostPort, client, { kind: mode, snapshotId: snapshot.meta.id, times }, pager);
 }
 
 /**

@@ -3,7 +3,8 @@
  * it and later snapshot fingerprints can be derived from the same options.
  *
  * Channels: QMP on stdio (fd 0/1), the serial console on fd 3 (a socketpair the parent reads), QEMU's
- * own diagnostics on stderr, a restore's incoming device state on fd 4. The VM starts paused (-S) so that "QEMU up" and "kernel boot" are
+ * own diagnostics on stderr, a restore's incoming device state on fd 4, and the guest agent's
+ * virtio-serial port on fd 5 (function VMs: how a restore hands the guest fresh entropy). The VM starts paused (-S) so that "QEMU up" and "kernel boot" are
  * measured apart, and -no-reboot turns a guest reboot or panic into a QEMU exit.
  */
 
@@ -86,8 +87,22 @@ function optionalDevices(spec: Pick<VmSpec, "rootfsPath" | "forward">): { signat
       args: ["-netdev", `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${hostPort}-:${guestPort}`, "-device", "virtio-net-device,netdev=net0"],
     });
   }
+  if (hasAgent(spec)) {
+    devices.push({
+      signature: `virtio-serial:${AGENT_PORT_NAME}`,
+      args: ["-device", "virtio-serial-device", "-chardev", `socket,id=agent0,fd=${AGENT_FD}`, "-device", `virtserialport,chardev=agent0,name=${AGENT_PORT_NAME}`],
+    });
+  }
   return devices;
 }
+
+/** Function VMs (those with a root filesystem) run the guest agent; the probe boot does not. */
+export function hasAgent(spec: Pick<VmSpec, "rootfsPath">): boolean {
+  return spec.rootfsPath !== undefined;
+}
+
+/** The name of the agent's virtio-serial port, which the guest agent looks for. */
+export const AGENT_PORT_NAME = "vhive.agent";
 
 /** The fd of the child on which QEMU writes the serial console. */
 export const SERIAL_FD = 3;
@@ -97,6 +112,9 @@ export const SERIAL_FD = 3;
  * inherited at spawn: QEMU needs no helper process (as `exec:cat` would be) to read it.
  */
 export const MIGRATION_FD = 4;
+
+/** The fd of the child that is the host end of the guest agent's port (src/vm/agent.ts). */
+export const AGENT_FD = 5;
 
 /**
  * QEMU's seccomp filter: no fork/exec (spawn), no setuid and friends (elevateprivileges), no

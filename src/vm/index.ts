@@ -9,3 +9,4 @@ export { qemuInfo, type QemuInfo } from "./qemu.js";
 export { freeLoopbackPort, assertPortFree } from "./ports.js";
 export { processIo, parseMajorFaults, parseReadBytes, type ProcessIo } from "./procstat.js";
 export { machineOf, deviceSignature, type GuestBoot, type GuestMemoryFile } from "./cmdline.js";
+export { GuestAgent, RESTORE_ENTROPY_BYTES, type AgentRestoreReply } from "./agent.js";

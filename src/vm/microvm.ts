@@ -20,7 +20,8 @@ import type { Log } from "../shared/log.js";
 import { toolMissing } from "../shared/tool.js";
 import { QmpClient } from "./qmp.js";
 import { SerialConsole, type GuestEvent } from "./serial.js";
-import { MIGRATION_FD, SERIAL_FD, qemuArgs, type VmSpec } from "./cmdline.js";
+import { GuestAgent } from "./agent.js";
+import { AGENT_FD, MIGRATION_FD, SERIAL_FD, hasAgent, qemuArgs, type VmSpec } from "./cmdline.js";
 
 export interface StartOptions {
   log: Log;
@@ -30,6 +31,11 @@ export interface StartOptions {
   signal?: AbortSignal;
   /** Extra environment for QEMU (the memory shim's LD_PRELOAD and settings). */
   env?: Record<string, string>;
+  /**
+   * Rewrites the VM's failure before it is reported (a restore adds which snapshot's files the
+   * VM ran from, the likely cause of a crash). Not applied to a failure set with failWith().
+   */
+  explainFailure?: (error: VhiveError) => VhiveError;
 }
 
 /** performance.now() timestamps of a VM's life, for latency breakdowns. */
@@ -50,6 +56,8 @@ export class MicroVm implements AsyncDisposable {
   readonly timeline: VmTimeline;
   readonly console: SerialConsole;
   readonly qmp: QmpClient;
+  /** The guest agent's port, for VMs that run a function (hasAgent). */
+  readonly agent: GuestAgent | undefined;
   /** Resolves with the first failure of the VM; never rejects. */
   readonly failure: Promise<VhiveError>;
   /** Aborts when the VM fails; its reason is the VhiveError. */
@@ -71,7 +79,7 @@ export class MicroVm implements AsyncDisposable {
     this.timeline = { spawnAt: performance.now() };
     this.#child = new ChildHandle(`qemu ${id}`, spec.qemuPath, qemuArgs(spec), {
       // fd 4 (MIGRATION_FD) only for a restore: nothing else migrates in over it.
-      stdio: ["pipe", "pipe", "pipe", "pipe", spec.incoming ? "pipe" : "ignore"],
+      stdio: ["pipe", "pipe", "pipe", "pipe", spec.incoming ? "pipe" : "ignore", hasAgent(spec) ? "pipe" : "ignore"],
       env: options.env ? { ...process.env, ...options.env } : process.env,
     });
     const qemu = this.#child.process;
@@ -91,6 +99,8 @@ export class MicroVm implements AsyncDisposable {
       this.#migration.resume();
     }
     this.qmp = new QmpClient(qemu.stdout!, qemu.stdin!);
+    this.agent = hasAgent(spec) ? new GuestAgent((qemu.stdio as unknown as Duplex[])[AGENT_FD]!) : undefined;
+    const explain = options.explainFailure ?? ((error: VhiveError) => error);
 
     const controller = new AbortController();
     this.failed = controller.signal;
@@ -105,14 +115,14 @@ export class MicroVm implements AsyncDisposable {
         if (event.kind === "init-start") this.timeline.initStartAt = event.atMs;
         if (event.kind === "exec") this.timeline.execAt = event.atMs;
         const error = this.#guestFailure(event);
-        if (error) fail(error);
+        if (error) fail(explain(error));
       });
       void this.#child.exited.then(async (exit) => {
         await this.console.closed();
         if (this.#stopping) return;
         // Guest-side reasons come first: they say why QEMU went away.
         const guestError = this.console.events.map((event) => this.#guestFailure(event)).find((e) => e !== undefined);
-        fail(guestError ?? this.#exitError(exit.code, exit.signal));
+        fail(explain(guestError ?? this.#exitError(exit.code, exit.signal)));
       });
     });
     this.failure.then((error) => this.#log.debug("vm failed", { code: error.code, error: error.message }));

@@ -3,7 +3,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { makeTempDir, type TempDir } from "../../../src/shared/tmp.js";
-import { indexFile, PAGE } from "../test-shared/ws-index.js";
+import { indexFile, PAGE, traceFile } from "../test-shared/ws-index.js";
 
 let dir: TempDir;
 const recorded: string[] = [];
@@ -18,7 +18,7 @@ vi.mock("../../../src/start/index.js", () => ({
     recorded.push(`${options.mode} ${data}`.replace(/^record /, ""));
     const pages = again ? [...TOUCHED[data]!, 200] : TOUCHED[data]!;
     await writeFile(join(snapshot.dir, "ws.index"), indexFile(pages.map((page) => page * PAGE)));
-    await writeFile(join(snapshot.dir, "trace"), indexFile([...pages].reverse().map((page) => page * PAGE)));
+    await writeFile(join(snapshot.dir, "trace"), traceFile([...pages].reverse().map((page) => page * PAGE)));
     return { totalMs: 900, wsPages: pages.length, wsBytes: pages.length * PAGE, text: `Hello, ${data}!` };
   }),
 }));

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { countNonZeroPages, pageOverlap, reuseInputs } from "../../../src/bench/reuse.js";
 import { readOffsets } from "../../../src/memory/index.js";
 import { makeTempDir, type TempDir } from "../../../src/shared/tmp.js";
-import { indexFile, PAGE } from "../test-shared/ws-index.js";
+import { indexFile, PAGE, traceFile } from "../test-shared/ws-index.js";
 
 
 const pages = (...numbers: number[]) => numbers.map((n) => BigInt(n * PAGE));
@@ -35,7 +35,7 @@ describe("working-set overlap", () => {
     const a = Array.from({ length: 100 }, (_, i) => i * PAGE);
     const b = [...a.slice(0, 97), ...[200, 201, 202, 203, 204].map((p) => p * PAGE)];
     await writeFile(join(dir.path, "A.index"), indexFile(a));
-    await writeFile(join(dir.path, "B.trace"), indexFile(b.reverse()));
+    await writeFile(join(dir.path, "B.trace"), traceFile(b.reverse()));
     const overlap = pageOverlap(await readOffsets(join(dir.path, "A.index")), await readOffsets(join(dir.path, "B.trace")));
     expect(overlap).toMatchObject({ aPages: 100, bPages: 102, commonPages: 97, shareOfA: 0.97 });
     expect(overlap.shareOfB).toBeCloseTo(97 / 102, 10);

@@ -1,9 +1,9 @@
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { commitWorkingSet, loadWorkingSet, readOffsets, removeWorkingSet, workingSetPaths } from "../../../src/memory/index.js";
+import { commitWorkingSet, loadWorkingSet, moveWorkingSetAside, readOffsets, removeWorkingSet, workingSetPaths } from "../../../src/memory/index.js";
 import type { StoredSnapshot } from "../../../src/snapshot/index.js";
 import { makeTempDir, type TempDir } from "../../../src/shared/tmp.js";
-import { indexFile } from "../test-shared/ws-index.js";
+import { indexFile, traceFile } from "../test-shared/ws-index.js";
 
 let dir: TempDir;
 let snapshot: StoredSnapshot;
@@ -39,7 +39,7 @@ describe("working sets", () => {
     await writeFile(workingSetPaths(snapshot).pagesPath, Buffer.alloc(4096));
     await expect(loadWorkingSet(snapshot)).rejects.toMatchObject({
       code: "ERR_SNAPSHOT_CORRUPT",
-      message: expect.stringContaining("ws.pages is 4096 bytes, expected 12288"),
+      message: expect.stringMatching(/ws\.pages is damaged: it is 4096 bytes, expected 12288/),
       remedy: expect.stringContaining("--mode record"),
     });
   });
@@ -51,9 +51,36 @@ describe("working sets", () => {
   });
 
   it("reads the offsets of a trace in order", async () => {
-    await writeFile(`${dir.path}/trace`, indexFile([8192, 0, 4096 * 40]));
+    await writeFile(`${dir.path}/trace`, traceFile([8192, 0, 4096 * 40]));
     expect(await readOffsets(`${dir.path}/trace`)).toEqual([8192n, 0n, 163840n]);
+    await writeFile(`${dir.path}/ws.index`, indexFile([0, 8192, 4096 * 40]));
+    expect(await readOffsets(`${dir.path}/ws.index`)).toEqual([0n, 8192n, 163840n]);
     await writeFile(`${dir.path}/bad`, "not an index at all, not at all");
     await expect(readOffsets(`${dir.path}/bad`)).rejects.toMatchObject({ code: "ERR_SNAPSHOT_CORRUPT" });
+  });
+});
+
+describe("a working set found damaged", () => {
+  it("is moved aside with why, so the next REAP start records a new one", async () => {
+    await writeWorkingSet(2);
+    const ws = await commitWorkingSet(snapshot, { pages: 2, bytes: 2 * 4096, pageSize: 4096, input: "A" });
+    const dest = await moveWorkingSetAside(snapshot, ws.meta.recordedAt, "ws.pages at offset 4096 does not match");
+    expect(dest).toMatch(/damaged\/ws-/);
+    expect(await loadWorkingSet(snapshot)).toBeUndefined();
+    expect(JSON.parse(await readFile(`${dest}/why.json`, "utf8"))).toMatchObject({ reason: "ws.pages at offset 4096 does not match" });
+    expect((await readFile(`${dest}/ws.pages`)).length).toBe(2 * 4096);
+  });
+
+  it("is left alone if a newer one was recorded since", async () => {
+    await writeWorkingSet(1);
+    await commitWorkingSet(snapshot, { pages: 1, bytes: 4096, pageSize: 4096, input: "A" });
+    expect(await moveWorkingSetAside(snapshot, "2000-01-01T00:00:00.000Z", "old damage")).toBeUndefined();
+    expect(await loadWorkingSet(snapshot)).toBeDefined();
+  });
+
+  it("of the older format without checksums counts as absent", async () => {
+    await writeWorkingSet(1);
+    await writeFile(workingSetPaths(snapshot).metaPath, JSON.stringify({ format: 1, snapshotId: "abc123", pages: 1, bytes: 4096, pageSize: 4096, recordedAt: "x", input: "A" }));
+    expect(await loadWorkingSet(snapshot)).toBeUndefined();
   });
 });

@@ -7,9 +7,9 @@ import { describe, expect, it } from "vitest";
 import { packagePath } from "../../../src/shared/package-root.js";
 
 describe("native pager and shim", () => {
-  it("pass their C tests: lazy, record, prefetch, all, bad handshake, owner death, random advice", () => {
+  it("pass their C tests: lazy, record, prefetch, all, bad handshake, owner death, random advice, damaged pages, working sets and checksums", () => {
     const output = execFileSync("make", ["-s", "-C", packagePath("native"), "test"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-    expect(output).toMatch(/^7 passed, 0 failed$/m);
+    expect(output).toMatch(/^12 passed, 0 failed$/m);
     expect(output).not.toMatch(/^FAIL/m);
   });
 });

@@ -23,12 +23,13 @@ describe("QEMU command line", () => {
     expect(kernelCommandLine({ ...spec, accel: "kvm" })).not.toContain("tsc_early_khz");
   });
 
-  it("starts paused on microvm with QMP on stdio and the console on fd 3", () => {
+  it("starts paused on microvm with QMP on stdio, the console on fd 3 and the guest agent's port on fd 5", () => {
     const args = qemuArgs(spec);
     expect(optionValue(args, "-M")).toEqual(["microvm"]);
     expect(args).toContain("-S");
     expect(args).toContain("-no-reboot");
-    expect(optionValue(args, "-chardev")).toEqual(["socket,id=serial0,fd=3", "stdio,id=qmp0,signal=off"]);
+    expect(optionValue(args, "-chardev")).toEqual(["socket,id=serial0,fd=3", "stdio,id=qmp0,signal=off", "socket,id=agent0,fd=5"]);
+    expect(optionValue(args, "-device")).toContain("virtserialport,chardev=agent0,name=vhive.agent");
     expect(optionValue(args, "-mon")).toEqual(["chardev=qmp0,mode=control"]);
     expect(optionValue(args, "-m")).toEqual(["256M"]);
     expect(optionValue(args, "-cpu")).toEqual(["max"]);
@@ -57,7 +58,7 @@ describe("QEMU command line", () => {
 
   it("signs the guest's devices as snapshots recorded them, without the host port", () => {
     // Snapshots store this string: it must not change, or every existing snapshot stops matching.
-    expect(deviceSignature(spec)).toBe("serial:isa,virtio-blk:rootfs:ro,virtio-net:user:restrict:guest-port=50051");
+    expect(deviceSignature(spec)).toBe("serial:isa,virtio-blk:rootfs:ro,virtio-net:user:restrict:guest-port=50051,virtio-serial:vhive.agent");
     expect(deviceSignature({ ...spec, forward: { hostPort: 1, guestPort: 50051 } })).toBe(deviceSignature(spec));
     expect(deviceSignature({ rootfsPath: undefined, forward: undefined })).toBe("serial:isa");
   });
@@ -66,6 +67,7 @@ describe("QEMU command line", () => {
     const args = qemuArgs({ ...spec, rootfsPath: undefined, forward: undefined, boot: { ...spec.boot!, kernelArgs: ["vhive.probe=1"] } });
     expect(args).not.toContain("-drive");
     expect(args).not.toContain("-netdev");
+    expect(optionValue(args, "-device")).toEqual([]);
     expect(optionValue(args, "-append")[0]).toMatch(/ vhive\.probe=1$/);
   });
 
