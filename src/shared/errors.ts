@@ -48,6 +48,8 @@ export const ERROR_CODES = {
   ERR_DAEMON_RUNNING: "Another vhive daemon already serves this state directory.",
   ERR_STORE: "The daemon's database (vhive.db) could not be opened or written.",
   ERR_ROUTE_NOT_FOUND: "No route of the daemon's API matches the request's method and path.",
+  ERR_TTRPC_PROTOCOL: "A ttrpc peer sent a frame or message that is not valid ttrpc.",
+  ERR_TTRPC_STATUS: "A ttrpc call ended with an error status: the peer's answer, a timeout (DEADLINE_EXCEEDED) or a message over 4 MiB (RESOURCE_EXHAUSTED).",
 } as const;
 
 export type VhiveErrorCode = keyof typeof ERROR_CODES;
