@@ -48,6 +48,11 @@ export const ERROR_CODES = {
   ERR_DAEMON_RUNNING: "Another vhive daemon already serves this state directory.",
   ERR_STORE: "The daemon's database (vhive.db) could not be opened or written.",
   ERR_ROUTE_NOT_FOUND: "No route of the daemon's API matches the request's method and path.",
+  ERR_TTRPC_CONNECT: "No ttrpc server answered at a socket address (no socket there, or nobody listening).",
+  ERR_TTRPC_LISTEN: "A ttrpc server could not listen on its socket (the path is taken, or its directory is missing or not writable).",
+  ERR_TTRPC_DISCONNECTED: "A ttrpc connection closed while a call was in flight.",
+  ERR_TTRPC_PROTOCOL: "A ttrpc peer sent a frame or message that is not valid ttrpc.",
+  ERR_TTRPC_STATUS: "A ttrpc call ended with an error status: the peer's answer, a timeout (DEADLINE_EXCEEDED) or a message over 4 MiB (RESOURCE_EXHAUSTED).",
 } as const;
 
 export type VhiveErrorCode = keyof typeof ERROR_CODES;
