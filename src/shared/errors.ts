@@ -48,6 +48,7 @@ export const ERROR_CODES = {
   ERR_DAEMON_RUNNING: "Another vhive daemon already serves this state directory.",
   ERR_STORE: "The daemon's database (vhive.db) could not be opened or written.",
   ERR_ROUTE_NOT_FOUND: "No route of the daemon's API matches the request's method and path.",
+  ERR_TRACE_INVALID: "A trace file (the Azure Functions trace's CSV) is missing, or has a missing column or a malformed value.",
 } as const;
 
 export type VhiveErrorCode = keyof typeof ERROR_CODES;
