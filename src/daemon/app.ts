@@ -50,6 +50,7 @@ const DEPLOY_FIELDS = {
   minInstances: { type: "integer", minimum: 0, maximum: 64 },
   maxInstances: { type: "integer", minimum: 1, maximum: 64 },
   concurrency: { type: "integer", minimum: 1, maximum: 256 },
+  idleHistoryMs: { type: "array", items: { type: "integer", minimum: 0 }, maxItems: 100_000 },
 } as const;
 
 const nameParams = { type: "object", properties: { name: NAME }, required: ["name"], additionalProperties: false } as const;

@@ -31,6 +31,11 @@ export interface DeploySpec {
   minInstances?: number;
   maxInstances?: number;
   concurrency?: number;
+  /**
+   * Idle times (ms) for the keep-alive policy to learn before the first request, as if it had
+   * seen them: a trace replay passes the function's past. Not stored: a restart starts afresh.
+   */
+  idleHistoryMs?: number[];
 }
 
 export const DEPLOY_DEFAULTS = { vcpus: DEFAULT_VCPUS, start: "reap", keepaliveMs: 60_000, keepalivePolicy: "fixed", minInstances: 0, maxInstances: 8, concurrency: 1 } as const;
@@ -123,7 +128,7 @@ export class Functions {
     }
     this.#options.store.putFunction(fn);
     this.#drain(this.#pools.get(name));
-    this.#pools.set(name, this.#newPool(fn));
+    this.#pools.set(name, this.#newPool(fn, spec.idleHistoryMs));
     return { fn, created: !old };
   }
 
@@ -194,11 +199,11 @@ export class Functions {
     await Promise.all(pools.map((pool) => pool.destroy()));
   }
 
-  #newPool(fn: FunctionRecord): FunctionPool {
+  #newPool(fn: FunctionRecord, idleHistoryMs?: readonly number[]): FunctionPool {
     const { starter, budget, log } = this.#options;
     let lifetimes = this.#lifetimes.get(fn.name);
     if (!lifetimes) this.#lifetimes.set(fn.name, (lifetimes = new LifetimeLog()));
-    return new FunctionPool(fn, { starter, budget, log, lifetimes, ...this.#options.pool });
+    return new FunctionPool(fn, { starter, budget, log, lifetimes, idleHistoryMs, ...this.#options.pool });
   }
 
   #drain(pool: FunctionPool | undefined): void {

@@ -32,6 +32,8 @@ export interface PoolOptions {
   invokeTimeoutMs?: number;
   /** Where instance lifetimes are recorded (the registry keeps one per function across pools). */
   lifetimes?: LifetimeLog;
+  /** Idle times the keep-alive policy learns before the first request (e.g. from a trace's past), ms. */
+  idleHistoryMs?: readonly number[];
 }
 
 export type InstanceState = "starting" | "idle" | "busy" | "retiring";
@@ -121,6 +123,7 @@ export class FunctionPool {
     this.#queueTimeoutMs = options.queueTimeoutMs ?? DEFAULT_QUEUE_TIMEOUT_MS;
     this.#invokeTimeoutMs = options.invokeTimeoutMs ?? DEFAULT_INVOKE_TIMEOUT_MS;
     this.#policy = createKeepalivePolicy(fn);
+    for (const idleMs of options.idleHistoryMs ?? []) this.#policy.observeIdleTime(idleMs);
     this.#lifetimes = options.lifetimes ?? new LifetimeLog();
     this.#unsubscribe = this.#budget.onRelease(() => this.#dispatch());
     this.#ensureMin();

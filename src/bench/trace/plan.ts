@@ -74,3 +74,20 @@ export function planRequests(functions: readonly TraceFunction[], counts: readon
   }
   return requests.sort((a, b) => a.dueMs - b.dueMs || a.fn - b.fn);
 }
+
+/**
+ * A function's idle times at the trace's resolution, from per-minute counts, for the hybrid
+ * policy to learn the function's past before a replay: 0 between invocations of the same
+ * minute, and the distance in minutes between one active minute and the next (ms).
+ */
+export function idleTimesFromCounts(counts: readonly number[]): number[] {
+  const idle: number[] = [];
+  let last: number | undefined;
+  for (const [minute, count] of counts.entries()) {
+    if (count === 0) continue;
+    if (last !== undefined) idle.push((minute - last) * 60_000);
+    for (let k = 1; k < count && idle.length < 100_000; k++) idle.push(0);
+    last = minute;
+  }
+  return idle.slice(-100_000);
+}

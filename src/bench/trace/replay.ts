@@ -50,6 +50,8 @@ export interface TraceReport {
   minutes: number;
   scale: number;
   seed: number;
+  /** Minutes before the window whose idle times the hybrid policy learnt at deploy (0: none). */
+  historyMinutes: number;
   sample: { size: number; trials: number; population: number; score: SampleScore; medianCandidateScore: number };
   deployment: { image: string; start: StartPolicy; keepalivePolicy: KeepalivePolicyName; keepaliveMs: number; memMib: number; maxRuntimeMs: number; maxMemoryMib: number };
   functions: TraceFunctionInfo[];

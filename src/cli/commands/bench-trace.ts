@@ -2,7 +2,7 @@ import { randomInt } from "node:crypto";
 import { resolve } from "node:path";
 import { writeResults, defaultOutDir, fmtPct, type LoadReply } from "../../bench/index.js";
 import { readInvocationCounts, readTraceFunctions } from "../../bench/trace/azure.js";
-import { planRequests } from "../../bench/trace/plan.js";
+import { idleTimesFromCounts, planRequests } from "../../bench/trace/plan.js";
 import { replay, requestData, type TraceFunctionInfo, type TraceReport } from "../../bench/trace/replay.js";
 import { DEFAULT_TRIALS, sampleFunctions } from "../../bench/trace/sample.js";
 import { summarizeTrace } from "../../bench/trace/summary.js";
@@ -86,6 +86,10 @@ export const benchTraceCommand = defineCommand({
       .option("functions", { type: "number", default: 10, describe: "functions to sample (each deployed as its own vhive function)" })
       .option("minutes", { type: "number", default: 10, describe: "minutes of the trace to replay (in real time)" })
       .option("start-minute", { type: "number", default: 0, describe: "first minute of the day replayed (0..1439)" })
+      .option("history-minutes", {
+        type: "number",
+        describe: "hybrid: minutes of the trace before --start-minute whose idle times the policy learns first (default: up to 240, as many as there are)",
+      })
       .option("scale", { type: "number", default: 1, describe: "multiply every per-minute count by this (e.g. 0.1 to fit a small machine)" })
       .option("seed", { type: "number", describe: "seed of the sample and the requests (default: random, recorded in the results)" })
       .option("trials", { type: "number", default: DEFAULT_TRIALS, describe: "candidate samples the sampler scores" })
@@ -113,13 +117,19 @@ export const benchTraceCommand = defineCommand({
     const keepalive = parseKeepalive(args.keepalive);
     const seed = args.seed ?? randomInt(2 ** 31);
     const window = { startMinute: args["start-minute"], minutes };
+    const historyMinutes = keepalive.policy === "hybrid" ? Math.min(window.startMinute, args["history-minutes"] ?? 240) : 0;
+    if (!(historyMinutes >= 0 && Number.isInteger(historyMinutes))) throw new VhiveError("ERR_VALIDATION", `--history-minutes ${args["history-minutes"]}: expected a whole number >= 0`);
 
-    const { sample, requests } = await withProgress("reading the trace", context.log, async () => {
+    const { sample, requests, history } = await withProgress("reading the trace", context.log, async () => {
       const population = await readTraceFunctions(args.trace, day, window);
       const sample = sampleFunctions(population, { size, seed, trials, minutes });
-      const counts = await readInvocationCounts(args.trace, day, window, new Set(sample.functions.map((fn) => fn.key)));
-      const requests = planRequests(sample.functions, sample.functions.map((fn) => counts.get(fn.key)!), { seed, scale, maxRuntimeMs, maxMemoryMib });
-      return { sample, requests };
+      const read = { startMinute: window.startMinute - historyMinutes, minutes: historyMinutes + minutes };
+      const counts = await readInvocationCounts(args.trace, day, read, new Set(sample.functions.map((fn) => fn.key)));
+      const of = (fn: { key: string }) => counts.get(fn.key)!;
+      const requests = planRequests(sample.functions, sample.functions.map((fn) => of(fn).slice(historyMinutes)), { seed, scale, maxRuntimeMs, maxMemoryMib });
+      // The policy's past: the function's idle times in the minutes before the window.
+      const history = sample.functions.map((fn) => (historyMinutes > 0 ? idleTimesFromCounts(of(fn).slice(0, historyMinutes)) : undefined));
+      return { sample, requests, history };
     });
     if (requests.length === 0) throw new VhiveError("ERR_VALIDATION", `the sampled functions have no invocation in the window after scaling by ${scale}`, { remedy: "raise --scale, or replay more --minutes" });
 
@@ -139,7 +149,8 @@ export const benchTraceCommand = defineCommand({
     const names = functions.map((fn) => fn.name);
     const spec = { image, start: args.start, memMib, keepalivePolicy: keepalive.policy, keepaliveMs: keepalive.keepaliveMs };
     const deploy = async (name: string) => {
-      await daemon.request<{ function: FunctionRecord }>("PUT", `/functions/${name}`, spec).catch((error: unknown) => {
+      const idleHistoryMs = history[names.indexOf(name)];
+      await daemon.request<{ function: FunctionRecord }>("PUT", `/functions/${name}`, { ...spec, idleHistoryMs }).catch((error: unknown) => {
         if (isVhiveError(error, "ERR_IMAGE_NOT_FOUND")) {
           throw new VhiveError(error.code, error.message, { remedy: `build the trace function on the daemon's host first: vhive image build functions/trace_func --state <the daemon's state directory>` });
         }
@@ -185,6 +196,7 @@ export const benchTraceCommand = defineCommand({
         minutes,
         scale,
         seed,
+        historyMinutes,
         sample: { size, trials, population: sample.population, score: sample.score, medianCandidateScore: sample.medianCandidateScore },
         deployment: { image: args.image, start: args.start, keepalivePolicy: keepalive.policy, keepaliveMs: keepalive.keepaliveMs, memMib, maxRuntimeMs, maxMemoryMib },
         functions,

@@ -34,6 +34,7 @@ function report(label: string, lifetimes: InstanceLifetime[], rows: TraceRow[]):
     minutes: 2,
     scale: 1,
     seed: 7,
+    historyMinutes: 0,
     sample: { size: 2, trials: 10, population: 40, score: { rate: 0.1, duration: 0.2, memory: 0.3, mean: 0.2 }, medianCandidateScore: 0.5 },
     deployment: { image: "trace_func", start: "reap", keepalivePolicy: label === "hybrid" ? "hybrid" : "fixed", keepaliveMs: 600_000, memMib: 1024, maxRuntimeMs: 10_000, maxMemoryMib: 128 },
     functions: [

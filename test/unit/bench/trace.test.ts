@@ -2,7 +2,7 @@ import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { readInvocationCounts, readTraceFunctions, traceFiles } from "../../../src/bench/trace/azure.js";
-import { fromPercentiles, planRequests } from "../../../src/bench/trace/plan.js";
+import { fromPercentiles, idleTimesFromCounts, planRequests } from "../../../src/bench/trace/plan.js";
 import { features, sampleFunctions, wasserstein } from "../../../src/bench/trace/sample.js";
 import { makeTempDir } from "../../../src/shared/tmp.js";
 import { syntheticPopulation, writeAzureTrace, type FakeTraceFunction } from "../test-shared/azure-trace.js";
@@ -134,6 +134,11 @@ describe("sampling functions from a trace", () => {
 });
 
 describe("planning a replay", () => {
+  it("turns a function's past per-minute counts into idle times at the trace's resolution", () => {
+    expect(idleTimesFromCounts([0, 2, 0, 0, 1, 3])).toEqual([0, 3 * 60_000, 60_000, 0, 0]);
+    expect(idleTimesFromCounts([0, 0])).toEqual([]);
+  });
+
   it("draws values between the percentiles the trace gives", () => {
     const points = [[0, 10], [50, 100], [100, 200]] as const;
     expect(fromPercentiles(points, 0)).toBe(10);

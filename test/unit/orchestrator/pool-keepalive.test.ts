@@ -11,8 +11,8 @@ async function ticks(n = 5): Promise<void> {
 
 let pools: FunctionPool[] = [];
 
-function pool(starter: FakeStarter, overrides: Parameters<typeof fakeFunction>[0], lifetimes = new LifetimeLog()): FunctionPool {
-  const created = new FunctionPool(fakeFunction(overrides), { starter, budget: new MemoryBudget(4096), log: new NoOpLog(), lifetimes });
+function pool(starter: FakeStarter, overrides: Parameters<typeof fakeFunction>[0], lifetimes = new LifetimeLog(), idleHistoryMs?: number[]): FunctionPool {
+  const created = new FunctionPool(fakeFunction(overrides), { starter, budget: new MemoryBudget(4096), log: new NoOpLog(), lifetimes, idleHistoryMs });
   pools.push(created);
   return created;
 }
@@ -65,6 +65,17 @@ describe("the pool under a keep-alive policy", () => {
     const aliveMs = records.reduce((sum, r) => sum + ((r.endedAt ? Date.parse(r.endedAt) : Date.now()) - Date.parse(r.startedAt)), 0);
     expect(aliveMs).toBeLessThan(150 * MINUTE);
     expect(records.every((r) => r.memMib === 256 && r.function === "hello")).toBe(true);
+  });
+
+  it("a policy given the function's past idle times pre-warms from the first idle period on", async () => {
+    const starter = new FakeStarter();
+    const p = pool(starter, { keepalivePolicy: "hybrid" }, new LifetimeLog(), Array(50).fill(10 * MINUTE + 2000));
+    const starts = await periodic(p, 10 * MINUTE, 3);
+    expect(starts).toEqual(["boot", "warm", "warm"]);
+    expect(p.keepalive()).toMatchObject({ idleTimes: 52, last: { rule: "histogram" } });
+    // Unloaded after each request: every instance after the first was pre-warmed (the fourth
+    // for a request that has not come yet).
+    expect(starter.instances.length).toBe(4);
   });
 
   it("a request that arrives before the pre-warm starts its own instance, and the pending pre-warm is dropped", async () => {
