@@ -64,6 +64,10 @@ describe("daemon API", () => {
     expect(hybrid.json().function).toMatchObject({ keepalivePolicy: "hybrid" });
     expect((await app.inject({ method: "GET", url: "/functions/hello" })).json().keepalive).toMatchObject({ policy: "hybrid", idleTimes: 0 });
     expect((await deployHello(app, { keepalivePolicy: "lru" })).json()).toMatchObject({ statusCode: 400, message: expect.stringContaining("keepalivePolicy") });
+    // A past to learn from: the new pool's policy starts with it.
+    expect((await deployHello(app, { keepalivePolicy: "hybrid", idleHistoryMs: [0, 60_000, 120_000] })).statusCode).toBe(200);
+    expect((await app.inject({ method: "GET", url: "/functions/hello" })).json().keepalive).toMatchObject({ idleTimes: 3 });
+    expect((await deployHello(app, { idleHistoryMs: [-1] })).statusCode).toBe(400);
 
     expect((await app.inject({ method: "POST", url: "/functions/hello/invoke", payload: { data: "a" } })).statusCode).toBe(200);
     const { lifetimes } = (await app.inject({ method: "GET", url: "/functions/hello/lifetimes" })).json();
