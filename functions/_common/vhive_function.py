@@ -138,9 +138,14 @@ class _Greeter(helloworld_pb2_grpc.GreeterServicer):
 
 def serve(function, handle, port=PORT):
     """Serve helloworld.Greeter/SayHello on [::]:port with `handle` until the process is killed."""
+    serve_service(function, lambda server: helloworld_pb2_grpc.add_GreeterServicer_to_server(_Greeter(function, handle), server), port)
+
+
+def serve_service(function, register, port=PORT):
+    """Serve whatever `register(server)` adds (a function with a service of its own) until killed."""
     listen_for_restores()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS))
-    helloworld_pb2_grpc.add_GreeterServicer_to_server(_Greeter(function, handle), server)
+    register(server)
     server.add_insecure_port(f"[::]:{port}")
     server.start()
     print(f"{function} listening on {port}", flush=True)

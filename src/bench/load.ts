@@ -104,7 +104,8 @@ export function arrivalTimes(arrival: Arrival, rps: number, durationMs: number, 
   return times;
 }
 
-async function sendOne(target: LoadTarget, seq: number, dueMs: number, runStart: number, options: LoadOptions): Promise<LoadRow> {
+/** One timed request due `dueMs` after `runStart`, as a row; never throws (an error is a row too). */
+export async function sendOne(target: LoadTarget, seq: number, dueMs: number, runStart: number, options: Pick<LoadOptions, "timeoutMs" | "signal">): Promise<LoadRow> {
   const sent = performance.now();
   const timeout = AbortSignal.timeout(options.timeoutMs);
   const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;

@@ -6,13 +6,14 @@
  *   <out>/concurrency.json, concurrency.csv   `vhive bench concurrency`
  *   <out>/reuse.json, reuse.csv               `vhive bench reuse` (one row per function)
  *   <out>/load.json, load.csv                 `vhive bench load` (one row per request)
+ *   <out>/trace-<keep-alive>.json, .csv       `vhive bench trace`, one pair per keep-alive setting
  *   <out>/ws/<function>-<A|B|A2>.index|trace  the working sets reuse compared
  *   <out>/report.md, <out>/*.svg              tables beside the paper's figures, and charts
  *
  * Writing an experiment rewrites report.md from every experiment's JSON in the directory, so
  * running several experiments with the same --out makes one report.
  */
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, release } from "node:os";
 import { join } from "node:path";
 import type { TopLevelSpec } from "vega-lite";
@@ -23,6 +24,8 @@ import { describeErrors, summarizeLoad, type LoadReport } from "./load.js";
 import { PAPER_CONCURRENCY, PAPER_FACTS, paperFunction } from "./paper.js";
 import type { ReuseReport } from "./reuse.js";
 import { ALL_PHASES, findSummary, isRestoreMode, summarizeRows, type BenchMode, type ModeSummary } from "./rows.js";
+import type { TraceReport } from "./trace/replay.js";
+import { traceRowsCsv, traceSection } from "./trace/report.js";
 
 /** Every experiment's results that a report can show. */
 export interface ResultsBundle {
@@ -30,9 +33,11 @@ export interface ResultsBundle {
   concurrency?: ConcurrencyBenchReport;
   reuse?: ReuseReport;
   load?: LoadReport;
+  /** One replay per keep-alive setting, compared side by side. */
+  trace?: TraceReport[];
 }
 
-export type Experiment = keyof ResultsBundle;
+export type Experiment = Exclude<keyof ResultsBundle, "trace">;
 export const EXPERIMENT_FILES: Record<Experiment, string> = { coldstart: "coldstart", concurrency: "concurrency", reuse: "reuse", load: "load" };
 
 export const REPORT_FILE = "report.md";
@@ -344,6 +349,7 @@ export async function buildReport(bundle: ResultsBundle, machine = describeMachi
   if (bundle.reuse) sections.push(reuseSection(bundle.reuse));
   if (bundle.concurrency) sections.push(concurrencySection(bundle.concurrency));
   if (bundle.load) sections.push(loadSection(bundle.load));
+  if (bundle.trace?.length) sections.push(traceSection(bundle.trace));
   const svgs = new Map<string, string>();
   for (const section of sections) for (const chart of section.charts) svgs.set(chart.file, await renderSvg(chart.spec));
   const markdown = [
@@ -368,6 +374,8 @@ export async function loadBundle(outDir: string): Promise<ResultsBundle> {
     const text = await readFile(join(outDir, `${base}.json`), "utf8").catch(() => undefined);
     if (text !== undefined) (bundle as Record<Experiment, unknown>)[experiment] = JSON.parse(text);
   }
+  const traces = (await readdir(outDir).catch(() => [])).filter((file) => /^trace-.+\.json$/.test(file)).sort();
+  if (traces.length > 0) bundle.trace = await Promise.all(traces.map(async (file) => JSON.parse(await readFile(join(outDir, file), "utf8")) as TraceReport));
   return bundle;
 }
 
@@ -378,18 +386,19 @@ export interface WrittenResults {
 }
 
 /** What one experiment run produced, as written to <out>/<experiment>.json. */
-export type ExperimentReport = ColdStartBenchReport | ConcurrencyBenchReport | ReuseReport | LoadReport;
+export type ExperimentReport = ColdStartBenchReport | ConcurrencyBenchReport | ReuseReport | LoadReport | TraceReport;
 
 function csvOf(report: ExperimentReport): string {
   if (report.experiment === "reuse") return reuseCsv(report);
   if (report.experiment === "load") return loadRowsCsv(report.rows);
+  if (report.experiment === "trace") return traceRowsCsv(report.rows);
   return benchRowsCsv(report.rows);
 }
 
 /** Write one experiment's JSON and CSV, then the report over everything in the directory. */
 export async function writeResults(outDir: string, report: ExperimentReport): Promise<WrittenResults> {
   await mkdir(outDir, { recursive: true });
-  const base = EXPERIMENT_FILES[report.experiment];
+  const base = report.experiment === "trace" ? `trace-${report.label}` : EXPERIMENT_FILES[report.experiment];
   const files = [join(outDir, `${base}.json`), join(outDir, `${base}.csv`)];
   await writeFile(files[0]!, JSON.stringify(report, null, 2) + "\n");
   await writeFile(files[1]!, csvOf(report));

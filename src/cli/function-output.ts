@@ -5,5 +5,5 @@ import type { FunctionRecord } from "../store/index.js";
 export const FUNCTION_HEADER = ["NAME", "IMAGE", "START", "MEMORY", "KEEPALIVE", "MIN", "MAX", "CONCURRENCY"];
 
 export function functionLine(fn: FunctionRecord): string[] {
-  return [fn.name, `${fn.imageRef} (${fn.imageId.slice(0, SHORT_ID_LENGTH)})`, fn.start, `${fn.memMib} MiB`, `${fn.keepaliveMs / 1000}s`, String(fn.minInstances), String(fn.maxInstances), String(fn.concurrency)];
+  return [fn.name, `${fn.imageRef} (${fn.imageId.slice(0, SHORT_ID_LENGTH)})`, fn.start, `${fn.memMib} MiB`, fn.keepalivePolicy === "fixed" ? `${fn.keepaliveMs / 1000}s` : fn.keepalivePolicy, String(fn.minInstances), String(fn.maxInstances), String(fn.concurrency)];
 }

@@ -17,6 +17,7 @@ import { benchConcurrencyCommand } from "./commands/bench-concurrency.js";
 import { benchLoadCommand } from "./commands/bench-load.js";
 import { benchReapCommand } from "./commands/bench-reap.js";
 import { benchReuseCommand } from "./commands/bench-reuse.js";
+import { benchTraceCommand } from "./commands/bench-trace.js";
 import { demoCommand } from "./commands/demo.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { imageBuildCommand } from "./commands/image-build.js";
@@ -95,7 +96,7 @@ let root = yargs(hideBin(process.argv))
 const groups: CommandGroup[] = [
   { command: "image", describe: "build, import, list and remove function images", subcommands: [imageBuildCommand, imageImportCommand, imageLsCommand, imageRmCommand] },
   { command: "snapshot", describe: "create, list, restore, verify and remove VM snapshots", subcommands: [snapshotCreateCommand, snapshotLsCommand, snapshotRestoreCommand, snapshotVerifyCommand, snapshotRmCommand] },
-  { command: "bench", describe: "cold-start experiments", subcommands: [benchBootVsRestoreCommand, benchReapCommand, benchColdstartCommand, benchReuseCommand, benchConcurrencyCommand, benchLoadCommand] },
+  { command: "bench", describe: "cold-start experiments", subcommands: [benchBootVsRestoreCommand, benchReapCommand, benchColdstartCommand, benchReuseCommand, benchConcurrencyCommand, benchLoadCommand, benchTraceCommand] },
 ];
 for (const group of groups) root = registerGroup(root, group);
 const commands: AnyCommand[] = [doctorCommand, runCommand, demoCommand, serveCommand, deployCommand, invokeCommand, lsCommand, rmCommand, logsCommand];

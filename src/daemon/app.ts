@@ -7,11 +7,12 @@
  *   GET    /functions                      deployed functions
  *   POST   /functions                      deploy { name, image, ... } (409 if it exists)
  *   PUT    /functions/:name                deploy or update { image, ... }
- *   GET    /functions/:name                one function, its instances and queue
+ *   GET    /functions/:name                one function, its instances, queue and keep-alive state
  *   DELETE /functions/:name                remove it (instances stop; snapshots stay)
  *   POST   /functions/:name/invoke         { data? } -> { response, start, totalMs, breakdown, ... }
  *   GET    /functions/:name/invocations    recorded invocations (?limit=N)
  *   GET    /functions/:name/snapshots      its snapshots and their working sets
+ *   GET    /functions/:name/lifetimes      when each of its instances started and ended (memory-time)
  *   GET    /instances                      every running instance
  *
  * With a token, every request needs `Authorization: Bearer <token>` (else 401).
@@ -21,7 +22,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import { VhiveError } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import type { DeploySpec, Functions } from "../orchestrator/index.js";
-import { START_POLICIES } from "../store/index.js";
+import { KEEPALIVE_POLICIES, START_POLICIES } from "../store/index.js";
 import { errorHandler } from "./errors.js";
 import type { DaemonMetrics } from "./metrics.js";
 
@@ -45,9 +46,11 @@ const DEPLOY_FIELDS = {
   vcpus: { type: "integer", minimum: 1, maximum: 16 },
   start: { type: "string", enum: START_POLICIES },
   keepaliveMs: { type: "integer", minimum: 0, maximum: 86_400_000 },
+  keepalivePolicy: { type: "string", enum: KEEPALIVE_POLICIES },
   minInstances: { type: "integer", minimum: 0, maximum: 64 },
   maxInstances: { type: "integer", minimum: 1, maximum: 64 },
   concurrency: { type: "integer", minimum: 1, maximum: 256 },
+  idleHistoryMs: { type: "array", items: { type: "integer", minimum: 0 }, maxItems: 100_000 },
 } as const;
 
 const nameParams = { type: "object", properties: { name: NAME }, required: ["name"], additionalProperties: false } as const;
@@ -110,7 +113,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   app.get<{ Params: { name: string } }>("/functions/:name", { schema: { params: nameParams } }, async (request) => {
     const fn = functions.get(request.params.name);
-    return { function: fn, instances: functions.instances().filter((instance) => instance.function === fn.name), queueLength: functions.queueLengths()[fn.name] ?? 0 };
+    return {
+      function: fn,
+      instances: functions.instances().filter((instance) => instance.function === fn.name),
+      queueLength: functions.queueLengths()[fn.name] ?? 0,
+      keepalive: functions.keepalive(fn.name),
+    };
   });
 
   app.delete<{ Params: { name: string } }>("/functions/:name", { schema: { params: nameParams } }, async (request) => {
@@ -156,6 +164,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     functions.get(request.params.name);
     return { snapshots: await options.snapshots(request.params.name) };
   });
+
+  app.get<{ Params: { name: string } }>("/functions/:name/lifetimes", { schema: { params: nameParams } }, async (request) => ({
+    lifetimes: functions.lifetimes(request.params.name),
+  }));
 
   app.get("/instances", async () => ({ instances: functions.instances() }));
 

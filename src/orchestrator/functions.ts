@@ -7,9 +7,10 @@
 import { roundMs } from "../metrics/index.js";
 import { VhiveError, isVhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
-import type { FunctionRecord, InvocationRecord, StartKind, StartPolicy, Store } from "../store/index.js";
+import type { FunctionRecord, InvocationRecord, KeepalivePolicyName, StartKind, StartPolicy, Store } from "../store/index.js";
 import { DEFAULT_MEM_MIB, DEFAULT_VCPUS } from "../start/index.js";
 import type { MemoryBudget } from "./budget.js";
+import { LifetimeLog, type InstanceLifetime } from "./lifetimes.js";
 import { FunctionPool, type InstanceInfo, type PoolInvocation, type PoolOptions } from "./pool.js";
 import type { InstanceStarter } from "./pool-types.js";
 
@@ -26,12 +27,18 @@ export interface DeploySpec {
   vcpus?: number;
   start?: StartPolicy;
   keepaliveMs?: number;
+  keepalivePolicy?: KeepalivePolicyName;
   minInstances?: number;
   maxInstances?: number;
   concurrency?: number;
+  /**
+   * Idle times (ms) for the keep-alive policy to learn before the first request, as if it had
+   * seen them: a trace replay passes the function's past. Not stored: a restart starts afresh.
+   */
+  idleHistoryMs?: number[];
 }
 
-export const DEPLOY_DEFAULTS = { vcpus: DEFAULT_VCPUS, start: "reap", keepaliveMs: 60_000, minInstances: 0, maxInstances: 8, concurrency: 1 } as const;
+export const DEPLOY_DEFAULTS = { vcpus: DEFAULT_VCPUS, start: "reap", keepaliveMs: 60_000, keepalivePolicy: "fixed", minInstances: 0, maxInstances: 8, concurrency: 1 } as const;
 
 /** The envelope of one invocation: the pool's result, with its record id and function. */
 export interface Invocation extends PoolInvocation {
@@ -58,6 +65,8 @@ export class Functions {
   readonly budget: MemoryBudget;
   readonly #options: FunctionsOptions;
   readonly #pools = new Map<string, FunctionPool>();
+  /** Per function, across its redeploys; dropped when it is removed. */
+  readonly #lifetimes = new Map<string, LifetimeLog>();
   /** Pools being drained after an update or removal. */
   readonly #draining = new Set<Promise<void>>();
   #closed = false;
@@ -104,6 +113,7 @@ export class Functions {
       vcpus: spec.vcpus ?? DEPLOY_DEFAULTS.vcpus,
       start: spec.start ?? DEPLOY_DEFAULTS.start,
       keepaliveMs: spec.keepaliveMs ?? DEPLOY_DEFAULTS.keepaliveMs,
+      keepalivePolicy: spec.keepalivePolicy ?? DEPLOY_DEFAULTS.keepalivePolicy,
       minInstances: spec.minInstances ?? DEPLOY_DEFAULTS.minInstances,
       maxInstances: spec.maxInstances ?? DEPLOY_DEFAULTS.maxInstances,
       concurrency: spec.concurrency ?? DEPLOY_DEFAULTS.concurrency,
@@ -118,7 +128,7 @@ export class Functions {
     }
     this.#options.store.putFunction(fn);
     this.#drain(this.#pools.get(name));
-    this.#pools.set(name, this.#newPool(fn));
+    this.#pools.set(name, this.#newPool(fn, spec.idleHistoryMs));
     return { fn, created: !old };
   }
 
@@ -129,6 +139,7 @@ export class Functions {
     const pool = this.#pools.get(name);
     this.#pools.delete(name);
     await pool?.close();
+    if (!this.#pools.has(name)) this.#lifetimes.delete(name);
   }
 
   async invoke(name: string, data: string | undefined, options: { signal?: AbortSignal } = {}): Promise<Invocation> {
@@ -150,6 +161,18 @@ export class Functions {
   invocations(name: string, limit?: number): InvocationRecord[] {
     this.get(name);
     return this.#options.store.invocations(name, limit);
+  }
+
+  /** When each of the function's instances held its memory, oldest first (memory-time). */
+  lifetimes(name: string): InstanceLifetime[] {
+    this.get(name);
+    return this.#lifetimes.get(name)?.list() ?? [];
+  }
+
+  /** The state of the function's keep-alive policy. */
+  keepalive(name: string): Record<string, unknown> {
+    this.get(name);
+    return this.#pools.get(name)?.keepalive() ?? {};
   }
 
   instances(): InstanceInfo[] {
@@ -176,9 +199,11 @@ export class Functions {
     await Promise.all(pools.map((pool) => pool.destroy()));
   }
 
-  #newPool(fn: FunctionRecord): FunctionPool {
+  #newPool(fn: FunctionRecord, idleHistoryMs?: readonly number[]): FunctionPool {
     const { starter, budget, log } = this.#options;
-    return new FunctionPool(fn, { starter, budget, log, ...this.#options.pool });
+    let lifetimes = this.#lifetimes.get(fn.name);
+    if (!lifetimes) this.#lifetimes.set(fn.name, (lifetimes = new LifetimeLog()));
+    return new FunctionPool(fn, { starter, budget, log, lifetimes, idleHistoryMs, ...this.#options.pool });
   }
 
   #drain(pool: FunctionPool | undefined): void {

@@ -3,8 +3,11 @@
  * than `concurrency` requests in flight: warm); else, if the function has fewer than
  * `maxInstances` and the host memory budget has room, a new instance is started for it (cold:
  * the request reports that start); else it waits in a FIFO queue, and fails with ERR_CAPACITY
- * after `queueTimeoutMs`. An instance idle for `keepaliveMs` is retired (scale to zero), down
- * to `minInstances`, which are started at once and kept warm.
+ * after `queueTimeoutMs`. When an instance goes idle, the function's keep-alive policy
+ * (keepalive/) says how long it is kept before it is retired (scale to zero), down to
+ * `minInstances`, which are started at once and kept warm; or that it is retired at once and an
+ * instance started again ahead of the next request it expects (pre-warm). The policy learns from
+ * the function's idle times: from the moment no request is in flight to the next request.
  *
  * An instance that dies is dropped at once (its requests fail with ERR_INSTANCE_FAILED) and
  * replaced when a request or `minInstances` needs one. The pool never throws for one instance's
@@ -15,6 +18,8 @@ import { VhiveError, isVhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import type { FunctionRecord, StartKind } from "../store/index.js";
 import type { MemoryBudget } from "./budget.js";
+import { createKeepalivePolicy, type IdleDecision, type KeepalivePolicy } from "./keepalive/index.js";
+import { LifetimeLog, type InstanceLifetime } from "./lifetimes.js";
 import type { InstanceStarter, PoolInstance, StartInfo } from "./pool-types.js";
 
 export interface PoolOptions {
@@ -25,6 +30,10 @@ export interface PoolOptions {
   queueTimeoutMs?: number;
   /** How long one invocation may take (default 60 s). */
   invokeTimeoutMs?: number;
+  /** Where instance lifetimes are recorded (the registry keeps one per function across pools). */
+  lifetimes?: LifetimeLog;
+  /** Idle times the keep-alive policy learns before the first request (e.g. from a trace's past), ms. */
+  idleHistoryMs?: readonly number[];
 }
 
 export type InstanceState = "starting" | "idle" | "busy" | "retiring";
@@ -62,6 +71,9 @@ interface Slot {
   invocations: number;
   startedAt: Date;
   idleTimer: NodeJS.Timeout | undefined;
+  /** A pre-warmed instance is kept until then (performance.now()) unless a request takes it. */
+  keepUntil: number | undefined;
+  lifetime: InstanceLifetime;
 }
 
 interface Lease {
@@ -93,6 +105,11 @@ export class FunctionPool {
   readonly #queue: Waiter[] = [];
   readonly #starts = new AbortController();
   readonly #unsubscribe: () => void;
+  readonly #policy: KeepalivePolicy;
+  readonly #lifetimes: LifetimeLog;
+  /** performance.now() when the last request in flight ended; undefined while one is. */
+  #idleSince: number | undefined;
+  #prewarmTimer: NodeJS.Timeout | undefined;
   /** Resolvers waiting for no request to be in flight (close). */
   #drained: (() => void)[] = [];
   #closing = false;
@@ -105,6 +122,9 @@ export class FunctionPool {
     this.#log = options.log.child({ fn: fn.name });
     this.#queueTimeoutMs = options.queueTimeoutMs ?? DEFAULT_QUEUE_TIMEOUT_MS;
     this.#invokeTimeoutMs = options.invokeTimeoutMs ?? DEFAULT_INVOKE_TIMEOUT_MS;
+    this.#policy = createKeepalivePolicy(fn);
+    for (const idleMs of options.idleHistoryMs ?? []) this.#policy.observeIdleTime(idleMs);
+    this.#lifetimes = options.lifetimes ?? new LifetimeLog();
     this.#unsubscribe = this.#budget.onRelease(() => this.#dispatch());
     this.#ensureMin();
   }
@@ -112,6 +132,11 @@ export class FunctionPool {
   /** Requests waiting for an instance. */
   get queueLength(): number {
     return this.#queue.length;
+  }
+
+  /** The keep-alive policy's state (its name, what it learnt, its last decision). */
+  keepalive(): Record<string, unknown> {
+    return this.#policy.describe();
   }
 
   instances(): InstanceInfo[] {
@@ -136,6 +161,7 @@ export class FunctionPool {
   async invoke(data: string | undefined, options: { signal?: AbortSignal } = {}): Promise<PoolInvocation> {
     if (this.#closing) throw this.#shuttingDown();
     const arrived = performance.now();
+    this.#arrival(arrived);
     const lease = await this.#acquire();
     const { slot, cold, coldSince } = lease;
     const instance = slot.instance!;
@@ -169,6 +195,7 @@ export class FunctionPool {
   close(drainMs = 30_000): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing = true;
+      clearTimeout(this.#prewarmTimer);
       this.#failQueue(this.#shuttingDown());
       if (this.#inflight() > 0) {
         let timer: NodeJS.Timeout | undefined;
@@ -188,6 +215,7 @@ export class FunctionPool {
   /** Immediate: kill every instance, discarding unsaved snapshots. */
   async destroy(): Promise<void> {
     this.#closing = true;
+    clearTimeout(this.#prewarmTimer);
     this.#failQueue(this.#shuttingDown());
     this.#starts.abort(this.#shuttingDown());
     this.#unsubscribe();
@@ -231,6 +259,7 @@ export class FunctionPool {
     slot.inflight++;
     clearTimeout(slot.idleTimer);
     slot.idleTimer = undefined;
+    slot.keepUntil = undefined;
     return { slot, cold: undefined };
   }
 
@@ -246,10 +275,15 @@ export class FunctionPool {
     return this.#budget.tryReserve(this.fn.memMib);
   }
 
-  /** Start an instance (memory already reserved) with `inflight` requests waiting for it. */
-  async #startFor(inflight: number): Promise<Lease> {
+  /**
+   * Start an instance (memory already reserved) with `inflight` requests waiting for it; a
+   * pre-warm passes when its keep-alive window ends (`keepUntil`, performance.now()).
+   */
+  async #startFor(inflight: number, keepUntil?: number): Promise<Lease> {
     const began = performance.now();
-    const slot: Slot = { id: `starting-${nextPlaceholder++}`, instance: undefined, state: "starting", inflight, invocations: 0, startedAt: new Date(), idleTimer: undefined };
+    const id = `starting-${nextPlaceholder++}`;
+    const lifetime = this.#lifetimes.begin(this.fn.name, this.fn.memMib, id, keepUntil !== undefined);
+    const slot: Slot = { id, instance: undefined, state: "starting", inflight, invocations: 0, startedAt: new Date(), idleTimer: undefined, keepUntil, lifetime };
     this.#slots.add(slot);
     let instance: PoolInstance;
     try {
@@ -274,7 +308,8 @@ export class FunctionPool {
       throw this.#shuttingDown();
     }
     slot.state = "ready";
-    this.#log.info("instance started", { instance: instance.id, start: instance.started.kind });
+    this.#lifetimes.ready(lifetime, instance.id, instance.started.kind);
+    this.#log.info("instance started", { instance: instance.id, start: instance.started.kind, prewarmed: keepUntil !== undefined });
     if (instance.failed.aborted) this.#lose(slot, instance.failed.reason as VhiveError);
     else instance.failed.addEventListener("abort", () => this.#lose(slot, instance.failed.reason as VhiveError), { once: true });
     // Queued requests may share it (concurrency > 1), or take it if it was started for none.
@@ -287,6 +322,7 @@ export class FunctionPool {
     slot.inflight--;
     slot.invocations++;
     if (this.#inflight() === 0) {
+      if (this.#queue.length === 0) this.#idleSince = performance.now();
       for (const resolve of this.#drained.splice(0)) resolve();
     }
     if (slot.state !== "ready") return;
@@ -325,16 +361,58 @@ export class FunctionPool {
     }
   }
 
-  /** Arm the keep-alive timer of an idle instance. */
+  /**
+   * A request arrived: the policy learns the idle time it ended (0 if the function was busy),
+   * and a pre-warm still pending is dropped (this request starts or takes an instance itself).
+   */
+  #arrival(now: number): void {
+    clearTimeout(this.#prewarmTimer);
+    this.#prewarmTimer = undefined;
+    if (this.#inflight() > 0 || this.#queue.length > 0) this.#policy.observeIdleTime(0);
+    else if (this.#idleSince !== undefined) this.#policy.observeIdleTime(now - this.#idleSince);
+    this.#idleSince = undefined;
+  }
+
+  /** An instance went idle: keep it as the policy says, or unload it until a pre-warm. */
   #idle(slot: Slot): void {
     clearTimeout(slot.idleTimer);
+    let keepMs: number;
+    if (slot.keepUntil !== undefined) {
+      // Pre-warmed and not yet used: the window it was started for still holds.
+      keepMs = Math.max(0, slot.keepUntil - performance.now());
+      slot.keepUntil = undefined;
+    } else {
+      const decision = this.#policy.decide();
+      if (decision.prewarmMs > 0 && this.#live() > this.fn.minInstances) {
+        this.#log.info("unloaded until a pre-warm", { instance: slot.id, rule: decision.rule, prewarmMs: Math.round(decision.prewarmMs), keepAliveMs: Math.round(decision.keepAliveMs) });
+        this.#schedulePrewarm(decision);
+        void this.#retire(slot);
+        return;
+      }
+      keepMs = decision.keepAliveMs;
+    }
     slot.idleTimer = setTimeout(() => {
       slot.idleTimer = undefined;
       if (slot.state !== "ready" || slot.inflight > 0) return;
       if (this.#live() <= this.fn.minInstances) return; // kept warm
       this.#log.info("keep-alive expired", { instance: slot.id });
       void this.#retire(slot);
-    }, this.fn.keepaliveMs);
+    }, keepMs);
+  }
+
+  /** Start one instance `prewarmMs` from now, kept until the decision's window ends, if none is up then. */
+  #schedulePrewarm(decision: IdleDecision): void {
+    clearTimeout(this.#prewarmTimer);
+    const keepUntil = performance.now() + decision.keepAliveMs;
+    this.#prewarmTimer = setTimeout(() => {
+      this.#prewarmTimer = undefined;
+      if (this.#closing || this.#live() > 0) return;
+      if (!this.#canStart()) {
+        this.#log.warn("pre-warm skipped: the memory budget has no room", { memMib: this.fn.memMib });
+        return;
+      }
+      this.#startFor(0, keepUntil).catch(() => {}); // logged in #startFor
+    }, decision.prewarmMs);
   }
 
   async #retire(slot: Slot): Promise<void> {
@@ -364,6 +442,7 @@ export class FunctionPool {
 
   #forget(slot: Slot): void {
     clearTimeout(slot.idleTimer);
+    this.#lifetimes.end(slot.lifetime);
     slot.state = "gone";
     this.#slots.delete(slot);
   }

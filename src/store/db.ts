@@ -3,11 +3,15 @@
  * invocation records. WAL journal, so a `kill -9` of the daemon loses nothing that was
  * committed; every write is one statement (or one transaction), so there is no half-written state.
  *
- *   functions(name PRIMARY KEY, record JSON, updated_at)
+ *   functions(name PRIMARY KEY, record JSON, updated_at, keepalive_policy)
  *   invocations(id, function, instance, start, status, error_code, error_message, total_ms,
  *               breakdown JSON, at)
  *
  * Images, snapshots and working sets are files in the state directory, not rows here.
+ *
+ * The schema's version is SQLite's user_version; opening a database runs the migrations it has
+ * not had yet, in one transaction each, so a database from an older vhive keeps its functions
+ * and records (1: keepalive_policy, 'fixed' for every function deployed before).
  */
 import Database from "better-sqlite3";
 import { VhiveError, messageOf } from "../shared/errors.js";
@@ -34,6 +38,30 @@ CREATE TABLE IF NOT EXISTS invocations (
 CREATE INDEX IF NOT EXISTS invocations_by_function ON invocations (function, id);
 `;
 
+/** Migration n takes the schema from version n to n + 1. */
+const MIGRATIONS: readonly string[] = [
+  "ALTER TABLE functions ADD COLUMN keepalive_policy TEXT NOT NULL DEFAULT 'fixed'",
+];
+
+function migrate(db: Database.Database): void {
+  const version = db.pragma("user_version", { simple: true }) as number;
+  for (let next = version; next < MIGRATIONS.length; next++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[next]!);
+      db.pragma(`user_version = ${next + 1}`);
+    })();
+  }
+}
+
+interface FunctionRow {
+  record: string;
+  keepalive_policy: string;
+}
+
+function functionOf(row: FunctionRow): FunctionRecord {
+  return { ...(JSON.parse(row.record) as FunctionRecord), keepalivePolicy: row.keepalive_policy as FunctionRecord["keepalivePolicy"] };
+}
+
 interface InvocationRow {
   id: number;
   function: string;
@@ -54,9 +82,11 @@ function storeError(step: string, error: unknown): VhiveError {
 /** Every statement the store runs, prepared once when it opens (an invocation is recorded per request). */
 function prepareStatements(db: Database.Database) {
   return {
-    putFunction: db.prepare("INSERT INTO functions (name, record, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at"),
-    getFunction: db.prepare("SELECT record FROM functions WHERE name = ?"),
-    listFunctions: db.prepare("SELECT record FROM functions ORDER BY name"),
+    putFunction: db.prepare(
+      "INSERT INTO functions (name, record, updated_at, keepalive_policy) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at, keepalive_policy = excluded.keepalive_policy",
+    ),
+    getFunction: db.prepare("SELECT record, keepalive_policy FROM functions WHERE name = ?"),
+    listFunctions: db.prepare("SELECT record, keepalive_policy FROM functions ORDER BY name"),
     deleteFunction: db.prepare("DELETE FROM functions WHERE name = ?"),
     addInvocation: db.prepare("INSERT INTO invocations (function, instance, start, status, error_code, error_message, total_ms, breakdown, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
     invocations: db.prepare("SELECT * FROM (SELECT * FROM invocations WHERE function = ? ORDER BY id DESC LIMIT ?) ORDER BY id"),
@@ -82,6 +112,7 @@ export class Store {
       db.pragma("synchronous = NORMAL");
       db.pragma("busy_timeout = 5000");
       db.exec(SCHEMA);
+      migrate(db);
       return new Store(db);
     } catch (error) {
       throw storeError(`opening ${path}`, error);
@@ -89,17 +120,17 @@ export class Store {
   }
 
   putFunction(record: FunctionRecord): void {
-    this.#run("saving a function", () => this.#statements.putFunction.run(record.name, JSON.stringify(record), record.updatedAt));
+    this.#run("saving a function", () => this.#statements.putFunction.run(record.name, JSON.stringify(record), record.updatedAt, record.keepalivePolicy));
   }
 
   getFunction(name: string): FunctionRecord | undefined {
-    const row = this.#run("reading a function", () => this.#statements.getFunction.get(name) as { record: string } | undefined);
-    return row ? (JSON.parse(row.record) as FunctionRecord) : undefined;
+    const row = this.#run("reading a function", () => this.#statements.getFunction.get(name) as FunctionRow | undefined);
+    return row ? functionOf(row) : undefined;
   }
 
   listFunctions(): FunctionRecord[] {
-    const rows = this.#run("listing functions", () => this.#statements.listFunctions.all() as { record: string }[]);
-    return rows.map((row) => JSON.parse(row.record) as FunctionRecord);
+    const rows = this.#run("listing functions", () => this.#statements.listFunctions.all() as FunctionRow[]);
+    return rows.map(functionOf);
   }
 
   /** Remove a function; its invocation records stay. Returns whether it existed. */

@@ -4,6 +4,13 @@
 export type StartPolicy = "boot" | "vanilla" | "reap";
 export const START_POLICIES: readonly StartPolicy[] = ["boot", "vanilla", "reap"];
 
+/**
+ * How long idle instances are kept: `fixed` for keepaliveMs, or `hybrid`, the hybrid histogram
+ * policy of Shahrad et al. (ATC'20), which learns the function's idle times (src/orchestrator/keepalive).
+ */
+export type KeepalivePolicyName = "fixed" | "hybrid";
+export const KEEPALIVE_POLICIES: readonly KeepalivePolicyName[] = ["fixed", "hybrid"];
+
 /** How one request got its instance: an idle one (warm), or a new one started this way. */
 export type StartKind = "warm" | "boot" | "vanilla" | "record" | "prefetch";
 
@@ -16,8 +23,9 @@ export interface FunctionRecord {
   memMib: number;
   vcpus: number;
   start: StartPolicy;
-  /** An idle instance is stopped after this long (scale to zero). */
+  /** An idle instance is stopped after this long (scale to zero), under the fixed policy. */
   keepaliveMs: number;
+  keepalivePolicy: KeepalivePolicyName;
   /** Instances kept running even when idle. */
   minInstances: number;
   /** Instances at most; requests queue beyond. */

@@ -1,6 +1,6 @@
 import { DEPLOY_DEFAULTS, type DeploySpec } from "../../orchestrator/index.js";
 import { DEFAULT_MEM_MIB } from "../../start/index.js";
-import { START_POLICIES, type FunctionRecord } from "../../store/index.js";
+import { KEEPALIVE_POLICIES, START_POLICIES, type FunctionRecord } from "../../store/index.js";
 import { defineCommand } from "../command.js";
 import { daemonClient } from "../daemon-client.js";
 import { parseDurationMs } from "../duration.js";
@@ -17,7 +17,11 @@ export const deployCommand = defineCommand({
       .option("memory", { type: "number", describe: `guest memory in MiB (default: the image's, else ${DEFAULT_MEM_MIB})` })
       .option("vcpus", { type: "number", describe: `guest vCPUs (default ${DEPLOY_DEFAULTS.vcpus})` })
       .option("start", { choices: START_POLICIES, describe: `cold starts: boot, or from a snapshot (vanilla), with REAP (reap; default ${DEPLOY_DEFAULTS.start})` })
-      .option("keepalive", { type: "string", describe: `idle time before an instance is stopped, e.g. 60s (default ${DEPLOY_DEFAULTS.keepaliveMs / 1000}s)` })
+      .option("keepalive", { type: "string", describe: `idle time before an instance is stopped, e.g. 60s (default ${DEPLOY_DEFAULTS.keepaliveMs / 1000}s), under the fixed policy` })
+      .option("keepalive-policy", {
+        choices: KEEPALIVE_POLICIES,
+        describe: `fixed (--keepalive), or hybrid: the hybrid histogram policy of Shahrad et al., learnt from the function's idle times (default ${DEPLOY_DEFAULTS.keepalivePolicy})`,
+      })
       .option("min", { type: "number", describe: `instances kept warm (default ${DEPLOY_DEFAULTS.minInstances})` })
       .option("max", { type: "number", describe: `instances at most; requests queue beyond (default ${DEPLOY_DEFAULTS.maxInstances})` })
       .option("concurrency", { type: "number", describe: `requests one instance serves at once (default ${DEPLOY_DEFAULTS.concurrency})` })
@@ -29,6 +33,7 @@ export const deployCommand = defineCommand({
       vcpus: args.vcpus,
       start: args.start,
       keepaliveMs: args.keepalive === undefined ? undefined : parseDurationMs(args.keepalive, "keepalive"),
+      keepalivePolicy: args["keepalive-policy"],
       minInstances: args.min,
       maxInstances: args.max,
       concurrency: args.concurrency,

@@ -56,6 +56,26 @@ describe("daemon API", () => {
     expect((await app.inject({ method: "GET", url: "/functions/hello" })).json()).toMatchObject({ function: { name: "hello" }, instances: [], queueLength: 0 });
   });
 
+  it("deploys with a keep-alive policy, shows its state, and lists the lifetimes of the function's instances", async () => {
+    const { app } = await daemon();
+    const fixed = await deployHello(app);
+    expect(fixed.json().function).toMatchObject({ keepalivePolicy: "fixed" });
+    const hybrid = await deployHello(app, { keepalivePolicy: "hybrid" });
+    expect(hybrid.json().function).toMatchObject({ keepalivePolicy: "hybrid" });
+    expect((await app.inject({ method: "GET", url: "/functions/hello" })).json().keepalive).toMatchObject({ policy: "hybrid", idleTimes: 0 });
+    expect((await deployHello(app, { keepalivePolicy: "lru" })).json()).toMatchObject({ statusCode: 400, message: expect.stringContaining("keepalivePolicy") });
+    // A past to learn from: the new pool's policy starts with it.
+    expect((await deployHello(app, { keepalivePolicy: "hybrid", idleHistoryMs: [0, 60_000, 120_000] })).statusCode).toBe(200);
+    expect((await app.inject({ method: "GET", url: "/functions/hello" })).json().keepalive).toMatchObject({ idleTimes: 3 });
+    expect((await deployHello(app, { idleHistoryMs: [-1] })).statusCode).toBe(400);
+
+    expect((await app.inject({ method: "POST", url: "/functions/hello/invoke", payload: { data: "a" } })).statusCode).toBe(200);
+    const { lifetimes } = (await app.inject({ method: "GET", url: "/functions/hello/lifetimes" })).json();
+    expect(lifetimes).toMatchObject([{ instance: "hello-0", function: "hello", memMib: 256, start: "boot", prewarmed: false, endedAt: null }]);
+    expect(Date.parse(lifetimes[0].startedAt)).toBeLessThanOrEqual(Date.parse(lifetimes[0].readyAt));
+    expect((await app.inject({ method: "GET", url: "/functions/nope/lifetimes" })).statusCode).toBe(404);
+  });
+
   it("POST /functions refuses a name that is deployed already with 409", async () => {
     const { app } = await daemon();
     const first = await app.inject({ method: "POST", url: "/functions", payload: { name: "hello", image: "helloworld" } });

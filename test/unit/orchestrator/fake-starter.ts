@@ -103,6 +103,7 @@ export function fakeFunction(overrides: Partial<FunctionRecord> = {}): FunctionR
     vcpus: 1,
     start: "reap",
     keepaliveMs: 2000,
+    keepalivePolicy: "fixed",
     minInstances: 0,
     maxInstances: 2,
     concurrency: 1,

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { makeTempDir } from "../../../src/shared/tmp.js";
 import { Store } from "../../../src/store/index.js";
@@ -36,6 +37,30 @@ describe("the daemon's store", () => {
     expect(reopened.deleteFunction("other")).toBe(false);
     expect(reopened.getFunction("other")).toBeUndefined();
     reopened.close();
+  });
+
+  it("a database from before keep-alive policies opens with its functions kept, each under the fixed policy", async () => {
+    const dir = await makeTempDir("store");
+    cleanups.push(() => dir.remove());
+    const path = join(dir.path, "vhive.db");
+    // The schema as vhive wrote it before migrations (user_version 0), with one function in it.
+    const old = new Database(path);
+    old.exec("CREATE TABLE functions (name TEXT PRIMARY KEY, record TEXT NOT NULL, updated_at TEXT NOT NULL)");
+    const { keepalivePolicy: _none, ...record } = fakeFunction({ name: "legacy", keepaliveMs: 9000 });
+    old.prepare("INSERT INTO functions VALUES (?, ?, ?)").run("legacy", JSON.stringify(record), record.updatedAt);
+    old.close();
+
+    const store = Store.open(path);
+    expect(store.getFunction("legacy")).toMatchObject({ name: "legacy", keepaliveMs: 9000, keepalivePolicy: "fixed" });
+    store.putFunction(fakeFunction({ name: "learner", keepalivePolicy: "hybrid" }));
+    store.close();
+    // Opening again runs no migration twice.
+    const again = Store.open(path);
+    expect(again.listFunctions().map((fn) => [fn.name, fn.keepalivePolicy])).toEqual([
+      ["learner", "hybrid"],
+      ["legacy", "fixed"],
+    ]);
+    again.close();
   });
 
   it("a store used after close throws ERR_DISPOSED", () => {
