@@ -209,3 +209,44 @@ export function loadChart(fn: string, rows: readonly LoadRow[]): TopLevelSpec {
     config: CONFIG,
   };
 }
+
+/** A ratio with its 95% interval, in a group (a function, or a number of starts at once). */
+export interface RatioPoint {
+  group: string;
+  ratio: string;
+  estimate: number;
+  low: number | null;
+  high: number | null;
+}
+
+/** Each ratio as a point with its 95% interval as a bar, one panel per group; dashed: 1 (no difference). */
+export function ratioChart(title: string, points: readonly RatioPoint[]): TopLevelSpec {
+  const groups = [...new Set(points.map((p) => p.group))];
+  const ratios = [...new Set(points.map((p) => p.ratio))];
+  const x = { field: "ratio", type: "nominal", sort: ratios, title: null, axis: { labelAngle: -40 } } as const;
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: { text: title, subtitle: "point: median over median; bar: its 95% interval (bootstrap over the interleaved rounds); dashed: 1" },
+    data: { values: points.filter((p) => Number.isFinite(p.estimate)) },
+    facet: { field: "group", type: "nominal", title: null, sort: groups },
+    columns: 5,
+    spec: {
+      layer: [
+        { mark: { type: "rule", strokeDash: [4, 4], color: "gray" }, encoding: { y: { datum: 1, type: "quantitative" } } },
+        {
+          transform: [{ filter: "isValid(datum.low) && isValid(datum.high)" }],
+          mark: { type: "rule", strokeWidth: 2 },
+          encoding: { x, y: { field: "low", type: "quantitative", title: "ratio" }, y2: { field: "high" }, color: { field: "ratio", type: "nominal", sort: ratios, title: null } },
+        },
+        {
+          mark: { type: "point", filled: true, size: 50, tooltip: true },
+          encoding: { x, y: { field: "estimate", type: "quantitative", title: "ratio", scale: { zero: false } }, color: { field: "ratio", type: "nominal", sort: ratios, title: null } },
+        },
+      ],
+      width: { step: 34 },
+      height: 200,
+    },
+    config: CONFIG,
+  };
+}
+
