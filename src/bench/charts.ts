@@ -5,6 +5,7 @@
  */
 import type { TopLevelSpec } from "vega-lite";
 import type { StartKind } from "../store/index.js";
+import type { DensitySummary } from "./density.js";
 import type { LoadRow } from "./load.js";
 import { PAPER_CONCURRENCY, PAPER_FACTS, paperFunction, paperLatencyMs } from "./paper.js";
 import type { ReuseFunctionResult } from "./reuse.js";
@@ -250,3 +251,34 @@ export function ratioChart(title: string, points: readonly RatioPoint[]): TopLev
   };
 }
 
+const DENSITY_PARTS = ["guest RAM: private copies (anonymous)", "guest RAM: shared page cache (PSS)", "QEMU outside guest RAM", "QEMU (guest RAM not told apart)", "pager"];
+
+/** PSS per idle instance per mode, split into guest RAM (private, shared page cache), the rest of QEMU and the pager. */
+export function densityChart(fn: string, instances: number, summaries: readonly DensitySummary[]): TopLevelSpec {
+  const values = summaries.flatMap((s) => {
+    const parts: [string, number | null][] =
+      s.guestPssBytes === null
+        ? [[DENSITY_PARTS[3]!, s.pssBytes - (s.pagerPssBytes ?? 0)]]
+        : [
+            [DENSITY_PARTS[0]!, s.guestAnonBytes],
+            [DENSITY_PARTS[1]!, s.guestPageCachePssBytes],
+            [DENSITY_PARTS[2]!, s.otherPssBytes],
+          ];
+    parts.push([DENSITY_PARTS[4]!, s.pagerPssBytes]);
+    return parts.filter(([, bytes]) => bytes !== null && bytes > 0).map(([part, bytes]) => ({ mode: s.mode, part, order: DENSITY_PARTS.indexOf(part), mib: bytes! / MIB }));
+  });
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: { text: `${instances} idle instances of ${fn}: memory per instance (PSS, MiB, median)`, subtitle: "PSS splits a shared page among the processes that map it: vanilla's page-cache pages count 1/N in each" },
+    data: { values },
+    mark: { type: "bar", tooltip: true },
+    encoding: {
+      y: { field: "mode", type: "nominal", sort: summaries.map((s) => s.mode), title: null },
+      x: { field: "mib", type: "quantitative", stack: "zero", title: "MiB per instance" },
+      color: { field: "part", type: "nominal", sort: DENSITY_PARTS, title: null },
+      order: { field: "order", type: "quantitative" },
+    },
+    width: 480,
+    config: CONFIG,
+  };
+}

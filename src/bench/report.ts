@@ -6,6 +6,7 @@
  *   <out>/concurrency.json, concurrency.csv   `vhive bench concurrency`
  *   <out>/reuse.json, reuse.csv               `vhive bench reuse` (one row per function)
  *   <out>/load.json, load.csv                 `vhive bench load` (one row per request)
+ *   <out>/density.json, density.csv           `vhive bench density` (one row per idle instance)
  *   <out>/ws/<function>-<A|B|A2>.index|trace  the working sets reuse compared
  *   <out>/report.md, <out>/*.svg              tables beside the paper's figures, and charts
  *
@@ -16,8 +17,9 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, release } from "node:os";
 import { join } from "node:path";
 import type { TopLevelSpec } from "vega-lite";
-import { breakdownChart, concurrencyChart, latencyChart, loadChart, ratioChart, renderSvg, reuseChart, wsChart, type RatioPoint, type WsSize } from "./charts.js";
-import { benchRowsCsv, loadRowsCsv, toCsv } from "./csv.js";
+import { breakdownChart, concurrencyChart, densityChart, latencyChart, loadChart, ratioChart, renderSvg, reuseChart, wsChart, type RatioPoint, type WsSize } from "./charts.js";
+import { benchRowsCsv, densityRowsCsv, loadRowsCsv, toCsv } from "./csv.js";
+import { summarizeDensity, type DensityReport } from "./density.js";
 import type { ColdStartBenchReport, ConcurrencyBenchReport } from "./experiments.js";
 import { describeErrors, summarizeLoad, type LoadReport } from "./load.js";
 import { PAPER_CONCURRENCY, PAPER_FACTS, paperFunction } from "./paper.js";
@@ -32,10 +34,11 @@ export interface ResultsBundle {
   concurrency?: ConcurrencyBenchReport;
   reuse?: ReuseReport;
   load?: LoadReport;
+  density?: DensityReport;
 }
 
 export type Experiment = keyof ResultsBundle;
-export const EXPERIMENT_FILES: Record<Experiment, string> = { coldstart: "coldstart", concurrency: "concurrency", reuse: "reuse", load: "load" };
+export const EXPERIMENT_FILES: Record<Experiment, string> = { coldstart: "coldstart", concurrency: "concurrency", reuse: "reuse", load: "load", density: "density" };
 
 export const REPORT_FILE = "report.md";
 
@@ -356,6 +359,57 @@ export function loadSection(report: LoadReport): Section {
   return { markdown, charts: [{ file: "load-latency.svg", alt: "latency under load", spec: loadChart(report.function, report.rows) }] };
 }
 
+export function densitySection(report: DensityReport): Section {
+  const summaries = summarizeDensity(report);
+  const mib = (bytes: number | null) => (bytes === null ? "" : fmtMib(bytes));
+  const table = markdownTable(
+    [
+      "mode",
+      "instances",
+      "start all, s",
+      "median start ms",
+      "PSS per instance MiB",
+      "private per instance MiB",
+      "guest RAM: private copies MiB",
+      "guest RAM: shared page cache (PSS) MiB",
+      "QEMU outside guest RAM MiB",
+      "pager MiB",
+      "PSS of all MiB",
+      "MemAvailable before → after MiB",
+      "host memory per instance MiB",
+    ],
+    summaries.map((s) => [
+      s.mode,
+      String(s.instances),
+      (s.startAllMs / 1000).toFixed(1),
+      fmtMs(s.startMs.median),
+      mib(s.pssBytes),
+      mib(s.privateBytes),
+      mib(s.guestAnonBytes),
+      mib(s.guestPageCachePssBytes),
+      mib(s.otherPssBytes),
+      mib(s.pagerPssBytes),
+      mib(s.totalPssBytes),
+      `${fmtMib(s.memAvailableBeforeBytes)} → ${fmtMib(s.memAvailableAfterBytes)}`,
+      fmtMib(s.memDropPerInstanceBytes),
+    ]),
+  );
+  const markdown = [
+    "## Density: idle instances",
+    "",
+    `${report.instances} instances of ${report.function} (${report.memMib} MiB of guest memory each) per mode under ${report.accel}, from ${report.startedAt}, started one after another and kept running; once all were up each answered once (${JSON.stringify(report.input)}), then each was measured and all were stopped before the next mode. ` +
+      "Memory is QEMU's and its pager's, from /proc/<pid>/smaps_rollup (medians per instance); guest RAM is QEMU's mapping of the guest's memory, from /proc/<pid>/smaps. " +
+      "PSS divides a page among the processes that map it: `vanilla` (and `vanilla-4k`) map the snapshot's memory file privately, so a page the guest only reads stays one page-cache page shared by every instance, 1/N of it in each one's PSS, while `lazy`, `prefetch`, `floor` and `boot` hold a private anonymous copy of every page. " +
+      "Host memory per instance is MemAvailable's drop over the run divided by N (page cache counts as available, so vanilla's shared pages barely show there). Start all is the sum of the N starts, one after another (the floor's includes installing every page).",
+    "",
+    table,
+    "",
+    "![memory per idle instance](density.svg)",
+    "",
+  ].join("\n");
+  return { markdown, charts: [{ file: "density.svg", alt: "memory per idle instance", spec: densityChart(report.function, report.instances, summaries) }] };
+}
+
 /** One row per function for reuse.csv. */
 export function reuseCsv(report: ReuseReport): string {
   return toCsv(
@@ -393,6 +447,7 @@ export async function buildReport(bundle: ResultsBundle, machine = describeMachi
   if (bundle.reuse) sections.push(reuseSection(bundle.reuse));
   if (bundle.concurrency) sections.push(concurrencySection(bundle.concurrency));
   if (bundle.load) sections.push(loadSection(bundle.load));
+  if (bundle.density) sections.push(densitySection(bundle.density));
   const svgs = new Map<string, string>();
   for (const section of sections) for (const chart of section.charts) svgs.set(chart.file, await renderSvg(chart.spec));
   const markdown = [
@@ -427,11 +482,12 @@ export interface WrittenResults {
 }
 
 /** What one experiment run produced, as written to <out>/<experiment>.json. */
-export type ExperimentReport = ColdStartBenchReport | ConcurrencyBenchReport | ReuseReport | LoadReport;
+export type ExperimentReport = ColdStartBenchReport | ConcurrencyBenchReport | ReuseReport | LoadReport | DensityReport;
 
 function csvOf(report: ExperimentReport): string {
   if (report.experiment === "reuse") return reuseCsv(report);
   if (report.experiment === "load") return loadRowsCsv(report.rows);
+  if (report.experiment === "density") return densityRowsCsv(report.rows);
   return benchRowsCsv(report.rows);
 }
 
