@@ -5,6 +5,7 @@
  */
 import type { TopLevelSpec } from "vega-lite";
 import type { StartKind } from "../store/index.js";
+import type { DensitySummary } from "./density.js";
 import type { LoadRow } from "./load.js";
 import { PAPER_CONCURRENCY, PAPER_FACTS, paperFunction, paperLatencyMs } from "./paper.js";
 import type { ReuseFunctionResult } from "./reuse.js";
@@ -206,6 +207,78 @@ export function loadChart(fn: string, rows: readonly LoadRow[]): TopLevelSpec {
     },
     width: 520,
     height: 260,
+    config: CONFIG,
+  };
+}
+
+/** A ratio with its 95% interval, in a group (a function, or a number of starts at once). */
+export interface RatioPoint {
+  group: string;
+  ratio: string;
+  estimate: number;
+  low: number | null;
+  high: number | null;
+}
+
+/** Each ratio as a point with its 95% interval as a bar, one panel per group; dashed: 1 (no difference). */
+export function ratioChart(title: string, points: readonly RatioPoint[]): TopLevelSpec {
+  const groups = [...new Set(points.map((p) => p.group))];
+  const ratios = [...new Set(points.map((p) => p.ratio))];
+  const x = { field: "ratio", type: "nominal", sort: ratios, title: null, axis: { labelAngle: -40 } } as const;
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: { text: title, subtitle: "point: median over median; bar: its 95% interval (bootstrap over the interleaved rounds); dashed: 1" },
+    data: { values: points.filter((p) => Number.isFinite(p.estimate)) },
+    facet: { field: "group", type: "nominal", title: null, sort: groups },
+    columns: 5,
+    spec: {
+      layer: [
+        { mark: { type: "rule", strokeDash: [4, 4], color: "gray" }, encoding: { y: { datum: 1, type: "quantitative" } } },
+        {
+          transform: [{ filter: "isValid(datum.low) && isValid(datum.high)" }],
+          mark: { type: "rule", strokeWidth: 2 },
+          encoding: { x, y: { field: "low", type: "quantitative", title: "ratio" }, y2: { field: "high" }, color: { field: "ratio", type: "nominal", sort: ratios, title: null } },
+        },
+        {
+          mark: { type: "point", filled: true, size: 50, tooltip: true },
+          encoding: { x, y: { field: "estimate", type: "quantitative", title: "ratio", scale: { zero: false } }, color: { field: "ratio", type: "nominal", sort: ratios, title: null } },
+        },
+      ],
+      width: { step: 34 },
+      height: 200,
+    },
+    config: CONFIG,
+  };
+}
+
+const DENSITY_PARTS = ["guest RAM: private copies (anonymous)", "guest RAM: shared page cache (PSS)", "QEMU outside guest RAM", "QEMU (guest RAM not told apart)", "pager"];
+
+/** PSS per idle instance per mode, split into guest RAM (private, shared page cache), the rest of QEMU and the pager. */
+export function densityChart(fn: string, instances: number, summaries: readonly DensitySummary[]): TopLevelSpec {
+  const values = summaries.flatMap((s) => {
+    const parts: [string, number | null][] =
+      s.guestPssBytes === null
+        ? [[DENSITY_PARTS[3]!, s.pssBytes - (s.pagerPssBytes ?? 0)]]
+        : [
+            [DENSITY_PARTS[0]!, s.guestAnonBytes],
+            [DENSITY_PARTS[1]!, s.guestPageCachePssBytes],
+            [DENSITY_PARTS[2]!, s.otherPssBytes],
+          ];
+    parts.push([DENSITY_PARTS[4]!, s.pagerPssBytes]);
+    return parts.filter(([, bytes]) => bytes !== null && bytes > 0).map(([part, bytes]) => ({ mode: s.mode, part, order: DENSITY_PARTS.indexOf(part), mib: bytes! / MIB }));
+  });
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: { text: `${instances} idle instances of ${fn}: memory per instance (PSS, MiB, median)`, subtitle: "PSS splits a shared page among the processes that map it: vanilla's page-cache pages count 1/N in each" },
+    data: { values },
+    mark: { type: "bar", tooltip: true },
+    encoding: {
+      y: { field: "mode", type: "nominal", sort: summaries.map((s) => s.mode), title: null },
+      x: { field: "mib", type: "quantitative", stack: "zero", title: "MiB per instance" },
+      color: { field: "part", type: "nominal", sort: DENSITY_PARTS, title: null },
+      order: { field: "order", type: "quantitative" },
+    },
+    width: 480,
     config: CONFIG,
   };
 }

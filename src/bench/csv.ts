@@ -2,6 +2,7 @@
  * CSV output (RFC 4180: comma-separated, CRLF-free "\n" lines, fields with a comma, quote or
  * newline quoted, quotes doubled). Null and undefined are empty fields.
  */
+import type { DensityRow } from "./density.js";
 import type { LoadRow } from "./load.js";
 import { ALL_PHASES, type BenchRow } from "./rows.js";
 
@@ -44,5 +45,32 @@ export function benchRowsCsv(rows: readonly BenchRow[]): string {
 /** Load rows as CSV, one line per request in send order. */
 export function loadRowsCsv(rows: readonly LoadRow[]): string {
   const header = ["seq", "dueMs", "lagMs", "latencyMs", "status", "start", "instance", "serverMs", "queueMs", "startMs", "invokeMs", "error"] as const;
+  return toCsv(header, rows.map((row) => header.map((key) => row[key])));
+}
+
+/** Density rows as CSV, one line per instance, bytes as they were measured. */
+export function densityRowsCsv(rows: readonly DensityRow[]): string {
+  const header = [
+    "function",
+    "mode",
+    "instance",
+    "startMs",
+    "invokeMs",
+    "pssBytes",
+    "privateBytes",
+    "rssBytes",
+    "qemuPssBytes",
+    "qemuPrivateBytes",
+    "qemuPssAnonBytes",
+    "qemuPssFileBytes",
+    "guestPssBytes",
+    "guestPrivateBytes",
+    "guestAnonBytes",
+    "guestPageCachePssBytes",
+    "otherPssBytes",
+    "pagerPssBytes",
+    "pagerPrivateBytes",
+    "reply",
+  ] as const satisfies readonly (keyof DensityRow)[];
   return toCsv(header, rows.map((row) => header.map((key) => row[key])));
 }

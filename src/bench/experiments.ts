@@ -12,6 +12,10 @@
  *
  * prefetch needs a working set recorded with the request data the bench sends; one is recorded
  * (untimed) first unless the snapshot has one for that data, or `record` runs before it.
+ *
+ * Rounds: a fixed number, or `--reps auto` (auto-reps.ts): rounds are added to each series (a
+ * function for coldstart, a level for concurrency) until every ratio it prints is within +-5%
+ * at 95% confidence, or its share of the time cap is used up.
  */
 import type { StoredImage } from "../image/index.js";
 import { loadWorkingSet } from "../memory/index.js";
@@ -19,16 +23,21 @@ import { roundMs } from "../metrics/index.js";
 import { bootInstance, defaultRequestData, restoreOnce, runOnce, type Host, type MemoryMode, usableSnapshot } from "../start/index.js";
 import { VhiveError } from "../shared/errors.js";
 import { evictFromPageCache, type StoredSnapshot } from "../snapshot/index.js";
+import { assertSomethingToNarrow, runSeries, TimeBudget, type AutoRepsRecord, type RepsPlan, type RoundListener, type SeriesOutcome } from "./auto-reps.js";
 import { coldStart, concurrentColdStarts } from "./coldstart.js";
+import { benchRatios, ratioPairs } from "./ratios.js";
 import { BENCH_MODES, bootRow, isRestoreMode, restoreRow, warmRow, type BenchMode, type BenchRow } from "./rows.js";
 
 export type ProgressListener = (done: number, total: number, what: string) => void;
 
 export interface ColdStartBenchOptions {
   modes: readonly BenchMode[];
-  reps: number;
+  /** Rounds per function (warm: timed calls; with auto, its minimum). */
+  reps: RepsPlan;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
+  /** After each round of --reps auto: the function's ratios and which are still too wide. */
+  onRound?: RoundListener;
 }
 
 export interface BenchFunctionInfo {
@@ -44,7 +53,10 @@ export interface ColdStartBenchReport {
   experiment: "coldstart";
   accel: string;
   startedAt: string;
+  /** Rounds per function (with --reps auto: the most any function ran; see `auto`). */
   reps: number;
+  /** With --reps auto: its settings and how each function's rounds ended. */
+  auto?: AutoRepsRecord;
   modes: BenchMode[];
   functions: BenchFunctionInfo[];
   rows: BenchRow[];
@@ -68,6 +80,14 @@ export async function ensureWorkingSet(host: Host, snapshot: StoredSnapshot, inp
   await restoreOnce(host, snapshot, input, { mode: "record", signal });
 }
 
+const minRounds = (plan: RepsPlan): number => (typeof plan === "number" ? plan : plan.minRounds);
+
+/** The most rounds any series ran, and with auto, the record of how each ended. */
+function roundsRecord(plan: RepsPlan, outcomes: readonly SeriesOutcome[]): { reps: number; auto?: AutoRepsRecord } {
+  const reps = Math.max(minRounds(plan), ...outcomes.map((outcome) => outcome.rounds));
+  return typeof plan === "number" ? { reps } : { reps, auto: { ...plan, outcomes: [...outcomes] } };
+}
+
 async function warmRows(host: Host, image: StoredImage, input: string, reps: number, options: ColdStartBenchOptions, step: (what: string) => void): Promise<BenchRow[]> {
   await using instance = await bootInstance(host, image, { signal: options.signal });
   await instance.invoke(input, { signal: options.signal }); // the warm-up: a memory-resident function from here on
@@ -82,11 +102,18 @@ async function warmRows(host: Host, image: StoredImage, input: string, reps: num
 
 export async function benchColdStarts(host: Host, images: readonly StoredImage[], options: ColdStartBenchOptions): Promise<ColdStartBenchReport> {
   const modes = orderModes(options.modes);
-  const report: ColdStartBenchReport = { experiment: "coldstart", accel: host.accel, startedAt: new Date().toISOString(), reps: options.reps, modes, functions: [], rows: [] };
-  const total = images.length * modes.length * options.reps;
+  const plan = options.reps;
+  const pairs = ratioPairs(modes);
+  assertSomethingToNarrow(plan, modes);
+  const budget = typeof plan === "number" ? undefined : new TimeBudget(plan.maxTimeMs, images.length);
+  const report: ColdStartBenchReport = { experiment: "coldstart", accel: host.accel, startedAt: new Date().toISOString(), reps: minRounds(plan), modes, functions: [], rows: [] };
+  const coldModes = modes.filter((mode) => mode !== "warm");
+  // With auto the total grows by a round whenever a function needs one more than the minimum.
+  let total = images.length * modes.length * minRounds(plan);
   let done = 0;
   const step = (what: string) => options.onProgress?.(++done, total, what);
   const note = (what: string) => options.onProgress?.(done, total, what);
+  const outcomes: SeriesOutcome[] = [];
   for (const image of images) {
     const input = defaultRequestData(image);
     const info: BenchFunctionInfo = { function: image.name, imageId: image.id, input };
@@ -99,16 +126,17 @@ export async function benchColdStarts(host: Host, images: readonly StoredImage[]
     }
     if (modes.includes("warm")) {
       note(`${image.name}: booting the warm instance`);
-      report.rows.push(...(await warmRows(host, image, input, options.reps, options, step)));
+      report.rows.push(...(await warmRows(host, image, input, minRounds(plan), options, step)));
     }
     if (snapshot && modes.includes("prefetch") && !modes.includes("record")) {
       note(`${image.name}: recording a working set`);
       await ensureWorkingSet(host, snapshot, input, options.signal);
     }
-    for (let rep = 1; rep <= options.reps; rep++) {
-      for (const mode of modes) {
-        if (mode === "warm") continue;
-        note(`${image.name} ${mode} ${rep}/${options.reps}`);
+    const of = (rep: number) => (typeof plan === "number" ? `${rep}/${plan}` : `round ${rep} (auto)`);
+    const runRound = async (rep: number) => {
+      if (rep > minRounds(plan)) total += coldModes.length;
+      for (const mode of coldModes) {
+        note(`${image.name} ${mode} ${of(rep)}`);
         if (mode === "boot") {
           await evictFromPageCache([image.rootfsPath, host.guest.kernel.path, host.guest.initramfs.path]);
           report.rows.push(bootRow(image.name, rep, await runOnce(host, image, input, { signal: options.signal })));
@@ -116,9 +144,20 @@ export async function benchColdStarts(host: Host, images: readonly StoredImage[]
           const row = await coldStart(host, image, snapshot!, mode, rep, { data: input, signal: options.signal });
           report.rows.push(restoreRow(image.name, mode, rep, 1, row.result));
         }
-        step(`${image.name} ${mode} ${rep}/${options.reps}`);
+        step(`${image.name} ${mode} ${of(rep)}`);
       }
-    }
+    };
+    outcomes.push(
+      await runSeries({
+        series: image.name,
+        plan,
+        deadline: budget?.nextDeadline(),
+        runRound,
+        ratios: () => benchRatios(report.rows, image.name, 1, pairs),
+        onRound: options.onRound,
+      }),
+    );
+    Object.assign(report, roundsRecord(plan, outcomes));
   }
   return report;
 }
@@ -130,9 +169,11 @@ export type ConcurrentMode = (typeof CONCURRENT_MODES)[number];
 export interface ConcurrencyBenchOptions {
   levels: readonly number[];
   modes: readonly ConcurrentMode[];
-  reps: number;
+  /** Rounds per level (with auto: until the level's ratios are precise, or its share of the cap). */
+  reps: RepsPlan;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
+  onRound?: RoundListener;
 }
 
 export interface ConcurrencyBenchReport {
@@ -143,7 +184,9 @@ export interface ConcurrencyBenchReport {
   snapshotId: string;
   levels: number[];
   modes: ConcurrentMode[];
+  /** Rounds per level (with --reps auto: the most any level ran; see `auto`). */
   reps: number;
+  auto?: AutoRepsRecord;
   rows: BenchRow[];
 }
 
@@ -165,6 +208,10 @@ export function parseConcurrentModes(text: string): ConcurrentMode[] {
 }
 
 export async function benchConcurrency(host: Host, image: StoredImage, options: ConcurrencyBenchOptions): Promise<ConcurrencyBenchReport> {
+  const plan = options.reps;
+  const pairs = ratioPairs(options.modes);
+  assertSomethingToNarrow(plan, options.modes);
+  const budget = typeof plan === "number" ? undefined : new TimeBudget(plan.maxTimeMs, options.levels.length);
   const input = defaultRequestData(image);
   const snapshot = await usableSnapshot(host, image, { signal: options.signal });
   if (options.modes.includes("prefetch")) await ensureWorkingSet(host, snapshot, input, options.signal);
@@ -176,20 +223,34 @@ export async function benchConcurrency(host: Host, image: StoredImage, options: 
     snapshotId: snapshot.meta.id,
     levels: [...options.levels],
     modes: [...options.modes],
-    reps: options.reps,
+    reps: minRounds(plan),
     rows: [],
   };
-  const total = options.levels.length * options.reps * options.modes.length;
+  let total = options.levels.length * minRounds(plan) * options.modes.length;
   let done = 0;
+  const outcomes: SeriesOutcome[] = [];
   for (const level of options.levels) {
-    for (let rep = 1; rep <= options.reps; rep++) {
+    const of = (rep: number) => (typeof plan === "number" ? `${rep}/${plan}` : `round ${rep} (auto)`);
+    const runRound = async (rep: number) => {
+      if (rep > minRounds(plan)) total += options.modes.length;
       for (const mode of options.modes) {
-        options.onProgress?.(done, total, `${image.name} ${level}x ${mode} ${rep}/${options.reps}`);
+        options.onProgress?.(done, total, `${image.name} ${level}x ${mode} ${of(rep)}`);
         const rows = await concurrentColdStarts(host, image, snapshot, mode, level, rep, { data: input, signal: options.signal });
         report.rows.push(...rows.map((row) => restoreRow(image.name, mode, rep, level, row.result)));
-        options.onProgress?.(++done, total, `${image.name} ${level}x ${mode} ${rep}/${options.reps}`);
+        options.onProgress?.(++done, total, `${image.name} ${level}x ${mode} ${of(rep)}`);
       }
-    }
+    };
+    outcomes.push(
+      await runSeries({
+        series: `${level} at once`,
+        plan,
+        deadline: budget?.nextDeadline(),
+        runRound,
+        ratios: () => benchRatios(report.rows, image.name, level, pairs),
+        onRound: options.onRound,
+      }),
+    );
+    Object.assign(report, roundsRecord(plan, outcomes));
   }
   return report;
 }

@@ -7,6 +7,10 @@ export { benchColdStarts, benchConcurrency, orderModes, parseLevels, parseConcur
 export { benchReuse, pageOverlap, countNonZeroPages, reuseInputs, type ReuseReport, type ReuseFunctionResult, type PageOverlap } from "./reuse.js";
 export { BENCH_MODES, isRestoreMode, summarizeRows, findSummary, type BenchMode, type BenchRow, type ModeSummary } from "./rows.js";
 export { runLoad, summarizeLoad, describeErrors, arrivalTimes, seededRandom, ARRIVALS, type Arrival, type LoadShape, type LoadReply, type LoadReport, type LoadRow, type LoadSummary, type LatencyFigures } from "./load.js";
-export { writeResults, buildReport, loadBundle, defaultOutDir, describeLoadShape, fmtMs, fmtPct, REPORT_FILE, type ExperimentReport, type ResultsBundle, type WrittenResults } from "./report.js";
+export { writeResults, buildReport, loadBundle, defaultOutDir, describeLoadShape, describeAuto, fmtMs, fmtPct, REPORT_FILE, type ExperimentReport, type ResultsBundle, type WrittenResults } from "./report.js";
 export { PAPER_FUNCTIONS, PAPER_CONCURRENCY, PAPER_FACTS, paperFunction, paperLatencyMs } from "./paper.js";
 export { renderSvg } from "./charts.js";
+export { bootstrapIntervals, ratioOfMedians, relativeHalfWidth, roundsOf, type Interval, type Round, type Statistic } from "./bootstrap.js";
+export { benchRatios, ratioPairs, ratioFigures, tooWide, formatRatio, formatBounds, formatHalfWidth, formatRatioWithInterval, type RatioFigure, type RatioPair } from "./ratios.js";
+export { parseReps, assertSomethingToNarrow, runSeries, stopReason, describeWide, TimeBudget, DEFAULT_TARGET_SHARE, MIN_AUTO_ROUNDS, type AutoReps, type AutoRepsRecord, type RepsPlan, type RoundStatus, type RoundListener, type SeriesOutcome, type StopReason } from "./auto-reps.js";
+export { benchDensity, summarizeDensity, parseDensityModes, checkInstances, headroomBytes, DENSITY_MODES, type DensityMode, type DensityReport, type DensityRow, type DensityModeResult, type DensitySummary, type DensityOptions } from "./density.js";

@@ -7,6 +7,7 @@
  *   <out>/reuse.json, reuse.csv               `vhive bench reuse` (one row per function)
  *   <out>/load.json, load.csv                 `vhive bench load` (one row per request)
  *   <out>/trace-<keep-alive>.json, .csv       `vhive bench trace`, one pair per keep-alive setting
+ *   <out>/density.json, density.csv           `vhive bench density` (one row per idle instance)
  *   <out>/ws/<function>-<A|B|A2>.index|trace  the working sets reuse compared
  *   <out>/report.md, <out>/*.svg              tables beside the paper's figures, and charts
  *
@@ -17,12 +18,15 @@ import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, release } from "node:os";
 import { join } from "node:path";
 import type { TopLevelSpec } from "vega-lite";
-import { breakdownChart, concurrencyChart, latencyChart, loadChart, renderSvg, reuseChart, wsChart, type WsSize } from "./charts.js";
-import { benchRowsCsv, loadRowsCsv, toCsv } from "./csv.js";
+import { breakdownChart, concurrencyChart, densityChart, latencyChart, loadChart, ratioChart, renderSvg, reuseChart, wsChart, type RatioPoint, type WsSize } from "./charts.js";
+import { benchRowsCsv, densityRowsCsv, loadRowsCsv, toCsv } from "./csv.js";
+import { summarizeDensity, type DensityReport } from "./density.js";
 import type { ColdStartBenchReport, ConcurrencyBenchReport } from "./experiments.js";
 import { describeErrors, summarizeLoad, type LoadReport } from "./load.js";
 import { PAPER_CONCURRENCY, PAPER_FACTS, paperFunction } from "./paper.js";
 import type { ReuseReport } from "./reuse.js";
+import type { AutoRepsRecord } from "./auto-reps.js";
+import { benchRatios, formatBounds, formatHalfWidth, formatRatio, formatRatioWithInterval, ratioPairs, type RatioFigure } from "./ratios.js";
 import { ALL_PHASES, findSummary, isRestoreMode, summarizeRows, type BenchMode, type ModeSummary } from "./rows.js";
 import type { TraceReport } from "./trace/replay.js";
 import { traceRowsCsv, traceSection } from "./trace/report.js";
@@ -35,10 +39,11 @@ export interface ResultsBundle {
   load?: LoadReport;
   /** One replay per keep-alive setting, compared side by side. */
   trace?: TraceReport[];
+  density?: DensityReport;
 }
 
 export type Experiment = Exclude<keyof ResultsBundle, "trace">;
-export const EXPERIMENT_FILES: Record<Experiment, string> = { coldstart: "coldstart", concurrency: "concurrency", reuse: "reuse", load: "load" };
+export const EXPERIMENT_FILES: Record<Experiment, string> = { coldstart: "coldstart", concurrency: "concurrency", reuse: "reuse", load: "load", density: "density" };
 
 export const REPORT_FILE = "report.md";
 
@@ -60,10 +65,6 @@ export function fmtPct(share: number): string {
   return `${(share * 100).toFixed(1)}%`;
 }
 
-function fmtRatio(ratio: number | undefined): string {
-  return ratio === undefined || !Number.isFinite(ratio) ? "" : `${ratio.toFixed(ratio < 1.1 ? 2 : 1)}x`;
-}
-
 export function markdownTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const line = (cells: readonly string[]) => `| ${cells.map((cell) => cell.replaceAll("|", "\\|")).join(" | ")} |`;
   return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
@@ -82,7 +83,27 @@ interface Section {
   charts: Chart[];
 }
 
-const ratio = (a: ModeSummary | undefined, b: ModeSummary | undefined) => (a && b ? a.totalMs.median / b.totalMs.median : undefined);
+/** The ratios of each group (function, or concurrency level) with their intervals, as one list for the table and the chart. */
+function ratioTable(groupTitle: string, groups: readonly { group: string; figures: readonly RatioFigure[] }[]): string {
+  return markdownTable(
+    [groupTitle, "ratio", "figure", "95% interval", "±", "rounds"],
+    groups.flatMap(({ group, figures }) => figures.map((f) => [group, f.label, formatRatio(f.estimate), formatBounds(f), formatHalfWidth(f), String(f.rounds)])),
+  );
+}
+
+const ratioPoints = (groups: readonly { group: string; figures: readonly RatioFigure[] }[]): RatioPoint[] =>
+  groups.flatMap(({ group, figures }) => figures.map((f) => ({ group, ratio: f.label, estimate: f.estimate, low: f.low, high: f.high })));
+
+const fmtDuration = (ms: number) => (ms >= 60_000 ? `${Number((ms / 60_000).toFixed(1))} min` : `${Number((ms / 1000).toFixed(1))} s`);
+
+/** How --reps auto chose the rounds, in words: its settings, then how each series ended. */
+export function describeAuto(auto: AutoRepsRecord): string {
+  const target = `±${Number((auto.targetShare * 100).toFixed(1))}%`;
+  const outcomes = auto.outcomes.map((o) =>
+    o.stoppedBy === "precise" ? `${o.series} ${o.rounds} (every ratio within ${target})` : `${o.series} ${o.rounds} (time cap reached; still wider: ${o.tooWide.join(", ")})`,
+  );
+  return `rounds chosen by --reps auto (at least ${auto.minRounds}, then more until every ratio's 95% interval is within ${target}, time cap ${fmtDuration(auto.maxTimeMs)}): ${outcomes.join("; ")}`;
+}
 
 /** The working set a function's cold starts used: prefetch's, else record's. */
 function wsBytesOf(summaries: readonly ModeSummary[], fn: string): number | undefined {
@@ -93,6 +114,11 @@ export function coldStartSection(report: ColdStartBenchReport, reuse?: ReuseRepo
   const summaries = summarizeRows(report.rows);
   const fns = report.functions.map((f) => f.function);
   const has = (mode: BenchMode) => report.modes.includes(mode);
+  const ratios = fns.map((fn) => ({ group: fn, figures: benchRatios(report.rows, fn, 1, ratioPairs(report.modes)) }));
+  const ratioCell = (fn: string, numerator: BenchMode, denominator: BenchMode) => {
+    const figure = ratios.find((r) => r.group === fn)?.figures.find((f) => f.numerator === numerator && f.denominator === denominator);
+    return figure ? formatRatioWithInterval(figure) : "";
+  };
 
   // vhive beside the paper
   const header = ["function"];
@@ -124,7 +150,7 @@ export function coldStartSection(report: ColdStartBenchReport, reuse?: ReuseRepo
     for (const base of ["vanilla", "vanilla-4k"] as const) {
       if (!has(base)) continue;
       header.push(`speedup ${base} / prefetch`);
-      columns.push((fn) => fmtRatio(ratio(findSummary(summaries, fn, base), findSummary(summaries, fn, "prefetch"))));
+      columns.push((fn) => ratioCell(fn, base, "prefetch"));
     }
   }
   paperCol("paper speedup", (p) => `${p.speedup}x`);
@@ -132,7 +158,7 @@ export function coldStartSection(report: ColdStartBenchReport, reuse?: ReuseRepo
     const base: BenchMode | undefined = has("vanilla-4k") ? "vanilla-4k" : has("vanilla") ? "vanilla" : undefined;
     if (base) {
       header.push(`record / ${base}`);
-      columns.push((fn) => fmtRatio(ratio(findSummary(summaries, fn, "record"), findSummary(summaries, fn, base))));
+      columns.push((fn) => ratioCell(fn, "record", base));
     }
   }
   if (has("prefetch") || has("record")) {
@@ -186,11 +212,15 @@ export function coldStartSection(report: ColdStartBenchReport, reuse?: ReuseRepo
     ...(summaries.some((s) => isRestoreMode(s.mode)) ? [{ file: "coldstart-breakdown.svg", alt: "restore breakdown by phase", spec: breakdownChart(summaries) }] : []),
     ...(sizes.length > 0 ? [{ file: "ws-size.svg", alt: "working-set size", spec: wsChart(sizes) }] : []),
   ];
+  const hasRatios = ratios.some((r) => r.figures.length > 0);
+  if (hasRatios) charts.push({ file: "coldstart-ratios.svg", alt: "ratios with 95% intervals", spec: ratioChart("Cold-start ratios (median over median) with 95% intervals", ratioPoints(ratios)) });
   const paperNames = fns.filter((fn) => paperFunction(fn)).length;
   const markdown = [
     "## Cold starts",
     "",
-    `${report.reps} per mode and function under ${report.accel}, from ${report.startedAt}; each cold start has the snapshot's (or, for boot, the image's and kernel's) files evicted from the page cache first. ` +
+    (report.auto
+      ? `Under ${report.accel}, from ${report.startedAt}, one start of every mode per round, ${describeAuto(report.auto)}. Each cold start has the snapshot's (or, for boot, the image's and kernel's) files evicted from the page cache first. `
+      : `${report.reps} per mode and function under ${report.accel}, from ${report.startedAt}; each cold start has the snapshot's (or, for boot, the image's and kernel's) files evicted from the page cache first. `) +
       "Latency is time to first response: QEMU spawn until the reply (warm: the call alone, on a running instance after one warm-up call). The floor installs every non-zero page before the vCPUs run and leaves that out: what a restore costs when memory costs nothing.",
     "",
     "### vhive beside the paper (median ms)",
@@ -204,6 +234,18 @@ export function coldStartSection(report: ColdStartBenchReport, reuse?: ReuseRepo
     "",
     "![cold-start latency by mode](coldstart-latency.svg)",
     "",
+    ...(hasRatios
+      ? [
+          "### Ratios with 95% confidence intervals",
+          "",
+          "Each ratio is one mode's median time to first response over another's. Its interval is a bootstrap over the interleaved rounds (a round: one start of every mode; rounds are resampled whole, so both medians always come from the same rounds), 2000 resamples from a fixed seed, percentile method; none with fewer than 2 rounds.",
+          "",
+          ratioTable("function", ratios),
+          "",
+          "![ratios with 95% intervals](coldstart-ratios.svg)",
+          "",
+        ]
+      : []),
     "### Every mode (medians)",
     "",
     perMode,
@@ -212,7 +254,7 @@ export function coldStartSection(report: ColdStartBenchReport, reuse?: ReuseRepo
     "",
     breakdown,
     "",
-    ...charts.filter((c) => c.file !== "coldstart-latency.svg").flatMap((c) => [`![${c.alt}](${c.file})`, ""]),
+    ...charts.filter((c) => c.file !== "coldstart-latency.svg" && c.file !== "coldstart-ratios.svg").flatMap((c) => [`![${c.alt}](${c.file})`, ""]),
   ].join("\n");
   return { markdown, charts };
 }
@@ -220,9 +262,12 @@ export function coldStartSection(report: ColdStartBenchReport, reuse?: ReuseRepo
 export function concurrencySection(report: ConcurrencyBenchReport): Section {
   const summaries = summarizeRows(report.rows);
   const paper = report.function === "helloworld";
+  const pairs = ratioPairs(report.modes);
+  const ratios = report.levels.map((level) => ({ group: String(level), figures: benchRatios(report.rows, report.function, level, pairs) }));
   const header = ["cold starts at once", ...report.modes.flatMap((mode) => [`${mode} median ms`, `${mode} min .. max`])];
   if (paper) header.push("paper vanilla", "paper REAP");
-  const rows = report.levels.map((level) => {
+  header.push(...pairs.map((pair) => `${pair.numerator} / ${pair.denominator} (95% interval)`));
+  const rows = report.levels.map((level, i) => {
     const cells = [String(level)];
     for (const mode of report.modes) {
       const s = findSummary(summaries, report.function, mode, level);
@@ -232,20 +277,27 @@ export function concurrencySection(report: ConcurrencyBenchReport): Section {
       const p = PAPER_CONCURRENCY.find((entry) => entry.level === level);
       cells.push(p ? String(p.vanillaMs) : "", p ? String(p.reapMs) : "");
     }
+    cells.push(...ratios[i]!.figures.map(formatRatioWithInterval));
     return cells;
   });
+  const charts: Chart[] = [{ file: "concurrency.svg", alt: "concurrent cold starts", spec: concurrencyChart(report.function, summaries) }];
+  if (pairs.length > 0) charts.push({ file: "concurrency-ratios.svg", alt: "concurrent ratios with 95% intervals", spec: ratioChart(`Concurrent cold starts of ${report.function}: ratios with 95% intervals, by starts at once`, ratioPoints(ratios)) });
   const markdown = [
     "## Concurrent cold starts",
     "",
-    `${report.function} under ${report.accel}, ${report.reps} rounds per level and mode, page cache evicted once before each round (the starts of a round share it); the figure is each start's time to first response.` +
-      (paper ? " The paper's columns are its helloworld curve (Firecracker under KVM, SATA SSD)." : " The paper measured this curve for helloworld only."),
+    (report.auto
+      ? `${report.function} under ${report.accel}, one round of each mode at a time per level, ${describeAuto(report.auto)}. The page cache is evicted once before each round (the starts of a round share it); the figure is each start's time to first response.`
+      : `${report.function} under ${report.accel}, ${report.reps} rounds per level and mode, page cache evicted once before each round (the starts of a round share it); the figure is each start's time to first response.`) +
+      (paper ? " The paper's columns are its helloworld curve (Firecracker under KVM, SATA SSD)." : " The paper measured this curve for helloworld only.") +
+      (pairs.length > 0 ? " Ratios are of medians, with 95% intervals by bootstrap over the rounds of the level." : ""),
     "",
     markdownTable(header, rows),
     "",
     "![concurrent cold starts](concurrency.svg)",
     "",
+    ...(pairs.length > 0 ? [ratioTable("at once", ratios), "", "![concurrent ratios with 95% intervals](concurrency-ratios.svg)", ""] : []),
   ].join("\n");
-  return { markdown, charts: [{ file: "concurrency.svg", alt: "concurrent cold starts", spec: concurrencyChart(report.function, summaries) }] };
+  return { markdown, charts };
 }
 
 export function reuseSection(report: ReuseReport): Section {
@@ -312,6 +364,57 @@ export function loadSection(report: LoadReport): Section {
   return { markdown, charts: [{ file: "load-latency.svg", alt: "latency under load", spec: loadChart(report.function, report.rows) }] };
 }
 
+export function densitySection(report: DensityReport): Section {
+  const summaries = summarizeDensity(report);
+  const mib = (bytes: number | null) => (bytes === null ? "" : fmtMib(bytes));
+  const table = markdownTable(
+    [
+      "mode",
+      "instances",
+      "start all, s",
+      "median start ms",
+      "PSS per instance MiB",
+      "private per instance MiB",
+      "guest RAM: private copies MiB",
+      "guest RAM: shared page cache (PSS) MiB",
+      "QEMU outside guest RAM MiB",
+      "pager MiB",
+      "PSS of all MiB",
+      "MemAvailable before → after MiB",
+      "host memory per instance MiB",
+    ],
+    summaries.map((s) => [
+      s.mode,
+      String(s.instances),
+      (s.startAllMs / 1000).toFixed(1),
+      fmtMs(s.startMs.median),
+      mib(s.pssBytes),
+      mib(s.privateBytes),
+      mib(s.guestAnonBytes),
+      mib(s.guestPageCachePssBytes),
+      mib(s.otherPssBytes),
+      mib(s.pagerPssBytes),
+      mib(s.totalPssBytes),
+      `${fmtMib(s.memAvailableBeforeBytes)} → ${fmtMib(s.memAvailableAfterBytes)}`,
+      fmtMib(s.memDropPerInstanceBytes),
+    ]),
+  );
+  const markdown = [
+    "## Density: idle instances",
+    "",
+    `${report.instances} instances of ${report.function} (${report.memMib} MiB of guest memory each) per mode under ${report.accel}, from ${report.startedAt}, started one after another and kept running; once all were up each answered once (${JSON.stringify(report.input)}), then each was measured and all were stopped before the next mode. ` +
+      "Memory is QEMU's and its pager's, from /proc/<pid>/smaps_rollup (medians per instance); guest RAM is QEMU's mapping of the guest's memory, from /proc/<pid>/smaps. " +
+      "PSS divides a page among the processes that map it: `vanilla` (and `vanilla-4k`) map the snapshot's memory file privately, so a page the guest only reads stays one page-cache page shared by every instance, 1/N of it in each one's PSS, while `lazy`, `prefetch`, `floor` and `boot` hold a private anonymous copy of every page. " +
+      "Host memory per instance is MemAvailable's drop over the run divided by N (page cache counts as available, so vanilla's shared pages barely show there). Start all is the sum of the N starts, one after another (the floor's includes installing every page).",
+    "",
+    table,
+    "",
+    "![memory per idle instance](density.svg)",
+    "",
+  ].join("\n");
+  return { markdown, charts: [{ file: "density.svg", alt: "memory per idle instance", spec: densityChart(report.function, report.instances, summaries) }] };
+}
+
 /** One row per function for reuse.csv. */
 export function reuseCsv(report: ReuseReport): string {
   return toCsv(
@@ -350,6 +453,7 @@ export async function buildReport(bundle: ResultsBundle, machine = describeMachi
   if (bundle.concurrency) sections.push(concurrencySection(bundle.concurrency));
   if (bundle.load) sections.push(loadSection(bundle.load));
   if (bundle.trace?.length) sections.push(traceSection(bundle.trace));
+  if (bundle.density) sections.push(densitySection(bundle.density));
   const svgs = new Map<string, string>();
   for (const section of sections) for (const chart of section.charts) svgs.set(chart.file, await renderSvg(chart.spec));
   const markdown = [
@@ -386,12 +490,13 @@ export interface WrittenResults {
 }
 
 /** What one experiment run produced, as written to <out>/<experiment>.json. */
-export type ExperimentReport = ColdStartBenchReport | ConcurrencyBenchReport | ReuseReport | LoadReport | TraceReport;
+export type ExperimentReport = ColdStartBenchReport | ConcurrencyBenchReport | ReuseReport | LoadReport | TraceReport | DensityReport;
 
 function csvOf(report: ExperimentReport): string {
   if (report.experiment === "reuse") return reuseCsv(report);
   if (report.experiment === "load") return loadRowsCsv(report.rows);
   if (report.experiment === "trace") return traceRowsCsv(report.rows);
+  if (report.experiment === "density") return densityRowsCsv(report.rows);
   return benchRowsCsv(report.rows);
 }
 

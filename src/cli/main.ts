@@ -14,6 +14,7 @@ import { describeError } from "./format.js";
 import { benchBootVsRestoreCommand } from "./commands/bench-boot-vs-restore.js";
 import { benchColdstartCommand } from "./commands/bench-coldstart.js";
 import { benchConcurrencyCommand } from "./commands/bench-concurrency.js";
+import { benchDensityCommand } from "./commands/bench-density.js";
 import { benchLoadCommand } from "./commands/bench-load.js";
 import { benchReapCommand } from "./commands/bench-reap.js";
 import { benchReuseCommand } from "./commands/bench-reuse.js";
@@ -96,7 +97,7 @@ let root = yargs(hideBin(process.argv))
 const groups: CommandGroup[] = [
   { command: "image", describe: "build, import, list and remove function images", subcommands: [imageBuildCommand, imageImportCommand, imageLsCommand, imageRmCommand] },
   { command: "snapshot", describe: "create, list, restore, verify and remove VM snapshots", subcommands: [snapshotCreateCommand, snapshotLsCommand, snapshotRestoreCommand, snapshotVerifyCommand, snapshotRmCommand] },
-  { command: "bench", describe: "cold-start experiments", subcommands: [benchBootVsRestoreCommand, benchReapCommand, benchColdstartCommand, benchReuseCommand, benchConcurrencyCommand, benchLoadCommand, benchTraceCommand] },
+  { command: "bench", describe: "cold-start experiments", subcommands: [benchBootVsRestoreCommand, benchReapCommand, benchColdstartCommand, benchReuseCommand, benchConcurrencyCommand, benchLoadCommand, benchTraceCommand, benchDensityCommand] },
 ];
 for (const group of groups) root = registerGroup(root, group);
 const commands: AnyCommand[] = [doctorCommand, runCommand, demoCommand, serveCommand, deployCommand, invokeCommand, lsCommand, rmCommand, logsCommand];

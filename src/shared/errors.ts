@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   ERR_IMAGE_NOT_FOUND: "No image matches the given name, id or path.",
   ERR_IMAGE_AMBIGUOUS: "An id prefix matches more than one image.",
   ERR_HOST_UNSUPPORTED: "The host lacks something no package provides (TSC rate, /dev/userfaultfd, disk space).",
+  ERR_HOST_MEMORY: "The host has too little memory available for the instances asked for (`vhive bench density`).",
   ERR_ACCEL_UNAVAILABLE: "The requested accelerator (kvm) cannot run a guest on this host.",
   ERR_QEMU_START: "QEMU exited before its monitor came up (bad option, missing file, port taken).",
   ERR_PORT_IN_USE: "The host port asked for is already taken by another process.",

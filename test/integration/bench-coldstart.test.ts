@@ -16,7 +16,9 @@ describe("vhive bench coldstart", () => {
     expect(code, stderr).toBe(0);
     const printed = JSON.parse(stdout);
     expect(printed.outDir).toBe(dir);
-    expect((await readdir(dir)).sort()).toEqual(["coldstart-breakdown.svg", "coldstart-latency.svg", "coldstart.csv", "coldstart.json", "report.md", "ws-size.svg"]);
+    expect((await readdir(dir)).sort()).toEqual(["coldstart-breakdown.svg", "coldstart-latency.svg", "coldstart-ratios.svg", "coldstart.csv", "coldstart.json", "report.md", "ws-size.svg"]);
+    // one round: the ratio is printed, without an interval (that needs two rounds)
+    expect(printed.ratios).toEqual([{ group: "helloworld", figures: [expect.objectContaining({ label: "vanilla / prefetch", rounds: 1, low: null, high: null })] }]);
 
     const report = JSON.parse(await readFile(join(dir, "coldstart.json"), "utf8"));
     expect(report.rows.map((row: { mode: string }) => row.mode)).toEqual(["vanilla", "prefetch"]);
@@ -36,7 +38,7 @@ describe("vhive bench coldstart", () => {
     const markdown = await readFile(join(dir, "report.md"), "utf8");
     expect(markdown).toContain("### vhive beside the paper");
     expect(markdown).toMatch(/\| helloworld \| .*\| 232 \| .*\| 60 \|/); // the paper's vanilla and REAP beside ours
-    for (const svg of ["coldstart-latency.svg", "coldstart-breakdown.svg", "ws-size.svg"]) {
+    for (const svg of ["coldstart-latency.svg", "coldstart-breakdown.svg", "ws-size.svg", "coldstart-ratios.svg"]) {
       const text = await readFile(join(dir, svg), "utf8");
       expect(XMLValidator.validate(text), svg).toBe(true);
       expect(text, svg).toContain("helloworld");

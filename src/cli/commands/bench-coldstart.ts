@@ -1,11 +1,16 @@
-import { benchColdStarts, BENCH_MODES, orderModes, paperLatencyMs, summarizeRows, type ColdStartBenchReport, type WrittenResults } from "../../bench/index.js";
+import { assertSomethingToNarrow, benchColdStarts, benchRatios, BENCH_MODES, describeAuto, orderModes, paperLatencyMs, ratioPairs, summarizeRows, type ColdStartBenchReport, type WrittenResults } from "../../bench/index.js";
 import { openHost } from "../../start/index.js";
-import { resolveFunctions, resultsOptions, withProgressBar, writeAndPrint, writtenLines } from "../bench-output.js";
+import { printRoundStatus, ratioLines, repsOptions, repsPlan, resolveFunctions, resultsOptions, withProgressBar, writeAndPrint, writtenLines } from "../bench-output.js";
 import { defineCommand } from "../command.js";
 import { accelOption } from "../function-options.js";
 import { formatBytes, formatMs, table } from "../format.js";
 
-/** The table `vhive bench coldstart` and `vhive demo` print: one line per function and mode. */
+/** Each function's ratios with their intervals, as the text and --json print them. */
+export function coldStartRatios(report: ColdStartBenchReport) {
+  return report.functions.map((f) => ({ group: f.function, figures: benchRatios(report.rows, f.function, 1, ratioPairs(report.modes)) }));
+}
+
+/** The table `vhive bench coldstart` and `vhive demo` print: one line per function and mode, then the ratios. */
 export function describeColdStarts(report: ColdStartBenchReport, written: WrittenResults): string {
   const rows = summarizeRows(report.rows).map((s) => {
     const paper = paperLatencyMs(s.function, s.mode);
@@ -20,11 +25,14 @@ export function describeColdStarts(report: ColdStartBenchReport, written: Writte
       paper === undefined ? "" : `${paper} ms`,
     ];
   });
+  const ratios = ratioLines("function", coldStartRatios(report));
   return [
     `cold starts under ${report.accel}, ${report.reps} per mode, page cache evicted before each; time from QEMU spawn to the reply (warm: the call alone)`,
+    ...(report.auto ? [describeAuto(report.auto)] : []),
     "",
     table([["function", "mode", "median", "min .. max", "faults", "read", "working set", "paper (KVM)"], ...rows]),
     "",
+    ...(ratios.length > 0 ? [...ratios, ""] : []),
     ...writtenLines(written),
   ].join("\n");
 }
@@ -33,15 +41,18 @@ export const benchColdstartCommand = defineCommand({
   command: "coldstart",
   describe: "cold starts of each function in each mode (warm, boot, snapshot memory modes), with a report beside the paper's figures",
   builder: (yargs) =>
-    resultsOptions(accelOption(yargs), "coldstart")
+    repsOptions(resultsOptions(accelOption(yargs), "coldstart"), 3, "rounds per function (one start of every mode each)")
       .option("functions", { type: "string", default: "helloworld,json_serdes", describe: "comma-separated suite functions or images" })
-      .option("modes", { type: "string", default: "warm,boot,vanilla,vanilla-4k,record,prefetch,floor", describe: `comma-separated, of ${BENCH_MODES.join(", ")}` })
-      .option("reps", { type: "number", default: 3, describe: "starts per function and mode" }),
+      .option("modes", { type: "string", default: "warm,boot,vanilla,vanilla-4k,record,prefetch,floor", describe: `comma-separated, of ${BENCH_MODES.join(", ")}` }),
   run: async (args, context) => {
     const modes = orderModes(args.modes.split(",").filter(Boolean));
+    const reps = repsPlan(args);
+    assertSomethingToNarrow(reps, modes);
     const images = await resolveFunctions(args.functions, context);
     const host = await openHost({ stateDir: context.stateDir, accel: args.accel, log: context.log });
-    const report = await withProgressBar("cold starts", context, (onProgress) => benchColdStarts(host, images, { modes, reps: args.reps, signal: context.signal, onProgress }));
-    await writeAndPrint(report, args, "coldstart", context, describeColdStarts);
+    const report = await withProgressBar("cold starts", context, (onProgress) =>
+      benchColdStarts(host, images, { modes, reps, signal: context.signal, onProgress, onRound: (status) => printRoundStatus(status, reps) }),
+    );
+    await writeAndPrint(report, args, "coldstart", context, describeColdStarts, { ratios: coldStartRatios(report) });
   },
 });

@@ -96,6 +96,31 @@ describe("the cold-start experiment", () => {
   });
 });
 
+describe("--reps auto in the experiments", () => {
+  const auto = { minRounds: 3, maxTimeMs: 60_000, targetShare: 0.05 };
+
+  it("coldstart runs the minimum, stops when the ratios are precise, and records how each function ended", async () => {
+    const statuses: string[] = [];
+    const report = await benchColdStarts(host, [image], { modes: ["vanilla", "prefetch"], reps: auto, onRound: (s) => statuses.push(`${s.series} ${s.round} ${s.ratios.map((r) => r.label).join(",")} ${s.stoppedBy ?? ""}`) });
+    // every restore takes 400 ms here, so vanilla / prefetch is exactly 1 from the second round on
+    expect(report.rows.map((row) => `${row.mode} ${row.rep}`)).toEqual(["vanilla 1", "prefetch 1", "vanilla 2", "prefetch 2", "vanilla 3", "prefetch 3"]);
+    expect(statuses).toEqual(["helloworld 1 vanilla / prefetch ", "helloworld 2 vanilla / prefetch ", "helloworld 3 vanilla / prefetch precise"]);
+    expect(report.reps).toBe(3);
+    expect(report.auto).toEqual({ ...auto, outcomes: [{ series: "helloworld", rounds: 3, stoppedBy: "precise", tooWide: [] }] });
+  });
+
+  it("refuses auto when the modes give no ratio to narrow, before any start", async () => {
+    await expect(benchColdStarts(host, [image], { modes: ["warm", "vanilla"], reps: auto })).rejects.toMatchObject({ code: "ERR_VALIDATION" });
+    expect(calls).toEqual([]);
+  });
+
+  it("concurrency runs each level as its own series", async () => {
+    const report = await benchConcurrency(host, image, { levels: [1, 2], modes: ["vanilla", "prefetch"], reps: auto });
+    expect(report.auto!.outcomes.map((o) => `${o.series}: ${o.rounds} ${o.stoppedBy}`)).toEqual(["1 at once: 3 precise", "2 at once: 3 precise"]);
+    expect(report.rows.filter((row) => row.concurrency === 2)).toHaveLength(3 * 2 * 2);
+  });
+});
+
 describe("the concurrency experiment", () => {
   it("starts `level` restores at once, evicting once per round", async () => {
     const report = await benchConcurrency(host, image, { levels: [1, 3], modes: ["vanilla"], reps: 1 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { orderModes, parseConcurrentModes, parseLevels } from "../../../src/bench/experiments.js";
-import { progressLine } from "../../../src/cli/bench-output.js";
+import { progressLine, repsPlan } from "../../../src/cli/bench-output.js";
 import { isVhiveError } from "../../../src/shared/errors.js";
 
 function codeOf(run: () => unknown): string | undefined {
@@ -30,6 +30,19 @@ describe("experiment options", () => {
   it("record cannot run concurrently (the starts would race to write one working set)", () => {
     expect(parseConcurrentModes("prefetch,vanilla")).toEqual(["vanilla", "prefetch"]);
     expect(codeOf(() => parseConcurrentModes("vanilla,record"))).toBe("ERR_VALIDATION");
+  });
+});
+
+describe("--reps", () => {
+  it("is a number of rounds, or auto with its minimum, its time cap and the +-5% target", () => {
+    expect(repsPlan({ reps: "3", "min-reps": 5, "max-time": "20m" })).toBe(3);
+    expect(repsPlan({ reps: "auto", "min-reps": 6, "max-time": "90s" })).toEqual({ minRounds: 6, maxTimeMs: 90_000, targetShare: 0.05 });
+  });
+
+  it("auto refuses a minimum below 5 rounds (an interval too narrow to stop on) and a cap that is no duration", () => {
+    expect(codeOf(() => repsPlan({ reps: "auto", "min-reps": 4, "max-time": "20m" }))).toBe("ERR_VALIDATION");
+    expect(codeOf(() => repsPlan({ reps: "auto", "min-reps": 5, "max-time": "soon" }))).toBe("ERR_VALIDATION");
+    expect(codeOf(() => repsPlan({ reps: "0", "min-reps": 5, "max-time": "20m" }))).toBe("ERR_VALIDATION");
   });
 });
 

@@ -83,12 +83,41 @@ describe("the report", () => {
     expect(cell("paper vanilla")).toBe("232");
     expect(cell("prefetch (REAP)")).toBe("382");
     expect(cell("paper REAP")).toBe("60");
-    expect(cell("speedup vanilla-4k / prefetch")).toBe(`${(902 / 382).toFixed(1)}x`);
+    // the figure as ever, then its 95% interval over the 3 rounds
+    expect(cell("speedup vanilla-4k / prefetch")).toMatch(new RegExp(`^${(902 / 382).toFixed(1)}x \\(2\\.3\\d\\.\\.2\\.3\\d\\)$`));
     expect(cell("paper speedup")).toBe("3.9x");
     expect(cell("WS MiB")).toBe(((4000 * 4096) / 1048576).toFixed(1));
     expect(cell("paper WS MB")).toBe("8");
     expect(markdown).toContain("### Breakdown (median ms per phase)");
     expect(markdown).toContain("![cold-start latency by mode](coldstart-latency.svg)");
+  });
+
+  it("lists every ratio with its 95% interval and rounds, prefetch / floor included", async () => {
+    const { markdown } = await buildReport({ coldstart: syntheticColdStart(["helloworld"], ["vanilla", "vanilla-4k", "prefetch", "floor"], 3) }, "m");
+    const section = markdown.split("### Ratios with 95% confidence intervals")[1]!.split("###")[0]!;
+    const lines = section.split("\n").filter((line) => line.startsWith("| helloworld |"));
+    expect(lines.map((line) => line.split("|")[2]!.trim())).toEqual(["vanilla / prefetch", "vanilla-4k / prefetch", "prefetch / floor"]);
+    // prefetch / floor: 381..383 over 351..353, medians 382 / 352
+    expect(lines[2]).toMatch(new RegExp(`^\\| helloworld \\| prefetch / floor \\| ${(382 / 352).toFixed(2)}x \\| 1\\.08\\.\\.1\\.09 \\| ±0\\.\\d% \\| 3 \\|$`));
+    expect(markdown).toContain("![ratios with 95% intervals](coldstart-ratios.svg)");
+  });
+
+  it("says how --reps auto chose the rounds: its settings and how each function's rounds ended", async () => {
+    const report = {
+      ...syntheticColdStart(["helloworld", "json_serdes"], ["vanilla", "prefetch"], 5),
+      auto: {
+        minRounds: 5,
+        maxTimeMs: 20 * 60_000,
+        targetShare: 0.05,
+        outcomes: [
+          { series: "helloworld", rounds: 5, stoppedBy: "precise" as const, tooWide: [] },
+          { series: "json_serdes", rounds: 5, stoppedBy: "time cap" as const, tooWide: ["vanilla / prefetch ±7.2%"] },
+        ],
+      },
+    };
+    const { markdown } = await buildReport({ coldstart: report }, "m");
+    expect(markdown).toContain("rounds chosen by --reps auto (at least 5, then more until every ratio's 95% interval is within ±5%, time cap 20 min)");
+    expect(markdown).toContain("helloworld 5 (every ratio within ±5%); json_serdes 5 (time cap reached; still wider: vanilla / prefetch ±7.2%)");
   });
 
   it("leaves out columns of modes that did not run", async () => {
@@ -101,7 +130,7 @@ describe("the report", () => {
 
   it("renders each chart as SVG that parses and shows its series", async () => {
     const { svgs } = await buildReport({ coldstart: syntheticColdStart(), reuse: syntheticReuse(), concurrency: syntheticConcurrency() }, "m");
-    expect([...svgs.keys()].sort()).toEqual(["coldstart-breakdown.svg", "coldstart-latency.svg", "concurrency.svg", "reuse.svg", "ws-size.svg"]);
+    expect([...svgs.keys()].sort()).toEqual(["coldstart-breakdown.svg", "coldstart-latency.svg", "coldstart-ratios.svg", "concurrency-ratios.svg", "concurrency.svg", "reuse.svg", "ws-size.svg"]);
     for (const svg of svgs.values()) expectValidSvg(svg);
 
     const latency = svgTexts(svgs.get("coldstart-latency.svg")!);
@@ -120,6 +149,10 @@ describe("the report", () => {
     expect(svgs.get("concurrency.svg")!.match(/stroke-dasharray/g)?.length ?? 0).toBeGreaterThan(0);
 
     expect(svgTexts(svgs.get("reuse.svg")!)).toContain("|A∩B| / |A|");
+
+    const ratios = svgTexts(svgs.get("coldstart-ratios.svg")!);
+    for (const label of ["helloworld", "json_serdes", "vanilla / prefetch", "vanilla-4k / prefetch", "prefetch / floor", "record / vanilla-4k"]) expect(ratios).toContain(label);
+    expect(svgTexts(svgs.get("concurrency-ratios.svg")!)).toContain("vanilla / prefetch");
   });
 
   it("draws one bar per series value: the latency chart has a mark for every function, mode and source", async () => {
@@ -152,7 +185,7 @@ describe("writing results", () => {
   it("writes JSON, CSV, report.md and the SVGs, and one report over every experiment in the directory", async () => {
     const out = join(dir.path, "results");
     const first = await writeResults(out, syntheticColdStart());
-    expect((await readdir(out)).sort()).toEqual(["coldstart-breakdown.svg", "coldstart-latency.svg", "coldstart.csv", "coldstart.json", "report.md", "ws-size.svg"]);
+    expect((await readdir(out)).sort()).toEqual(["coldstart-breakdown.svg", "coldstart-latency.svg", "coldstart-ratios.svg", "coldstart.csv", "coldstart.json", "report.md", "ws-size.svg"]);
     expect(first.report).toBe(join(out, "report.md"));
     expect(JSON.parse(await readFile(join(out, "coldstart.json"), "utf8")).rows).toHaveLength(2 * 7 * 3);
 

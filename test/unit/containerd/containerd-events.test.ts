@@ -7,6 +7,7 @@
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
@@ -65,11 +66,16 @@ describe("the event publisher against containerd", () => {
     const subscriber = new ChildHandle("ctr events", "ctr", ["--address", grpcAddress, "events"], { stdio: ["ignore", "pipe", "pipe"] });
     cleanups.push(() => subscriber.stop());
     // ctr says nothing when its subscription starts: an event of containerd's own, caused
-    // here, shows that it is listening.
-    const ready = lineMatching(subscriber.process.stdout!, subscriber, /\/namespaces\/create/, printed);
-    const created = new ChildHandle("ctr namespaces create", "ctr", ["--address", grpcAddress, "namespaces", "create", "vhive-probe"], { stdio: "ignore" });
-    cleanups.push(() => created.destroy());
-    await created.exited;
+    // here, shows that it is listening. One made before it subscribed is never seen, so make
+    // another until one is.
+    let listening = false;
+    const ready = lineMatching(subscriber.process.stdout!, subscriber, /\/namespaces\/create/, printed).then(() => (listening = true));
+    for (let probe = 0; !listening && probe < 100; probe++) {
+      const created = new ChildHandle("ctr namespaces create", "ctr", ["--address", grpcAddress, "namespaces", "create", `vhive-probe-${probe}`], { stdio: "ignore" });
+      cleanups.push(() => created.destroy());
+      await created.exited;
+      await Promise.race([ready, sleep(200)]);
+    }
     await ready;
 
     const exited = lineMatching(subscriber.process.stdout!, subscriber, /\/tasks\/exit/, printed);
