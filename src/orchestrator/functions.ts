@@ -149,7 +149,7 @@ export class Functions {
     const arrived = performance.now();
     try {
       const result = await pool.invoke(data, options);
-      const id = this.#record({ function: name, instance: result.instance, start: result.start, status: "ok", totalMs: result.totalMs, breakdown: result.breakdown });
+      const id = this.#record({ function: name, instance: result.instance, start: result.start, status: "ok", totalMs: result.totalMs, breakdown: result.breakdown, note: result.notes?.join("; ") });
       return { id, function: name, ...result };
     } catch (error) {
       const totalMs = roundMs(performance.now() - arrived);
@@ -212,7 +212,7 @@ export class Functions {
     this.#draining.add(closing);
   }
 
-  #record(entry: { function: string; instance: string | null; start: StartKind | null; status: "ok" | "error"; totalMs: number; breakdown: Record<string, number>; error?: unknown }): number {
+  #record(entry: { function: string; instance: string | null; start: StartKind | null; status: "ok" | "error"; totalMs: number; breakdown: Record<string, number>; error?: unknown; note?: string }): number {
     this.#options.observer?.invoked(entry.function, entry.start, entry.status, entry.totalMs);
     try {
       return this.#options.store.addInvocation({
@@ -225,6 +225,7 @@ export class Functions {
         totalMs: entry.totalMs,
         breakdown: entry.breakdown,
         at: new Date().toISOString(),
+        note: entry.note ?? null,
       });
     } catch (error) {
       // The reply matters more than its record: log and go on.

@@ -15,6 +15,8 @@ export interface StartInfo {
   breakdown: Record<string, number>;
   /** The snapshot restored, for restores. */
   snapshotId?: string;
+  /** What the start had to do besides starting (a damaged snapshot quarantined, ...). */
+  notes?: string[];
 }
 
 export interface PoolInstance {

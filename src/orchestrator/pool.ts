@@ -60,6 +60,8 @@ export interface PoolInvocation {
   totalMs: number;
   /** queueMs (waiting for an instance), the start's phases when cold, invokeMs. */
   breakdown: Record<string, number>;
+  /** What the daemon had to do to serve it (recovered from a damaged snapshot, served again), if anything. */
+  notes?: string[];
 }
 
 interface Slot {
@@ -162,29 +164,38 @@ export class FunctionPool {
     if (this.#closing) throw this.#shuttingDown();
     const arrived = performance.now();
     this.#arrival(arrived);
-    const lease = await this.#acquire();
-    const { slot, cold, coldSince } = lease;
-    const instance = slot.instance!;
-    const leased = performance.now();
-    try {
-      const result = await instance.invoke(data, { signal: options.signal, timeoutMs: this.#invokeTimeoutMs });
-      const totalMs = performance.now() - arrived;
-      const breakdown = cold
-        ? { queueMs: roundMs((coldSince ?? arrived) - arrived), ...cold.breakdown, invokeMs: roundMs(result.ms) }
-        : { queueMs: roundMs(leased - arrived), invokeMs: roundMs(result.ms) };
-      return { instance: instance.id, start: cold?.kind ?? "warm", response: result.response, text: result.text, totalMs: roundMs(totalMs), breakdown };
-    } catch (error) {
-      if (instance.failed.aborted) {
+    const notes: string[] = [];
+    for (let attempt = 1; ; attempt++) {
+      const lease = await this.#acquire();
+      const { slot, cold, coldSince } = lease;
+      const instance = slot.instance!;
+      const leased = performance.now();
+      try {
+        const result = await instance.invoke(data, { signal: options.signal, timeoutMs: this.#invokeTimeoutMs });
+        const totalMs = performance.now() - arrived;
+        const breakdown = cold
+          ? { queueMs: roundMs((coldSince ?? arrived) - arrived), ...cold.breakdown, invokeMs: roundMs(result.ms) }
+          : { queueMs: roundMs(leased - arrived), invokeMs: roundMs(result.ms) };
+        notes.push(...(cold?.notes ?? []));
+        return { instance: instance.id, start: cold?.kind ?? "warm", response: result.response, text: result.text, totalMs: roundMs(totalMs), breakdown, ...(notes.length > 0 ? { notes } : {}) };
+      } catch (error) {
+        if (!instance.failed.aborted) throw error;
         const reason = instance.failed.reason as VhiveError;
         this.#lose(slot, reason);
+        // The instance ran from a damaged snapshot: the starter has set it aside, so a new
+        // instance will not, and the request is served again (once) rather than failed.
+        if (isVhiveError(reason, "ERR_SNAPSHOT_CORRUPT") && attempt === 1 && !this.#closing) {
+          this.#log.warn("instance died of a damaged snapshot; serving its request again on a new instance", { instance: instance.id, error: reason.message });
+          notes.push(...(cold?.notes ?? []), `instance ${instance.id} died serving this request: ${reason.message}; the request was served again by a new instance`);
+          continue;
+        }
         throw new VhiveError("ERR_INSTANCE_FAILED", `instance ${instance.id} of function ${this.fn.name} died during the request: ${reason.message}`, {
           details: reason.details,
           cause: reason,
         });
+      } finally {
+        this.#release(slot);
       }
-      throw error;
-    } finally {
-      this.#release(slot);
     }
   }
 

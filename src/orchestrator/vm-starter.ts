@@ -11,14 +11,20 @@
  * with its guest size, and passes checkSnapshot; one that fails is skipped (and kept on disk for
  * inspection), so the function falls back to boot + a new snapshot. While an instance is being
  * saved as the snapshot, new starts of that function wait for it.
+ *
+ * Damage is recovered from without losing what is still good: a working set that fails its
+ * checksums is moved aside and the restore tried again without it (recording a new one); a
+ * damaged memory file, checksum file or device state quarantines the snapshot, and the function
+ * boots and makes a new one. Damage found while an instance runs ends that instance; the pool
+ * then serves the request again on a new one.
  */
 import { ImageStore, type StoredImage } from "../image/index.js";
-import { loadWorkingSet } from "../memory/index.js";
+import { loadWorkingSet, moveWorkingSetAside, type WorkingSet } from "../memory/index.js";
 import type { InvokeResult } from "../invoke/index.js";
 import { roundMs } from "../metrics/index.js";
-import { VhiveError, isVhiveError, messageOf } from "../shared/errors.js";
+import { SnapshotCorruptError, VhiveError, isVhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
-import type { StoredSnapshot } from "../snapshot/index.js";
+import { SnapshotStore, type StoredSnapshot } from "../snapshot/index.js";
 import type { FunctionRecord } from "../store/index.js";
 import { bootInstance, defaultRequestData, findUsableSnapshot, restoreInstance, saveRecordedWorkingSet, SnapshotCapture, type Host, type Instance, type RestoreStart } from "../start/index.js";
 import type { InstanceStarter, PoolInstance, StartInfo } from "./pool-types.js";
@@ -52,28 +58,17 @@ export class VmStarter implements InstanceStarter {
     if (fn.start === "boot") return new VmInstance(await bootInstance(this.#host, image, boot), image, this.#log);
 
     await this.#captures.get(fn.name)?.saving;
+    /** What this start had to do on the way (recoveries), for the request's record. */
+    const notes: string[] = [];
     const snapshot = await findUsableSnapshot(this.#host, image, {
       accept: (meta) => meta.function === fn.name && !this.#unusable.has(meta.id) && meta.fingerprint.memMib === fn.memMib && meta.fingerprint.vcpus === fn.vcpus,
-      onUnusable: (unusable, error) => this.#markUnusable(unusable.meta.id, error),
+      onUnusable: (unusable, error) => this.#snapshotUnusable(unusable, error, notes),
     });
     if (snapshot) {
-      const id = snapshot.meta.id;
-      // One recorder per snapshot: while one records, other starts restore it plainly.
-      const recorder = fn.start === "reap" && !(await hasWorkingSet(snapshot)) && !this.#recording.has(id);
-      if (recorder) this.#recording.add(id);
-      const mode = fn.start === "reap" && (recorder || !this.#recording.has(id)) ? "reap" : "vanilla";
-      try {
-        const instance = await restoreInstance(this.#host, snapshot, { mode, signal: options.signal });
-        const recordInto = instance.start.kind === "record" ? { snapshot, done: () => this.#recording.delete(id) } : undefined;
-        if (recorder && !recordInto) this.#recording.delete(id);
-        return new VmInstance(instance, image, this.#log, { recordInto });
-      } catch (error) {
-        if (recorder) this.#recording.delete(id);
-        if (!SNAPSHOT_UNUSABLE.some((code) => isVhiveError(error, code)) || options.signal.aborted) throw error;
-        this.#markUnusable(id, error);
-      }
+      const restored = await this.#restore(fn, snapshot, image, options.signal, notes);
+      if (restored) return restored;
     }
-    if (this.#captures.has(fn.name)) return new VmInstance(await bootInstance(this.#host, image, boot), image, this.#log);
+    if (this.#captures.has(fn.name)) return new VmInstance(await bootInstance(this.#host, image, boot), image, this.#log, { notes });
     const entry: { saving: Promise<unknown> | undefined } = { saving: undefined };
     this.#captures.set(fn.name, entry);
     let capture: SnapshotCapture;
@@ -89,26 +84,94 @@ export class VmStarter implements InstanceStarter {
     };
     return new VmInstance(capture.instance, image, this.#log, {
       capture: { save: end((n) => capture.save(n)), discard: end(() => capture.discard()) },
+      notes,
     });
   }
 
-  #markUnusable(id: string, error: unknown): void {
+  /**
+   * Restore the snapshot by the function's policy. A damaged working set is moved aside and the
+   * restore tried once more without it (recording a new one); a snapshot that cannot be used is
+   * quarantined or skipped: undefined, and the caller boots.
+   */
+  async #restore(fn: FunctionRecord, snapshot: StoredSnapshot, image: StoredImage, signal: AbortSignal, notes: string[]): Promise<VmInstance | undefined> {
+    const id = snapshot.meta.id;
+    for (let attempt = 1; ; attempt++) {
+      const workingSet = await workingSetOf(snapshot);
+      // One recorder per snapshot: while one records, other starts restore it plainly.
+      const recorder = fn.start === "reap" && workingSet === undefined && !this.#recording.has(id);
+      if (recorder) this.#recording.add(id);
+      const mode = fn.start === "reap" && (recorder || !this.#recording.has(id)) ? "reap" : "vanilla";
+      try {
+        const instance = await restoreInstance(this.#host, snapshot, { mode, signal });
+        const recordInto = instance.start.kind === "record" ? { snapshot, done: () => this.#recording.delete(id) } : undefined;
+        if (recorder && !recordInto) this.#recording.delete(id);
+        // Damage found later, by a fault the pager serves while the instance runs: the pool
+        // retries the request; make sure no other start uses the damage meanwhile.
+        void instance.vm.failure.then((error) => {
+          if (error instanceof SnapshotCorruptError) void this.#damaged(snapshot, workingSet, error, []);
+        });
+        return new VmInstance(instance, image, this.#log, { recordInto, notes });
+      } catch (error) {
+        if (recorder) this.#recording.delete(id);
+        if (signal.aborted) throw error;
+        if (error instanceof SnapshotCorruptError && error.part === "working-set" && attempt === 1) {
+          await this.#damaged(snapshot, workingSet, error, notes);
+          continue;
+        }
+        if (!SNAPSHOT_UNUSABLE.some((code) => isVhiveError(error, code))) throw error;
+        if (error instanceof SnapshotCorruptError) await this.#damaged(snapshot, workingSet, error, notes);
+        else this.#snapshotUnusable(snapshot, error, notes);
+        return undefined;
+      }
+    }
+  }
+
+  /**
+   * Recover from damage: a damaged working set is moved aside (the next REAP start records a
+   * new one); anything else quarantines the snapshot (kept for inspection, listed as damaged),
+   * so the function boots and makes a new one. Idempotent; says what it did in `notes`.
+   */
+  async #damaged(snapshot: StoredSnapshot, workingSet: WorkingSet | "damaged" | undefined, error: SnapshotCorruptError, notes: string[]): Promise<void> {
+    const id = snapshot.meta.id;
+    if (error.part === "working-set") {
+      const recordedAt = workingSet && workingSet !== "damaged" ? workingSet.meta.recordedAt : undefined;
+      const movedTo = await moveWorkingSetAside(snapshot, recordedAt, error.message).catch((moveError: unknown) => {
+        this.#log.error("moving a damaged working set aside failed", { snapshot: id, error: messageOf(moveError) });
+        return undefined;
+      });
+      const note = `${error.message}; the working set was moved aside${movedTo ? ` to ${movedTo}` : ""} and is recorded again`;
+      this.#log.warn("damaged working set moved aside", { snapshot: id, error: error.message, movedTo });
+      notes.push(note);
+      return;
+    }
+    // Synchronously first: a start that begins while the quarantine is being written skips it too.
     this.#unusable.add(id);
+    notes.push(`${error.message}; the snapshot was quarantined (kept in ${snapshot.dir}) and the function boots and makes a new one`);
+    this.#log.warn("damaged snapshot quarantined: it is kept on disk, and the function boots and makes a new one", { snapshot: id, error: error.message });
+    await new SnapshotStore(this.#host.paths).quarantine(snapshot, error.message).catch((quarantineError: unknown) => {
+      this.#log.error("quarantining a damaged snapshot failed", { snapshot: id, error: messageOf(quarantineError) });
+    });
+  }
+
+  /** A snapshot that fails its checks: damage quarantines it; a mismatch only skips it. */
+  #snapshotUnusable(snapshot: StoredSnapshot, error: unknown, notes: string[]): void {
+    if (error instanceof SnapshotCorruptError) {
+      void this.#damaged(snapshot, undefined, error, notes);
+      return;
+    }
+    this.#unusable.add(snapshot.meta.id);
     this.#log.warn("snapshot skipped: it is kept on disk, and the function boots and makes a new one", {
-      snapshot: id,
+      snapshot: snapshot.meta.id,
       code: isVhiveError(error) ? error.code : undefined,
       error: messageOf(error),
     });
+    notes.push(`snapshot ${snapshot.meta.id} cannot be used (${messageOf(error)}); the function boots and makes a new one`);
   }
-
 }
 
-/** Whether the snapshot has a working set; a damaged one counts, so the restore reports it. */
-async function hasWorkingSet(snapshot: StoredSnapshot): Promise<boolean> {
-  return loadWorkingSet(snapshot).then(
-    (ws) => ws !== undefined,
-    () => true,
-  );
+/** The snapshot's working set, "damaged" if it cannot be read (the restore then reports it), or undefined. */
+async function workingSetOf(snapshot: StoredSnapshot): Promise<WorkingSet | "damaged" | undefined> {
+  return loadWorkingSet(snapshot).catch(() => "damaged" as const);
 }
 
 interface RecordTarget {
@@ -119,6 +182,8 @@ interface RecordTarget {
 interface VmInstanceOptions {
   /** Record mode: write the working set after the first invocation. */
   recordInto?: RecordTarget;
+  /** What the start had to do besides starting (recoveries), reported with the request. */
+  notes?: readonly string[];
   /** This instance is the function's snapshot in the making. */
   capture?: { save: (invocations: number) => Promise<unknown>; discard: (invocations: number) => Promise<unknown> };
 }
@@ -146,7 +211,7 @@ class VmInstance implements PoolInstance {
     this.id = instance.vm.id;
     this.failed = instance.vm.failed;
     this.#log = log.child({ instance: this.id });
-    this.started = startInfo(instance);
+    this.started = startInfo(instance, options.notes ?? []);
   }
 
   get pid(): number | undefined {
@@ -193,14 +258,15 @@ class VmInstance implements PoolInstance {
   }
 }
 
-function startInfo(instance: Instance): StartInfo {
+function startInfo(instance: Instance, notes: readonly string[]): StartInfo {
   const start = instance.start;
+  const said = notes.length > 0 ? { notes: [...notes] } : {};
   if (start.kind === "boot") {
     const { qemuStartMs, kernelBootMs, initMs, functionReadyMs } = start.times;
-    return { kind: "boot", breakdown: { qemuStartMs: roundMs(qemuStartMs), kernelBootMs: roundMs(kernelBootMs), initMs: roundMs(initMs), functionReadyMs: roundMs(functionReadyMs) } };
+    return { kind: "boot", breakdown: { qemuStartMs: roundMs(qemuStartMs), kernelBootMs: roundMs(kernelBootMs), initMs: roundMs(initMs), functionReadyMs: roundMs(functionReadyMs) }, ...said };
   }
   const kind = start.kind === "record" || start.kind === "prefetch" ? start.kind : "vanilla";
   const breakdown: Record<string, number> = {};
   for (const [phase, ms] of Object.entries(start.times)) breakdown[phase] = roundMs(ms);
-  return { kind, breakdown, snapshotId: start.snapshotId };
+  return { kind, breakdown, snapshotId: start.snapshotId, ...said };
 }

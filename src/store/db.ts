@@ -5,13 +5,14 @@
  *
  *   functions(name PRIMARY KEY, record JSON, updated_at, keepalive_policy)
  *   invocations(id, function, instance, start, status, error_code, error_message, total_ms,
- *               breakdown JSON, at)
+ *               breakdown JSON, at, note)
  *
  * Images, snapshots and working sets are files in the state directory, not rows here.
  *
  * The schema's version is SQLite's user_version; opening a database runs the migrations it has
  * not had yet, in one transaction each, so a database from an older vhive keeps its functions
- * and records (1: keepalive_policy, 'fixed' for every function deployed before).
+ * and records (1: keepalive_policy, 'fixed' for every function deployed before; 2: an
+ * invocation's note, what the daemon did to serve it, such as recovering from a damaged snapshot).
  */
 import Database from "better-sqlite3";
 import { VhiveError, messageOf } from "../shared/errors.js";
@@ -41,6 +42,7 @@ CREATE INDEX IF NOT EXISTS invocations_by_function ON invocations (function, id)
 /** Migration n takes the schema from version n to n + 1. */
 const MIGRATIONS: readonly string[] = [
   "ALTER TABLE functions ADD COLUMN keepalive_policy TEXT NOT NULL DEFAULT 'fixed'",
+  "ALTER TABLE invocations ADD COLUMN note TEXT",
 ];
 
 function migrate(db: Database.Database): void {
@@ -73,6 +75,7 @@ interface InvocationRow {
   total_ms: number;
   breakdown: string;
   at: string;
+  note: string | null;
 }
 
 function storeError(step: string, error: unknown): VhiveError {
@@ -88,7 +91,7 @@ function prepareStatements(db: Database.Database) {
     getFunction: db.prepare("SELECT record, keepalive_policy FROM functions WHERE name = ?"),
     listFunctions: db.prepare("SELECT record, keepalive_policy FROM functions ORDER BY name"),
     deleteFunction: db.prepare("DELETE FROM functions WHERE name = ?"),
-    addInvocation: db.prepare("INSERT INTO invocations (function, instance, start, status, error_code, error_message, total_ms, breakdown, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+    addInvocation: db.prepare("INSERT INTO invocations (function, instance, start, status, error_code, error_message, total_ms, breakdown, at, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
     invocations: db.prepare("SELECT * FROM (SELECT * FROM invocations WHERE function = ? ORDER BY id DESC LIMIT ?) ORDER BY id"),
   };
 }
@@ -150,6 +153,7 @@ export class Store {
         invocation.totalMs,
         JSON.stringify(invocation.breakdown),
         invocation.at,
+        invocation.note ?? null,
       ),
     );
     return Number(info.lastInsertRowid);
@@ -171,6 +175,7 @@ export class Store {
       totalMs: row.total_ms,
       breakdown: JSON.parse(row.breakdown) as Record<string, number>,
       at: row.at,
+      note: row.note,
     }));
   }
 

@@ -49,6 +49,8 @@ export interface InvocationRecord {
   totalMs: number;
   breakdown: Record<string, number>;
   at: string;
+  /** What the daemon had to do to serve it (a damaged snapshot quarantined, a request retried), if anything. */
+  note: string | null;
 }
 
-export type NewInvocation = Omit<InvocationRecord, "id">;
+export type NewInvocation = Omit<InvocationRecord, "id" | "note"> & { note?: string | null };

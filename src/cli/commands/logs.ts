@@ -5,7 +5,7 @@ import { formatMs, formatTimestamp, table } from "../format.js";
 
 export const logsCommand = defineCommand({
   command: "logs <name>",
-  describe: "the recorded invocations of a function: when, how it started, how long, and errors",
+  describe: "the recorded invocations of a function: when, how it started, how long, errors, and what the daemon did to serve them",
   builder: (yargs) =>
     yargs
       .positional("name", { type: "string", demandOption: true, describe: "function name" })
@@ -37,5 +37,7 @@ export const logsCommand = defineCommand({
         ]),
       ]),
     );
+    // What the daemon did to serve a request (a damaged snapshot recovered from), under the table.
+    for (const record of invocations) if (record.note) context.print(`#${record.id}: ${record.note}`);
   },
 });

@@ -47,8 +47,8 @@ export class FakeInstance implements PoolInstance {
     return this.#holds.length;
   }
 
-  die(message = "QEMU was killed by SIGKILL while the VM was running"): void {
-    this.#controller.abort(new VhiveError("ERR_VM_EXITED", message));
+  die(message = "QEMU was killed by SIGKILL while the VM was running", code: "ERR_VM_EXITED" | "ERR_SNAPSHOT_CORRUPT" = "ERR_VM_EXITED"): void {
+    this.#controller.abort(new VhiveError(code, message));
   }
 
   async retire(): Promise<void> {

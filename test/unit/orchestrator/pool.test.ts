@@ -170,6 +170,35 @@ describe("instance pool", () => {
     await expect(p.invoke("y")).resolves.toMatchObject({ start: "boot", instance: "hello-1" });
   });
 
+  it("a request whose instance died of a damaged snapshot is served again, once, by a new instance, saying so", async () => {
+    const starter = new FakeStarter();
+    starter.holdNew = true;
+    starter.kinds = ["record", "boot"];
+    const p = pool(starter);
+    const reply = p.invoke("x");
+    await ticks();
+    starter.holdNew = false;
+    starter.instances[0]!.die("snapshot s1: its memory file /s/mem is damaged at offset 8192 (0x2000): the page does not match its checksum", "ERR_SNAPSHOT_CORRUPT");
+    const result = await reply;
+    expect(result).toMatchObject({ start: "boot", instance: "hello-1", text: "Hello, x!" });
+    expect(result.notes).toEqual([expect.stringMatching(/^instance hello-0 died serving this request: snapshot s1: its memory file \/s\/mem is damaged at offset 8192 .*served again by a new instance$/)]);
+    expect(starter.instances[0]!.destroyed).toBe(true);
+
+  });
+
+  it("a request is served again at most once: a second death of damage fails it with ERR_INSTANCE_FAILED", async () => {
+    const starter = new FakeStarter();
+    starter.holdNew = true;
+    const p = pool(starter);
+    const reply = p.invoke("x");
+    await ticks();
+    starter.instances[0]!.die("damaged", "ERR_SNAPSHOT_CORRUPT");
+    await ticks();
+    expect(starter.instances).toHaveLength(2);
+    starter.instances[1]!.die("damaged again", "ERR_SNAPSHOT_CORRUPT");
+    await expect(reply).rejects.toMatchObject({ code: "ERR_INSTANCE_FAILED", message: expect.stringContaining("instance hello-1 of function hello died during the request: damaged again") });
+  });
+
   it("an idle instance that dies is dropped without a request noticing", async () => {
     const starter = new FakeStarter();
     const p = pool(starter);

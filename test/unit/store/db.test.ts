@@ -20,6 +20,7 @@ describe("the daemon's store", () => {
     store.putFunction(fakeFunction({ name: "hello", keepaliveMs: 5000 }));
     store.addInvocation({ function: "hello", instance: "vm1", start: "boot", status: "ok", errorCode: null, errorMessage: null, totalMs: 7000.5, breakdown: { kernelBootMs: 2400 }, at: "2026-01-01T00:00:00Z" });
     store.addInvocation({ function: "hello", instance: null, start: null, status: "error", errorCode: "ERR_CAPACITY", errorMessage: "full", totalMs: 3, breakdown: {}, at: "2026-01-01T00:00:01Z" });
+    store.addInvocation({ function: "hello", instance: "vm2", start: "record", status: "ok", errorCode: null, errorMessage: null, totalMs: 900, breakdown: {}, at: "2026-01-01T00:00:02Z", note: "the working set was moved aside" });
     store.close();
     store.close(); // idempotent
 
@@ -29,10 +30,11 @@ describe("the daemon's store", () => {
       ["other", 2000, "boot"],
     ]);
     expect(reopened.invocations("hello")).toMatchObject([
-      { id: 1, start: "boot", status: "ok", totalMs: 7000.5, breakdown: { kernelBootMs: 2400 } },
+      { id: 1, start: "boot", status: "ok", totalMs: 7000.5, breakdown: { kernelBootMs: 2400 }, note: null },
       { id: 2, start: null, status: "error", errorCode: "ERR_CAPACITY" },
+      { id: 3, start: "record", note: "the working set was moved aside" },
     ]);
-    expect(reopened.invocations("hello", 1).map((record) => record.id)).toEqual([2]);
+    expect(reopened.invocations("hello", 1).map((record) => record.id)).toEqual([3]);
     expect(reopened.deleteFunction("other")).toBe(true);
     expect(reopened.deleteFunction("other")).toBe(false);
     expect(reopened.getFunction("other")).toBeUndefined();
@@ -52,6 +54,9 @@ describe("the daemon's store", () => {
 
     const store = Store.open(path);
     expect(store.getFunction("legacy")).toMatchObject({ name: "legacy", keepaliveMs: 9000, keepalivePolicy: "fixed" });
+    // Every migration ran: invocations can carry a note now.
+    store.addInvocation({ function: "legacy", instance: null, start: "warm", status: "ok", errorCode: null, errorMessage: null, totalMs: 1, breakdown: {}, at: "2026-01-01T00:00:00Z", note: "x" });
+    expect(store.invocations("legacy")[0]!.note).toBe("x");
     store.putFunction(fakeFunction({ name: "learner", keepalivePolicy: "hybrid" }));
     store.close();
     // Opening again runs no migration twice.
