@@ -41,6 +41,11 @@ export class VmStarter implements InstanceStarter {
   readonly #recording = new Set<string>();
   /** Snapshots found unusable, not tried again by this daemon. */
   readonly #unusable = new Set<string>();
+  /**
+   * Per function: recoveries that happened outside any request (an idle instance died of a
+   * damaged snapshot), told to the function's next start so its request's record says why.
+   */
+  readonly #untold = new Map<string, string[]>();
 
   constructor(host: Host) {
     this.#host = host;
@@ -59,7 +64,8 @@ export class VmStarter implements InstanceStarter {
 
     await this.#captures.get(fn.name)?.saving;
     /** What this start had to do on the way (recoveries), for the request's record. */
-    const notes: string[] = [];
+    const notes: string[] = this.#untold.get(fn.name) ?? [];
+    this.#untold.delete(fn.name);
     const snapshot = await findUsableSnapshot(this.#host, image, {
       accept: (meta) => meta.function === fn.name && !this.#unusable.has(meta.id) && meta.fingerprint.memMib === fn.memMib && meta.fingerprint.vcpus === fn.vcpus,
       onUnusable: (unusable, error) => this.#snapshotUnusable(unusable, error, notes),
@@ -108,7 +114,10 @@ export class VmStarter implements InstanceStarter {
         // Damage found later, by a fault the pager serves while the instance runs: the pool
         // retries the request; make sure no other start uses the damage meanwhile.
         void instance.vm.failure.then((error) => {
-          if (error instanceof SnapshotCorruptError) void this.#damaged(snapshot, workingSet, error, []);
+          if (!(error instanceof SnapshotCorruptError)) return;
+          const untold = this.#untold.get(fn.name) ?? [];
+          this.#untold.set(fn.name, untold);
+          void this.#damaged(snapshot, workingSet, error, untold);
         });
         return new VmInstance(instance, image, this.#log, { recordInto, notes });
       } catch (error) {

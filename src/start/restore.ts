@@ -39,6 +39,7 @@ import {
   type PagerMode,
   type WorkingSet,
 } from "../memory/index.js";
+import type { ExitInfo } from "../shared/child.js";
 import { isVhiveError, VhiveError, type SnapshotPart } from "../shared/errors.js";
 import { assertNativeBuilt } from "../shared/native.js";
 import { UndoStack } from "../shared/undo.js";
@@ -146,16 +147,21 @@ const RESEED_TIMEOUT_MS = 15_000;
 
 /** Failures of a restored VM that its snapshot's files may well have caused. */
 const SNAPSHOT_SUSPECTS = new Set(["ERR_VM_EXITED", "ERR_GUEST_PANIC", "ERR_GUEST_EXITED", "ERR_QEMU_START", "ERR_RESTORE"]);
+/** Signals that end QEMU from outside (an operator, a test, a shutdown): no fault of the snapshot. */
+const KILLED_FROM_OUTSIDE = new Set(["SIGKILL", "SIGTERM", "SIGINT", "SIGHUP"]);
+const blamed = new WeakSet<VhiveError>();
 
 /** The VM's failure, with the snapshot it ran from named as the likely cause. */
-function blameSnapshot(error: VhiveError, snapshot: StoredSnapshot, mode: MemoryMode): VhiveError {
-  if (!SNAPSHOT_SUSPECTS.has(error.code)) return error;
+export function blameSnapshot(error: VhiveError, snapshot: StoredSnapshot, mode: MemoryMode, exit?: ExitInfo): VhiveError {
+  if (!SNAPSHOT_SUSPECTS.has(error.code) || blamed.has(error) || (exit?.signal && KILLED_FROM_OUTSIDE.has(exit.signal))) return error;
   const id = snapshot.meta.id;
-  return new VhiveError(error.code, `${error.message} (it ran from snapshot ${id}, restored in mode ${mode}: the snapshot's files are the likely cause)`, {
+  const explained = new VhiveError(error.code, `${error.message} (it ran from snapshot ${id}, restored in mode ${mode}: the snapshot's files are the likely cause)`, {
     details: error.details,
     remedy: `check the snapshot with \`vhive snapshot verify ${id}\`; if it is damaged, remove it (\`vhive snapshot rm ${id}\`) and create a new one`,
     cause: error,
   });
+  blamed.add(explained);
+  return explained;
 }
 
 /**
@@ -216,7 +222,7 @@ async function restoreOnPort(
         keepRunDir: options.keepRunDir,
         signal: options.signal,
         env,
-        explainFailure: (error) => blameSnapshot(error, snapshot, mode),
+        explainFailure: (error, exit) => blameSnapshot(error, snapshot, mode, exit),
       },
     );
     undo.defer("stop the VM", () => vm.destroy());
@@ -256,7 +262,8 @@ async function restoreOnPort(
     };
     return new Instance<RestoreStart>(vm, image, hostPort, client, { kind: mode, snapshotId: snapshot.meta.id, times, reseed: agent }, pager);
   } catch (error) {
-    throw await rootCause(error, pager);
+    const cause = await rootCause(error, pager);
+    throw cause instanceof VhiveError ? blameSnapshot(cause, snapshot, mode) : cause;
   }
 }
 

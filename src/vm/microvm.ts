@@ -14,7 +14,7 @@ import type { Duplex, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import shellQuote from "shell-quote";
 import { randomUUID } from "node:crypto";
-import { ChildHandle } from "../shared/child.js";
+import { ChildHandle, type ExitInfo } from "../shared/child.js";
 import { VhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import { toolMissing } from "../shared/tool.js";
@@ -33,9 +33,10 @@ export interface StartOptions {
   env?: Record<string, string>;
   /**
    * Rewrites the VM's failure before it is reported (a restore adds which snapshot's files the
-   * VM ran from, the likely cause of a crash). Not applied to a failure set with failWith().
+   * VM ran from, the likely cause of a crash), given how QEMU exited if it did. Not applied to
+   * a failure set with failWith().
    */
-  explainFailure?: (error: VhiveError) => VhiveError;
+  explainFailure?: (error: VhiveError, exit?: ExitInfo) => VhiveError;
 }
 
 /** performance.now() timestamps of a VM's life, for latency breakdowns. */
@@ -122,7 +123,7 @@ export class MicroVm implements AsyncDisposable {
         if (this.#stopping) return;
         // Guest-side reasons come first: they say why QEMU went away.
         const guestError = this.console.events.map((event) => this.#guestFailure(event)).find((e) => e !== undefined);
-        fail(explain(guestError ?? this.#exitError(exit.code, exit.signal)));
+        fail(guestError ? explain(guestError) : explain(this.#exitError(exit.code, exit.signal), exit));
       });
     });
     this.failure.then((error) => this.#log.debug("vm failed", { code: error.code, error: error.message }));

@@ -16,6 +16,7 @@ import { StatePaths } from "../../src/shared/paths.js";
 import { SnapshotStore } from "../../src/snapshot/index.js";
 import { freeLoopbackPort } from "../../src/vm/index.js";
 import { Cleanups } from "../unit/test-shared/cleanups.js";
+import { api, removeSnapshotsOf, uniqueName, waitScaledToZero } from "./daemon-harness.js";
 import { expectNothingLeft, qemuProcessesOfTests, runCli, stateDir } from "./harness.js";
 
 const cleanups = new Cleanups();
@@ -24,34 +25,6 @@ afterEach(async () => {
   await cleanups.run();
   await expectNothingLeft();
 });
-
-async function api<T = Record<string, any>>(base: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-  const response = await fetch(base + path, {
-    method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: response.status, json: (await response.json()) as T };
-}
-
-/** Wait until the function has no instance left (keep-alive expired and the retire finished). */
-async function waitScaledToZero(base: string, fn: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const { json } = await api<{ instances: { function: string }[] }>(base, "GET", "/instances");
-    if (!json.instances.some((instance) => instance.function === fn)) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`${fn} still has instances after ${timeoutMs} ms`);
-}
-
-/** Remove a test function's snapshots, so each run starts from nothing. */
-async function removeSnapshotsOf(fn: string): Promise<void> {
-  const store = new SnapshotStore(new StatePaths(stateDir()));
-  for (const snapshot of (await store.list()).snapshots.filter((s) => s.meta.function === fn)) await store.remove(snapshot.meta.id);
-}
-
-const uniqueName = (prefix: string) => `${prefix}-${Date.now().toString(36)}`;
 
 describe("the daemon", () => {
   it("a reap function starts boot, then record, then prefetch as keep-alive expires, then warm", async () => {

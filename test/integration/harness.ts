@@ -1,12 +1,14 @@
-/** Shared pieces of the integration tests: the host, the CLI, and the leak check. */
-import { spawn } from "node:child_process";
-import { readdir, readFile } from "node:fs/promises";
+/** Shared pieces of the integration tests: the host, the CLI, the leak check, snapshot copies. */
+import { execFileSync, spawn } from "node:child_process";
+import { copyFile, open, readdir, readFile, writeFile } from "node:fs/promises";
 import { inject, expect } from "vitest";
 import { openHost, type Host } from "../../src/start/index.js";
 import { liveChildCount } from "../../src/shared/child.js";
 import { NoOpLog } from "../../src/shared/log.js";
 import { StatePaths } from "../../src/shared/paths.js";
 import { packagePath } from "../../src/shared/package-root.js";
+import { loadWorkingSet, workingSetPaths } from "../../src/memory/index.js";
+import { SnapshotStore, type StoredSnapshot } from "../../src/snapshot/index.js";
 
 export const stateDir = (): string => inject("stateDir");
 
@@ -64,4 +66,36 @@ export async function expectNothingLeft(): Promise<void> {
   expect(await qemuProcessesOfTests()).toEqual([]);
   const vms = await readdir(new StatePaths(stateDir()).vmsDir).catch(() => []);
   expect(vms).toEqual([]);
+}
+
+/** A copy of a snapshot, and of its working set if it has one, under a new id: to damage it. */
+export async function cloneSnapshot(snapshot: StoredSnapshot): Promise<StoredSnapshot> {
+  const store = new SnapshotStore(new StatePaths(stateDir()));
+  const draft = await store.draft(snapshot.meta.function);
+  execFileSync("cp", ["--sparse=always", snapshot.memPath, draft.memPath]);
+  await copyFile(snapshot.sumsPath, draft.sumsPath);
+  await copyFile(snapshot.statePath, draft.statePath);
+  const clone = await store.commit(draft, { ...snapshot.meta, id: draft.id });
+  const workingSet = await loadWorkingSet(snapshot);
+  if (workingSet) {
+    const to = workingSetPaths(clone);
+    await copyFile(workingSet.pagesPath, to.pagesPath);
+    await copyFile(workingSet.indexPath, to.indexPath);
+    await copyFile(workingSet.tracePath, to.tracePath);
+    await writeFile(to.metaPath, JSON.stringify({ ...workingSet.meta, snapshotId: clone.meta.id }));
+  }
+  return clone;
+}
+
+/** Damage a file as a stray write would: flip every byte of [offset, offset + length). */
+export async function flipBytes(path: string, offset: number, length = 1): Promise<void> {
+  const handle = await open(path, "r+");
+  try {
+    const bytes = Buffer.alloc(length);
+    await handle.read(bytes, 0, length, offset);
+    for (let i = 0; i < length; i++) bytes[i] = bytes[i]! ^ 0xff;
+    await handle.write(bytes, 0, length, offset);
+  } finally {
+    await handle.close();
+  }
 }

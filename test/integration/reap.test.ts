@@ -18,7 +18,7 @@ let bootedDigest: string;
 
 beforeAll(async () => {
   host = await testHost();
-  image = await buildImage(new StatePaths(stateDir()), "test/fixtures/memory-digest");
+  image = await buildImage(new StatePaths(stateDir()), "test/fixtures/guest-probe");
   snapshot = await createSnapshot(host, image);
   await using booted = await bootInstance(host, image);
   bootedDigest = (await booted.invoke("digest")).text;

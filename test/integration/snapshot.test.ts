@@ -1,5 +1,4 @@
 /** Snapshots of helloworld: create, restore (one after another and at once), and refusal of bad ones. */
-import { execFileSync } from "node:child_process";
 import { open, readFile, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, inject, it } from "vitest";
@@ -7,8 +6,8 @@ import { ImageStore } from "../../src/image/index.js";
 import { createSnapshot, restoreOnce, type Host } from "../../src/start/index.js";
 import { digestFile } from "../../src/shared/digest.js";
 import { StatePaths } from "../../src/shared/paths.js";
-import { SnapshotStore, type StoredSnapshot } from "../../src/snapshot/index.js";
-import { expectNothingLeft, runCli, stateDir, testHost } from "./harness.js";
+import type { StoredSnapshot } from "../../src/snapshot/index.js";
+import { cloneSnapshot, expectNothingLeft, runCli, stateDir, testHost } from "./harness.js";
 
 let host: Host;
 let snapshot: StoredSnapshot;
@@ -18,15 +17,6 @@ beforeAll(async () => {
   const image = await new ImageStore(new StatePaths(stateDir())).resolve(inject("helloworldId"));
   snapshot = await createSnapshot(host, image, { warmup: 2 });
 });
-
-/** A copy of the snapshot under a new id, to damage without harming the original. */
-async function cloneSnapshot(): Promise<StoredSnapshot> {
-  const store = new SnapshotStore(new StatePaths(stateDir()));
-  const draft = await store.draft(snapshot.meta.function);
-  execFileSync("cp", ["--sparse=always", snapshot.memPath, draft.memPath]);
-  execFileSync("cp", [snapshot.statePath, draft.statePath]);
-  return store.commit(draft, { ...snapshot.meta, id: draft.id });
-}
 
 describe("snapshots", () => {
   afterEach(expectNothingLeft);
@@ -71,24 +61,24 @@ describe("snapshots", () => {
   });
 
   it("a tampered device state file is refused, and the snapshot kept", async () => {
-    const clone = await cloneSnapshot();
+    const clone = await cloneSnapshot(snapshot);
     const handle = await open(clone.statePath, "r+");
     await handle.write(Buffer.from([0xff]), 0, 1, 100);
     await handle.close();
     await expect(restoreOnce(host, clone)).rejects.toMatchObject({
       code: "ERR_SNAPSHOT_CORRUPT",
-      message: expect.stringMatching(/device state file .* has digest .*altered since it was made/),
+      message: expect.stringMatching(/device state file .* is damaged: its digest is .*altered since it was made/),
     });
     expect((await stat(clone.dir)).isDirectory()).toBe(true);
     await runCli(["snapshot", "rm", clone.meta.id]);
   });
 
   it("a truncated memory file is refused naming the file and the sizes", async () => {
-    const clone = await cloneSnapshot();
+    const clone = await cloneSnapshot(snapshot);
     await truncate(clone.memPath, 1024 * 1024);
     await expect(restoreOnce(host, clone)).rejects.toMatchObject({
       code: "ERR_SNAPSHOT_CORRUPT",
-      message: expect.stringContaining(`memory file ${clone.memPath} is 1048576 bytes, expected 268435456`),
+      message: expect.stringContaining(`memory file ${clone.memPath} is damaged: it is 1048576 bytes, expected 268435456`),
     });
     await runCli(["snapshot", "rm", clone.meta.id]);
   });
@@ -102,7 +92,7 @@ describe("snapshots", () => {
   });
 
   it("a damaged meta.json is listed as damaged and can be removed", async () => {
-    const clone = await cloneSnapshot();
+    const clone = await cloneSnapshot(snapshot);
     await writeFile(join(clone.dir, "meta.json"), "{ broken");
     const listed = JSON.parse((await runCli(["snapshot", "ls", "--json"])).stdout);
     expect(listed.damaged.map((d: { id: string }) => d.id)).toContain(clone.meta.id);
