@@ -32,6 +32,7 @@ import {
 } from "@grpc/proto-loader";
 import { VhiveError, messageOf } from "../shared/errors.js";
 import type { FunctionClient, InvokeOptions, InvokeResult, WaitReadyOptions } from "./index.js";
+import { asTransportFailure } from "./transport.js";
 
 export const DEFAULT_GRPC_METHOD = "helloworld.Greeter/SayHello";
 
@@ -447,9 +448,11 @@ function callError(methodName: string, error: unknown, timeoutMs: number): Vhive
   }
   const statusName = status[error.code] ?? `status ${error.code}`;
   const note = error.code === status.DEADLINE_EXCEEDED ? ` (timeout ${timeoutMs} ms)` : "";
-  return new VhiveError("ERR_INVOKE", `${methodName} failed: ${statusName}: ${tidyDetails(error.details)}${note}`, {
+  const failure = new VhiveError("ERR_INVOKE", `${methodName} failed: ${statusName}: ${tidyDetails(error.details)}${note}`, {
     cause: error,
   });
+  // UNAVAILABLE is grpc-js's status for a connection refused, reset or dropped mid-call.
+  return error.code === status.UNAVAILABLE ? asTransportFailure(failure) : failure;
 }
 
 /** The subchannel error inside grpc-js's "No connection established. Last error: X. Resolution note: Y". */

@@ -15,6 +15,7 @@ import { get as httpGet } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { VhiveError, messageOf } from "../shared/errors.js";
 import type { FunctionClient, InvokeOptions, InvokeResult, WaitReadyOptions } from "./index.js";
+import { asTransportFailure } from "./transport.js";
 
 export interface HttpClientOptions {
   /** Path (and query) that invoke requests; default "/". */
@@ -121,7 +122,8 @@ class HttpFunctionClient implements FunctionClient {
     } catch (error) {
       if (signal?.aborted) throw abortedError(what, error);
       if (limit.timedOut) throw new VhiveError("ERR_INVOKE", `${what} timed out after ${timeoutMs} ms`, { cause: error });
-      throw new VhiveError("ERR_INVOKE", `${what} failed: ${describeError(error)}`, { cause: error });
+      // No response at all: the connection was refused, reset or dropped.
+      throw asTransportFailure(new VhiveError("ERR_INVOKE", `${what} failed: ${describeError(error)}`, { cause: error }));
     } finally {
       limit.dispose();
     }

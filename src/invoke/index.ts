@@ -59,7 +59,8 @@ export interface FunctionClient {
    * or a GET when empty).
    *
    * Rejects ERR_VALIDATION (gRPC: `data` does not fit the request type), ERR_INVOKE (the call
-   * failed, timed out, or HTTP answered non-2xx), ERR_ABORTED, ERR_DISPOSED.
+   * failed, timed out, or HTTP answered non-2xx; isTransportFailure tells a connection that
+   * failed before any answer), ERR_ABORTED, ERR_DISPOSED.
    */
   invoke(data: string, options?: InvokeOptions): Promise<InvokeResult>;
   /** Releases connections; calls already in flight finish. Idempotent. */
@@ -76,3 +77,4 @@ export {
   type MessageShape,
 } from "./grpc.js";
 export { createHttpClient, type HttpClientOptions } from "./http.js";
+export { isTransportFailure } from "./transport.js";

@@ -4,7 +4,9 @@
  * prefetch-done (with stats), stats, ws-written, error, exit.
  *
  * The pager serves guest RAM, so if it dies the guest hangs: `failure` resolves then, and the
- * owner must end the VM. It exits by itself when QEMU exits.
+ * owner must end the VM. It exits by itself when QEMU exits (its exit event says "qemu
+ * exited"); that end is QEMU's, not the pager's, so it is no failure: the VM reports how
+ * QEMU ended.
  */
 import { access } from "node:fs/promises";
 import { createInterface } from "node:readline";
@@ -54,6 +56,8 @@ interface PagerEvent {
 }
 
 const MILESTONES = new Set(["listening", "attached", "prefetch-done"]);
+/** The reason of the exit event when the pager ends because QEMU closed the shim's socket. */
+const QEMU_EXITED = "qemu exited";
 
 export function nativePath(name: "vhive-pager" | "libvhive-qemu-uffd.so"): string {
   return packagePath("native", "build", name);
@@ -75,8 +79,10 @@ export function shimEnv(memPath: string, extra: Record<string, string>): Record<
 export class Pager implements AsyncDisposable {
   readonly socketPath: string;
   readonly mode: PagerMode;
-  /** Resolves if the pager fails or exits before it is stopped; never rejects. */
+  /** Resolves if the pager fails or exits before it is stopped, QEMU still running; never rejects. */
   readonly failure: Promise<VhiveError>;
+  /** Resolves once the pager has exited, however; what a wait for one of its events fails with. */
+  readonly #ended: Promise<VhiveError>;
   readonly #child: ChildHandle;
   readonly #dir: TempDir;
   readonly #waiters: { match: (event: PagerEvent) => boolean; resolve: (event: PagerEvent) => void }[] = [];
@@ -85,6 +91,8 @@ export class Pager implements AsyncDisposable {
   readonly #log: Log;
   #stopping = false;
   #lastError: string | undefined;
+  /** The reason of the pager's exit event, once it has printed one. */
+  #exitReason: string | undefined;
 
   private constructor(options: PagerOptions, dir: TempDir) {
     this.mode = options.mode;
@@ -98,10 +106,16 @@ export class Pager implements AsyncDisposable {
     this.#child.process.stdin?.on("error", () => {}); // a dead pager is reported through `failure`
     this.#child.process.stderr?.resume();
     createInterface({ input: this.#child.process.stdout! }).on("line", (line) => this.#onLine(line));
-    this.failure = this.#child.exited.then((exit) => {
-      if (this.#stopping && this.#lastError === undefined) return new Promise<VhiveError>(() => {});
+    this.#ended = this.#child.exited.then((exit) => {
       const how = exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`;
-      return new VhiveError("ERR_PAGER", `the pager ${how}${this.#lastError ? `: ${this.#lastError}` : ""}`);
+      const why = this.#lastError ?? (this.#exitReason === QEMU_EXITED ? "QEMU exited" : undefined);
+      return new VhiveError("ERR_PAGER", `the pager ${how}${why ? `: ${why}` : ""}`);
+    });
+    this.failure = this.#ended.then((error) => {
+      // QEMU went first (the shim's socket closed): the VM reports how QEMU ended.
+      const qemuWentFirst = this.#exitReason === QEMU_EXITED && this.#child.exitInfo?.code === 0;
+      if ((this.#stopping || qemuWentFirst) && this.#lastError === undefined) return new Promise<VhiveError>(() => {});
+      return error;
     });
   }
 
@@ -177,6 +191,7 @@ export class Pager implements AsyncDisposable {
       return;
     }
     if (event.event === "error") this.#lastError = String(event.message);
+    if (event.event === "exit") this.#exitReason = String(event.reason);
     if (MILESTONES.has(event.event)) this.#milestones.push(event);
     for (const waiter of [...this.#waiters]) {
       if (!waiter.match(event)) continue;
@@ -185,13 +200,13 @@ export class Pager implements AsyncDisposable {
     }
   }
 
-  /** A milestone already seen, or the next event that matches; rejects if the pager dies first. */
+  /** A milestone already seen, or the next event that matches; rejects if the pager exits first. */
   #waitFor(match: (event: PagerEvent) => boolean): Promise<PagerEvent> {
     const seen = this.#milestones.find(match);
     if (seen) return Promise.resolve(seen);
     return Promise.race([
       new Promise<PagerEvent>((resolve) => this.#waiters.push({ match, resolve })),
-      this.failure.then((error) => Promise.reject(error)),
+      this.#ended.then((error) => Promise.reject(error)),
     ]);
   }
 }

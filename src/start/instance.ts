@@ -5,7 +5,8 @@
  * the wait until the function answers.
  */
 import type { StoredImage } from "../image/index.js";
-import { createGrpcClient, createHttpClient, defaultProtoPath, DEFAULT_GRPC_METHOD, type FunctionClient, type InvokeResult } from "../invoke/index.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { createGrpcClient, createHttpClient, defaultProtoPath, DEFAULT_GRPC_METHOD, isTransportFailure, type FunctionClient, type InvokeResult } from "../invoke/index.js";
 import { VhiveError, isVhiveError } from "../shared/errors.js";
 import type { Pager } from "../memory/index.js";
 import { assertPortFree, freeLoopbackPort, type MicroVm } from "../vm/index.js";
@@ -69,6 +70,8 @@ export interface StartOptions extends ClientOptions {
 export const DEFAULT_MEM_MIB = 256;
 export const DEFAULT_VCPUS = 1;
 export const DEFAULT_READY_TIMEOUT_MS = 180_000;
+/** After a call's connection failed, how long to wait for the VM's own error, if it is dying. */
+const VM_FAILURE_GRACE_MS = 1000;
 
 /** Guest memory for an image: asked for, else what the image says it needs, else 256 MiB. */
 export function memMibFor(image: StoredImage, asked?: number): number {
@@ -104,6 +107,10 @@ export class Instance<Start extends StartRecord = StartRecord> implements AsyncD
     try {
       return await this.client.invoke(data, { timeoutMs: options.timeoutMs, signal });
     } catch (error) {
+      // A killed QEMU resets the call's connection before its exit is reaped and its console
+      // closes: give the VM's own error (QEMU killed by SIGKILL, the entrypoint exited) a moment
+      // to arrive, so the caller hears why and not "ECONNRESET".
+      if (!this.vm.failed.aborted && isTransportFailure(error)) await Promise.race([this.vm.failure, sleep(VM_FAILURE_GRACE_MS, undefined, { ref: false })]);
       if (this.vm.failed.aborted) throw this.vm.failed.reason as VhiveError;
       throw error;
     }

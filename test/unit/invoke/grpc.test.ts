@@ -15,6 +15,7 @@ import {
   DEFAULT_GRPC_METHOD,
   createGrpcClient,
   defaultProtoPath,
+  isTransportFailure,
   requestFromData,
   type FunctionClient,
   type MessageShape,
@@ -181,6 +182,8 @@ describe("gRPC invoke", () => {
     expect(error.code).toBe("ERR_INVOKE");
     expect(error.message).toBe("helloworld.Greeter/SayHello failed: NOT_FOUND: no such greeting");
     expect(error.cause).toMatchObject({ code: status.NOT_FOUND });
+    expect(isTransportFailure(error)).toBe(false); // the function answered
+
   });
 
   it("fails with ERR_INVOKE DEADLINE_EXCEEDED when the reply takes longer than timeoutMs", async () => {
@@ -219,6 +222,7 @@ describe("gRPC invoke", () => {
     const error = await rejection(client(port).invoke("world", { timeoutMs: 2000 }));
     expect(error.code).toBe("ERR_INVOKE");
     expect(error.message).toContain("UNAVAILABLE");
+    expect(isTransportFailure(error)).toBe(true);
   });
 
   it("close is idempotent and later calls reject ERR_DISPOSED", async () => {

@@ -1,7 +1,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { createHttpClient, type FunctionClient } from "../../../src/invoke/index.js";
+import { createHttpClient, isTransportFailure, type FunctionClient } from "../../../src/invoke/index.js";
 import { freeLoopbackPort } from "../../../src/vm/index.js";
 import { Cleanups } from "../test-shared/cleanups.js";
 import { readyAfterLateStart, rejection, startSlirpLikeServer } from "./fixtures.js";
@@ -72,6 +72,7 @@ describe("HTTP invoke", () => {
     expect(error.code).toBe("ERR_INVOKE");
     expect(error.message).toContain("HTTP 500 Internal Server Error: boom xxx");
     expect(error.message.length).toBeLessThan(400);
+    expect(isTransportFailure(error)).toBe(false); // the function answered
   });
 
   it("rejects ERR_INVOKE when nothing listens", async () => {
@@ -79,6 +80,14 @@ describe("HTTP invoke", () => {
     const error = await rejection(client(port).invoke("x"));
     expect(error.code).toBe("ERR_INVOKE");
     expect(error.message).toContain("ECONNREFUSED");
+    expect(isTransportFailure(error)).toBe(true);
+  });
+
+  it("marks a connection reset mid-request as a transport failure", async () => {
+    const port = await startServer((request) => request.socket.destroy());
+    const error = await rejection(client(port).invoke("x"));
+    expect(error.code).toBe("ERR_INVOKE");
+    expect(isTransportFailure(error)).toBe(true);
   });
 
   it("rejects ERR_INVOKE when the answer takes longer than timeoutMs", async () => {
