@@ -30,6 +30,7 @@ import {
   type PackageDefinition,
   type ServiceDefinition,
 } from "@grpc/proto-loader";
+import { formatDuration } from "../shared/duration.js";
 import { VhiveError, messageOf } from "../shared/errors.js";
 import type { FunctionClient, InvokeOptions, InvokeResult, WaitReadyOptions } from "./index.js";
 import { asTransportFailure } from "./transport.js";
@@ -195,12 +196,12 @@ class GrpcFunctionClient implements FunctionClient {
       signal?.removeEventListener("abort", onAbort);
     }
 
-    const waitedMs = Math.round(performance.now() - startedMs);
+    const waitedMs = performance.now() - startedMs;
     const lastError = await this.#lastConnectionError();
     throw new VhiveError(
       "ERR_READY_TIMEOUT",
-      `${this.#describe()} did not complete an HTTP/2 handshake within ${waitedMs} ms ` +
-        `(timeout ${timeoutMs} ms); last connection error: ${lastError}`,
+      `${this.#describe()} did not complete an HTTP/2 handshake within ${formatDuration(waitedMs)} ` +
+        `(timeout ${formatDuration(timeoutMs)}); last connection error: ${lastError}`,
       {
         remedy:
           "Check that the function listens on the guest port forwarded to this host port and that it speaks gRPC " +
@@ -447,7 +448,7 @@ function callError(methodName: string, error: unknown, timeoutMs: number): Vhive
     return new VhiveError("ERR_INVOKE", `${methodName} failed: ${messageOf(error)}`, { cause: error });
   }
   const statusName = status[error.code] ?? `status ${error.code}`;
-  const note = error.code === status.DEADLINE_EXCEEDED ? ` (timeout ${timeoutMs} ms)` : "";
+  const note = error.code === status.DEADLINE_EXCEEDED ? ` (timeout ${formatDuration(timeoutMs)})` : "";
   const failure = new VhiveError("ERR_INVOKE", `${methodName} failed: ${statusName}: ${tidyDetails(error.details)}${note}`, {
     cause: error,
   });

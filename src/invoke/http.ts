@@ -13,6 +13,7 @@
  */
 import { get as httpGet } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
+import { formatDuration } from "../shared/duration.js";
 import { VhiveError, messageOf } from "../shared/errors.js";
 import type { FunctionClient, InvokeOptions, InvokeResult, WaitReadyOptions } from "./index.js";
 import { asTransportFailure } from "./transport.js";
@@ -78,7 +79,7 @@ class HttpFunctionClient implements FunctionClient {
         if (signal?.aborted) throw abortedError(what, error);
         // An attempt cut off by the deadline says less than a failure before it.
         if (!limit.timedOut) lastError = describeError(error);
-        else lastError ??= `no HTTP response within ${Math.round(remainingMs)} ms`;
+        else lastError ??= `no HTTP response within ${formatDuration(remainingMs)}`;
       } finally {
         limit.dispose();
       }
@@ -87,10 +88,10 @@ class HttpFunctionClient implements FunctionClient {
       if (waitMs > 0) await sleep(waitMs, undefined, { signal }).catch(() => {}); // cancelled: checked next
       if (signal?.aborted) throw abortedError(what, signal.reason);
     }
-    const waitedMs = Math.round(performance.now() - startedMs);
+    const waitedMs = performance.now() - startedMs;
     throw new VhiveError(
       "ERR_READY_TIMEOUT",
-      `no HTTP response to GET ${this.#rootUrl.href} within ${waitedMs} ms (timeout ${timeoutMs} ms); ` +
+      `no HTTP response to GET ${this.#rootUrl.href} within ${formatDuration(waitedMs)} (timeout ${formatDuration(timeoutMs)}); ` +
         `last connection error: ${lastError ?? "none (no attempt finished)"}`,
       {
         remedy:
@@ -121,7 +122,7 @@ class HttpFunctionClient implements FunctionClient {
       body = await response.text();
     } catch (error) {
       if (signal?.aborted) throw abortedError(what, error);
-      if (limit.timedOut) throw new VhiveError("ERR_INVOKE", `${what} timed out after ${timeoutMs} ms`, { cause: error });
+      if (limit.timedOut) throw new VhiveError("ERR_INVOKE", `${what} timed out after ${formatDuration(timeoutMs)}`, { cause: error });
       // No response at all: the connection was refused, reset or dropped.
       throw asTransportFailure(new VhiveError("ERR_INVOKE", `${what} failed: ${describeError(error)}`, { cause: error }));
     } finally {
@@ -177,7 +178,7 @@ function limitSignal(outer: AbortSignal | undefined, timeoutMs: number): Limit {
   const timer = setTimeout(
     () => {
       timedOut = true;
-      controller.abort(new Error(`timed out after ${timeoutMs} ms`));
+      controller.abort(new Error(`timed out after ${formatDuration(timeoutMs)}`));
     },
     Math.min(Math.max(0, timeoutMs), 2 ** 31 - 1),
   );

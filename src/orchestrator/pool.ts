@@ -11,6 +11,7 @@
  * failure; it only reports it.
  */
 import { roundMs } from "../metrics/index.js";
+import { formatDuration } from "../shared/duration.js";
 import { VhiveError, isVhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import type { FunctionRecord, StartKind } from "../store/index.js";
@@ -380,7 +381,7 @@ export class FunctionPool {
     const why = atMax
       ? `all ${this.fn.maxInstances} instances (max) stayed busy`
       : `the host memory budget (${this.#budget.reservedMib} of ${this.#budget.totalMib} MiB in use) had no room for another ${this.fn.memMib} MiB instance`;
-    return new VhiveError("ERR_CAPACITY", `function ${this.fn.name}: no instance within ${this.#queueTimeoutMs} ms: ${why}`, {
+    return new VhiveError("ERR_CAPACITY", `function ${this.fn.name}: no instance within ${formatDuration(this.#queueTimeoutMs)}: ${why}`, {
       remedy: atMax ? "retry later, or deploy the function with a higher --max or --concurrency" : "retry later, or start the daemon with a larger --memory-budget",
     });
   }

@@ -264,6 +264,12 @@ describe("gRPC waitReady", () => {
     expect(elapsedMs).toBeLessThan(1500);
   });
 
+  it("rounds the durations it reports (a deadline minus now is a fraction of a millisecond)", async () => {
+    const port = await startSlirpLikeServer(cleanups);
+    const error = await rejection(client(port).waitReady({ timeoutMs: 300.952683 }));
+    expect(error.message).toMatch(/within \d+ ms \(timeout 301 ms\)/);
+  });
+
   it("reports the refused connection when nothing listens", async () => {
     const port = await freeLoopbackPort();
     const error = await rejection(client(port).waitReady({ timeoutMs: 200 }));

@@ -72,7 +72,7 @@ describe("instance pool", () => {
     const first = p.invoke("a");
     await ticks();
     const second = p.invoke("b");
-    const failed = expect(second).rejects.toMatchObject({ code: "ERR_CAPACITY", message: expect.stringContaining("all 1 instances (max) stayed busy") });
+    const failed = expect(second).rejects.toMatchObject({ code: "ERR_CAPACITY", message: expect.stringContaining("no instance within 5 s: all 1 instances (max) stayed busy") });
     await vi.advanceTimersByTimeAsync(5001);
     await failed;
     starter.instances[0]!.release();
