@@ -27,6 +27,8 @@ export type ProgressListener = (done: number, total: number, what: string) => vo
 export interface ColdStartBenchOptions {
   modes: readonly BenchMode[];
   reps: number;
+  /** How long one invocation may take (default 30 s). */
+  invokeTimeoutMs?: number;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
 }
@@ -62,14 +64,14 @@ export function orderModes(modes: readonly string[]): BenchMode[] {
 }
 
 /** Record a working set (untimed) unless the snapshot has one for this request data. */
-export async function ensureWorkingSet(host: Host, snapshot: StoredSnapshot, input: string, signal?: AbortSignal): Promise<void> {
+export async function ensureWorkingSet(host: Host, snapshot: StoredSnapshot, input: string, signal?: AbortSignal, invokeTimeoutMs?: number): Promise<void> {
   const workingSet = await loadWorkingSet(snapshot);
   if (workingSet?.meta.input === input) return;
-  await restoreOnce(host, snapshot, input, { mode: "record", signal });
+  await restoreOnce(host, snapshot, input, { mode: "record", signal, invokeTimeoutMs });
 }
 
 async function warmRows(host: Host, image: StoredImage, input: string, reps: number, options: ColdStartBenchOptions, step: (what: string) => void): Promise<BenchRow[]> {
-  await using instance = await bootInstance(host, image, { signal: options.signal });
+  await using instance = await bootInstance(host, image, { signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs });
   await instance.invoke(input, { signal: options.signal }); // the warm-up: a memory-resident function from here on
   const rows: BenchRow[] = [];
   for (let rep = 1; rep <= reps; rep++) {
@@ -94,7 +96,7 @@ export async function benchColdStarts(host: Host, images: readonly StoredImage[]
     let snapshot: StoredSnapshot | undefined;
     if (modes.some(isRestoreMode)) {
       note(`${image.name}: snapshot`);
-      snapshot = await usableSnapshot(host, image, { signal: options.signal });
+      snapshot = await usableSnapshot(host, image, { signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs });
       info.snapshotId = snapshot.meta.id;
     }
     if (modes.includes("warm")) {
@@ -103,7 +105,7 @@ export async function benchColdStarts(host: Host, images: readonly StoredImage[]
     }
     if (snapshot && modes.includes("prefetch") && !modes.includes("record")) {
       note(`${image.name}: recording a working set`);
-      await ensureWorkingSet(host, snapshot, input, options.signal);
+      await ensureWorkingSet(host, snapshot, input, options.signal, options.invokeTimeoutMs);
     }
     for (let rep = 1; rep <= options.reps; rep++) {
       for (const mode of modes) {
@@ -111,9 +113,9 @@ export async function benchColdStarts(host: Host, images: readonly StoredImage[]
         note(`${image.name} ${mode} ${rep}/${options.reps}`);
         if (mode === "boot") {
           await evictFromPageCache([image.rootfsPath, host.guest.kernel.path, host.guest.initramfs.path]);
-          report.rows.push(bootRow(image.name, rep, await runOnce(host, image, input, { signal: options.signal })));
+          report.rows.push(bootRow(image.name, rep, await runOnce(host, image, input, { signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs })));
         } else {
-          const row = await coldStart(host, image, snapshot!, mode, rep, { data: input, signal: options.signal });
+          const row = await coldStart(host, image, snapshot!, mode, rep, { data: input, signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs });
           report.rows.push(restoreRow(image.name, mode, rep, 1, row.result));
         }
         step(`${image.name} ${mode} ${rep}/${options.reps}`);
@@ -131,6 +133,8 @@ export interface ConcurrencyBenchOptions {
   levels: readonly number[];
   modes: readonly ConcurrentMode[];
   reps: number;
+  /** How long one invocation may take (default 30 s). */
+  invokeTimeoutMs?: number;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
 }
@@ -166,8 +170,8 @@ export function parseConcurrentModes(text: string): ConcurrentMode[] {
 
 export async function benchConcurrency(host: Host, image: StoredImage, options: ConcurrencyBenchOptions): Promise<ConcurrencyBenchReport> {
   const input = defaultRequestData(image);
-  const snapshot = await usableSnapshot(host, image, { signal: options.signal });
-  if (options.modes.includes("prefetch")) await ensureWorkingSet(host, snapshot, input, options.signal);
+  const snapshot = await usableSnapshot(host, image, { signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs });
+  if (options.modes.includes("prefetch")) await ensureWorkingSet(host, snapshot, input, options.signal, options.invokeTimeoutMs);
   const report: ConcurrencyBenchReport = {
     experiment: "concurrency",
     accel: host.accel,
@@ -185,7 +189,7 @@ export async function benchConcurrency(host: Host, image: StoredImage, options: 
     for (let rep = 1; rep <= options.reps; rep++) {
       for (const mode of options.modes) {
         options.onProgress?.(done, total, `${image.name} ${level}x ${mode} ${rep}/${options.reps}`);
-        const rows = await concurrentColdStarts(host, image, snapshot, mode, level, rep, { data: input, signal: options.signal });
+        const rows = await concurrentColdStarts(host, image, snapshot, mode, level, rep, { data: input, signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs });
         report.rows.push(...rows.map((row) => restoreRow(image.name, mode, rep, level, row.result)));
         options.onProgress?.(++done, total, `${image.name} ${level}x ${mode} ${rep}/${options.reps}`);
       }

@@ -58,6 +58,8 @@ export interface ReapOptions {
   reps: number;
   /** Concurrent cold starts to compare (0: skip). */
   concurrency: number;
+  /** How long one invocation may take (default 30 s). */
+  invokeTimeoutMs?: number;
   signal?: AbortSignal;
   onRun?: (what: string) => void;
 }
@@ -77,14 +79,14 @@ function figures(rows: ColdStartRow[], floorMedian: number): ModeFigures {
 }
 
 export async function benchReapFunction(host: Host, image: StoredImage, options: ReapOptions): Promise<{ report: FunctionReport; rows: ColdStartRow[] }> {
-  const snapshot = await usableSnapshot(host, image, { signal: options.signal });
+  const snapshot = await usableSnapshot(host, image, { signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs });
   // REAP_MODES puts record before prefetch, so each rep's prefetch uses the working set its
   // record wrote (and the concurrent rounds, the last one).
   const rows: ColdStartRow[] = [];
   for (let rep = 1; rep <= options.reps; rep++) {
     for (const mode of REAP_MODES) {
       options.onRun?.(`${image.name} ${mode} ${rep}/${options.reps}`);
-      rows.push(await coldStart(host, image, snapshot, mode, rep, { signal: options.signal }));
+      rows.push(await coldStart(host, image, snapshot, mode, rep, { signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs }));
     }
   }
   let concurrency: FunctionReport["concurrency"];
@@ -93,7 +95,7 @@ export async function benchReapFunction(host: Host, image: StoredImage, options:
     for (let rep = 1; rep <= options.reps; rep++) {
       for (const mode of REAP_CONCURRENT_MODES) {
         options.onRun?.(`${image.name} ${options.concurrency}x ${mode} ${rep}/${options.reps}`);
-        levelRows[mode].push(...(await concurrentColdStarts(host, image, snapshot, mode, options.concurrency, rep, { signal: options.signal })));
+        levelRows[mode].push(...(await concurrentColdStarts(host, image, snapshot, mode, options.concurrency, rep, { signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs })));
       }
     }
     for (const mode of REAP_CONCURRENT_MODES) rows.push(...levelRows[mode]);

@@ -9,7 +9,7 @@
  *   PUT    /functions/:name                deploy or update { image, ... }
  *   GET    /functions/:name                one function, its instances and queue
  *   DELETE /functions/:name                remove it (instances stop; snapshots stay)
- *   POST   /functions/:name/invoke         { data? } -> { response, start, totalMs, breakdown, ... }
+ *   POST   /functions/:name/invoke         { data?, timeoutMs? } -> { response, start, totalMs, breakdown, ... }
  *   GET    /functions/:name/invocations    recorded invocations (?limit=N)
  *   GET    /functions/:name/snapshots      its snapshots and their working sets
  *   GET    /instances                      every running instance
@@ -38,6 +38,8 @@ export interface AppOptions {
 }
 
 const NAME = { type: "string", pattern: "^[a-z0-9][a-z0-9_.-]{0,62}$" } as const;
+/** An invocation timeout: up to an hour. */
+const INVOKE_TIMEOUT_MS = { type: "integer", minimum: 1, maximum: 3_600_000 } as const;
 
 const DEPLOY_FIELDS = {
   image: { type: "string", minLength: 1 },
@@ -48,6 +50,7 @@ const DEPLOY_FIELDS = {
   minInstances: { type: "integer", minimum: 0, maximum: 64 },
   maxInstances: { type: "integer", minimum: 1, maximum: 64 },
   concurrency: { type: "integer", minimum: 1, maximum: 256 },
+  invokeTimeoutMs: INVOKE_TIMEOUT_MS,
 } as const;
 
 const nameParams = { type: "object", properties: { name: NAME }, required: ["name"], additionalProperties: false } as const;
@@ -118,12 +121,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return { removed: request.params.name };
   });
 
-  app.post<{ Params: { name: string }; Body: { data?: string | Record<string, unknown> } | undefined }>(
+  app.post<{ Params: { name: string }; Body: { data?: string | Record<string, unknown>; timeoutMs?: number } | undefined }>(
     "/functions/:name/invoke",
     {
       schema: {
         params: nameParams,
-        body: { type: "object", properties: { data: { anyOf: [{ type: "string" }, { type: "object" }] } }, additionalProperties: false },
+        body: { type: "object", properties: { data: { anyOf: [{ type: "string" }, { type: "object" }] }, timeoutMs: INVOKE_TIMEOUT_MS }, additionalProperties: false },
       },
       // No body at all is the function's default request.
       preValidation: async (request) => {
@@ -139,7 +142,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       };
       request.raw.socket.once("close", onClose);
       try {
-        return await functions.invoke(request.params.name, text, { signal: abort.signal });
+        return await functions.invoke(request.params.name, text, { signal: abort.signal, timeoutMs: request.body?.timeoutMs });
       } finally {
         request.raw.socket.off("close", onClose);
       }

@@ -10,7 +10,7 @@
  * so the first attempt after the guest starts listening comes within ~retryMs.
  *
  * Throws: ERR_PROTO_INVALID (createGrpcClient), and through FunctionClient ERR_VALIDATION,
- * ERR_INVOKE, ERR_READY_TIMEOUT, ERR_ABORTED, ERR_DISPOSED.
+ * ERR_INVOKE, ERR_INVOKE_TIMEOUT, ERR_READY_TIMEOUT, ERR_ABORTED, ERR_DISPOSED.
  */
 import { resolve as resolvePath, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -33,6 +33,7 @@ import {
 import { formatDuration } from "../shared/duration.js";
 import { VhiveError, messageOf } from "../shared/errors.js";
 import type { FunctionClient, InvokeOptions, InvokeResult, WaitReadyOptions } from "./index.js";
+import { DEFAULT_INVOKE_TIMEOUT_MS, invokeTimeoutError } from "./timeout.js";
 import { asTransportFailure } from "./transport.js";
 
 export const DEFAULT_GRPC_METHOD = "helloworld.Greeter/SayHello";
@@ -59,7 +60,6 @@ export interface MessageShape {
 }
 
 const DEFAULT_RETRY_MS = 50;
-const DEFAULT_INVOKE_TIMEOUT_MS = 30_000;
 
 /** The decoding options InvokeResult.response documents; also used for requests. */
 const LOAD_OPTIONS = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
@@ -82,13 +82,13 @@ export function defaultProtoPath(): string {
 
 /**
  * A FunctionClient for `target` at `endpoint`. Loads and checks the .proto now; connects lazily
- * (on waitReady or invoke).
+ * (on waitReady or invoke). `invokeTimeoutMs` is the deadline of a call that names none.
  *
  * Throws ERR_PROTO_INVALID when the .proto cannot be loaded, the method string is malformed,
  * the proto does not define the method (the message lists those it does), or the method streams.
  */
-export function createGrpcClient(endpoint: { host: string; port: number }, target: GrpcTarget): FunctionClient {
-  return new GrpcFunctionClient(formatAddress(endpoint), resolveMethod(target));
+export function createGrpcClient(endpoint: { host: string; port: number }, target: GrpcTarget, options: { invokeTimeoutMs?: number } = {}): FunctionClient {
+  return new GrpcFunctionClient(formatAddress(endpoint), resolveMethod(target), options.invokeTimeoutMs ?? DEFAULT_INVOKE_TIMEOUT_MS);
 }
 
 /**
@@ -137,14 +137,16 @@ interface ResolvedMethod {
 class GrpcFunctionClient implements FunctionClient {
   readonly #address: string;
   readonly #method: ResolvedMethod;
+  readonly #invokeTimeoutMs: number;
   #client: Client | undefined;
   /** The reconnect backoff #client was built with, in ms. */
   #clientBackoffMs = 0;
   #closed = false;
 
-  constructor(address: string, method: ResolvedMethod) {
+  constructor(address: string, method: ResolvedMethod, invokeTimeoutMs: number) {
     this.#address = address;
     this.#method = method;
+    this.#invokeTimeoutMs = invokeTimeoutMs;
   }
 
   async waitReady({ timeoutMs, signal, retryMs = DEFAULT_RETRY_MS }: WaitReadyOptions): Promise<void> {
@@ -210,7 +212,7 @@ class GrpcFunctionClient implements FunctionClient {
     );
   }
 
-  async invoke(data: string, { timeoutMs = DEFAULT_INVOKE_TIMEOUT_MS, signal }: InvokeOptions = {}): Promise<InvokeResult> {
+  async invoke(data: string, { timeoutMs = this.#invokeTimeoutMs, signal }: InvokeOptions = {}): Promise<InvokeResult> {
     this.#checkOpen("invoke");
     const method = this.#method;
     if (signal?.aborted) throw abortedError(method.name, signal.reason);
@@ -447,9 +449,9 @@ function callError(methodName: string, error: unknown, timeoutMs: number): Vhive
   if (!isServiceError(error)) {
     return new VhiveError("ERR_INVOKE", `${methodName} failed: ${messageOf(error)}`, { cause: error });
   }
+  if (error.code === status.DEADLINE_EXCEEDED) return invokeTimeoutError(methodName, timeoutMs, error);
   const statusName = status[error.code] ?? `status ${error.code}`;
-  const note = error.code === status.DEADLINE_EXCEEDED ? ` (timeout ${formatDuration(timeoutMs)})` : "";
-  const failure = new VhiveError("ERR_INVOKE", `${methodName} failed: ${statusName}: ${tidyDetails(error.details)}${note}`, {
+  const failure = new VhiveError("ERR_INVOKE", `${methodName} failed: ${statusName}: ${tidyDetails(error.details)}`, {
     cause: error,
   });
   // UNAVAILABLE is grpc-js's status for a connection refused, reset or dropped mid-call.

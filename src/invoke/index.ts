@@ -38,7 +38,7 @@ export interface WaitReadyOptions {
 }
 
 export interface InvokeOptions {
-  /** Deadline of the call in ms; default 30000. */
+  /** Deadline of the call in ms; default the client's, else DEFAULT_INVOKE_TIMEOUT_MS (30 s). */
   timeoutMs?: number;
   signal?: AbortSignal;
 }
@@ -59,8 +59,8 @@ export interface FunctionClient {
    * or a GET when empty).
    *
    * Rejects ERR_VALIDATION (gRPC: `data` does not fit the request type), ERR_INVOKE (the call
-   * failed, timed out, or HTTP answered non-2xx; isTransportFailure tells a connection that
-   * failed before any answer), ERR_ABORTED, ERR_DISPOSED.
+   * failed or HTTP answered non-2xx; isTransportFailure tells a connection that failed before
+   * any answer), ERR_INVOKE_TIMEOUT (no reply within the timeout), ERR_ABORTED, ERR_DISPOSED.
    */
   invoke(data: string, options?: InvokeOptions): Promise<InvokeResult>;
   /** Releases connections; calls already in flight finish. Idempotent. */
@@ -78,3 +78,4 @@ export {
 } from "./grpc.js";
 export { createHttpClient, type HttpClientOptions } from "./http.js";
 export { isTransportFailure } from "./transport.js";
+export { DEFAULT_INVOKE_TIMEOUT_MS } from "./timeout.js";

@@ -29,9 +29,10 @@ export interface DeploySpec {
   minInstances?: number;
   maxInstances?: number;
   concurrency?: number;
+  invokeTimeoutMs?: number;
 }
 
-export const DEPLOY_DEFAULTS = { vcpus: DEFAULT_VCPUS, start: "reap", keepaliveMs: 60_000, minInstances: 0, maxInstances: 8, concurrency: 1 } as const;
+export const DEPLOY_DEFAULTS = { vcpus: DEFAULT_VCPUS, start: "reap", keepaliveMs: 60_000, minInstances: 0, maxInstances: 8, concurrency: 1, invokeTimeoutMs: 60_000 } as const;
 
 /** The envelope of one invocation: the pool's result, with its record id and function. */
 export interface Invocation extends PoolInvocation {
@@ -107,6 +108,7 @@ export class Functions {
       minInstances: spec.minInstances ?? DEPLOY_DEFAULTS.minInstances,
       maxInstances: spec.maxInstances ?? DEPLOY_DEFAULTS.maxInstances,
       concurrency: spec.concurrency ?? DEPLOY_DEFAULTS.concurrency,
+      invokeTimeoutMs: spec.invokeTimeoutMs ?? DEPLOY_DEFAULTS.invokeTimeoutMs,
       createdAt: old?.createdAt ?? now,
       updatedAt: now,
     };
@@ -131,7 +133,8 @@ export class Functions {
     await pool?.close();
   }
 
-  async invoke(name: string, data: string | undefined, options: { signal?: AbortSignal } = {}): Promise<Invocation> {
+  /** `timeoutMs`: this request's invocation timeout, instead of the function's. */
+  async invoke(name: string, data: string | undefined, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Invocation> {
     this.#checkOpen();
     const pool = this.#pools.get(name);
     if (!pool) throw notFound(name);

@@ -24,7 +24,7 @@ export interface PoolOptions {
   log: Log;
   /** How long a request may wait for an instance before ERR_CAPACITY (default 120 s). */
   queueTimeoutMs?: number;
-  /** How long one invocation may take (default 60 s). */
+  /** How long one invocation may take when the function's record does not say (default 60 s). */
   invokeTimeoutMs?: number;
 }
 
@@ -134,7 +134,7 @@ export class FunctionPool {
    * (the instance died meanwhile; the pool drops it), a start's own error for a cold start that
    * failed, or the function's error (ERR_INVOKE, ERR_VALIDATION for data that does not fit).
    */
-  async invoke(data: string | undefined, options: { signal?: AbortSignal } = {}): Promise<PoolInvocation> {
+  async invoke(data: string | undefined, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<PoolInvocation> {
     if (this.#closing) throw this.#shuttingDown();
     const arrived = performance.now();
     const lease = await this.#acquire();
@@ -142,7 +142,8 @@ export class FunctionPool {
     const instance = slot.instance!;
     const leased = performance.now();
     try {
-      const result = await instance.invoke(data, { signal: options.signal, timeoutMs: this.#invokeTimeoutMs });
+      const timeoutMs = options.timeoutMs ?? this.fn.invokeTimeoutMs ?? this.#invokeTimeoutMs;
+      const result = await instance.invoke(data, { signal: options.signal, timeoutMs });
       const totalMs = performance.now() - arrived;
       const breakdown = cold
         ? { queueMs: roundMs((coldSince ?? arrived) - arrived), ...cold.breakdown, invokeMs: roundMs(result.ms) }

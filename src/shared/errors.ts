@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   ERR_READY_TIMEOUT: "The function did not answer within the readiness timeout.",
   ERR_PROTO_INVALID: "The .proto file cannot be loaded or does not define the method named.",
   ERR_INVOKE: "Calling the function failed.",
+  ERR_INVOKE_TIMEOUT: "The function did not answer an invocation within the invocation timeout.",
   ERR_SNAPSHOT_NOT_FOUND: "No snapshot matches the given id.",
   ERR_SNAPSHOT_MISMATCH: "A snapshot was made with a different QEMU, machine, kernel, initramfs or image than it would be restored with.",
   ERR_SNAPSHOT_CORRUPT: "A snapshot's files are missing, truncated or altered since it was made.",

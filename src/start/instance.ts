@@ -55,6 +55,8 @@ export interface ClientOptions {
   /** Override the image's gRPC method / proto. */
   method?: string;
   protoPath?: string;
+  /** How long one invocation may take unless the call says (default DEFAULT_INVOKE_TIMEOUT_MS, 30 s). */
+  invokeTimeoutMs?: number;
 }
 
 /** What every start (boot or restore) takes. */
@@ -142,11 +144,12 @@ export class Instance<Start extends StartRecord = StartRecord> implements AsyncD
 
 export function createClient(image: StoredImage, hostPort: number, options: ClientOptions): FunctionClient {
   const endpoint = { host: "127.0.0.1", port: hostPort };
-  if (image.config.protocol === "http") return createHttpClient(endpoint, { path: image.config.httpPath });
-  return createGrpcClient(endpoint, {
-    protoPath: options.protoPath ?? image.protoPath ?? defaultProtoPath(),
-    method: options.method ?? image.config.method ?? DEFAULT_GRPC_METHOD,
-  });
+  if (image.config.protocol === "http") return createHttpClient(endpoint, { path: image.config.httpPath, invokeTimeoutMs: options.invokeTimeoutMs });
+  return createGrpcClient(
+    endpoint,
+    { protoPath: options.protoPath ?? image.protoPath ?? defaultProtoPath(), method: options.method ?? image.config.method ?? DEFAULT_GRPC_METHOD },
+    { invokeTimeoutMs: options.invokeTimeoutMs },
+  );
 }
 
 /**

@@ -24,6 +24,8 @@ export interface FunctionRecord {
   maxInstances: number;
   /** Requests one instance serves at once. */
   concurrency: number;
+  /** How long one invocation may take (a request may ask for another); absent in records stored before it was an option: the daemon's default. */
+  invokeTimeoutMs?: number;
   createdAt: string;
   updatedAt: string;
 }

@@ -2,7 +2,7 @@ import { benchColdStarts, BENCH_MODES, orderModes, paperLatencyMs, summarizeRows
 import { openHost } from "../../start/index.js";
 import { resolveFunctions, resultsOptions, withProgressBar, writeAndPrint, writtenLines } from "../bench-output.js";
 import { defineCommand } from "../command.js";
-import { accelOption } from "../function-options.js";
+import { accelOption, invokeTimeoutOf, timeoutOption } from "../function-options.js";
 import { formatBytes, formatMs, table } from "../format.js";
 
 /** The table `vhive bench coldstart` and `vhive demo` print: one line per function and mode. */
@@ -33,7 +33,7 @@ export const benchColdstartCommand = defineCommand({
   command: "coldstart",
   describe: "cold starts of each function in each mode (warm, boot, snapshot memory modes), with a report beside the paper's figures",
   builder: (yargs) =>
-    resultsOptions(accelOption(yargs), "coldstart")
+    resultsOptions(timeoutOption(accelOption(yargs)), "coldstart")
       .option("functions", { type: "string", default: "helloworld,json_serdes", describe: "comma-separated suite functions or images" })
       .option("modes", { type: "string", default: "warm,boot,vanilla,vanilla-4k,record,prefetch,floor", describe: `comma-separated, of ${BENCH_MODES.join(", ")}` })
       .option("reps", { type: "number", default: 3, describe: "starts per function and mode" }),
@@ -41,7 +41,7 @@ export const benchColdstartCommand = defineCommand({
     const modes = orderModes(args.modes.split(",").filter(Boolean));
     const images = await resolveFunctions(args.functions, context);
     const host = await openHost({ stateDir: context.stateDir, accel: args.accel, log: context.log });
-    const report = await withProgressBar("cold starts", context, (onProgress) => benchColdStarts(host, images, { modes, reps: args.reps, signal: context.signal, onProgress }));
+    const report = await withProgressBar("cold starts", context, (onProgress) => benchColdStarts(host, images, { modes, reps: args.reps, invokeTimeoutMs: invokeTimeoutOf(args), signal: context.signal, onProgress }));
     await writeAndPrint(report, args, "coldstart", context, describeColdStarts);
   },
 });

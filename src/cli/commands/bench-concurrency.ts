@@ -2,7 +2,7 @@ import { benchConcurrency, CONCURRENT_MODES, findSummary, parseConcurrentModes, 
 import { openHost } from "../../start/index.js";
 import { resolveFunction, resultsOptions, withProgressBar, writeAndPrint, writtenLines } from "../bench-output.js";
 import { defineCommand } from "../command.js";
-import { accelOption } from "../function-options.js";
+import { accelOption, invokeTimeoutOf, timeoutOption } from "../function-options.js";
 import { formatMs, table } from "../format.js";
 
 function describe(report: ConcurrencyBenchReport, written: WrittenResults): string {
@@ -27,7 +27,7 @@ export const benchConcurrencyCommand = defineCommand({
   command: "concurrency",
   describe: "many cold starts of one function at once, per memory mode (the paper's concurrency curve)",
   builder: (yargs) =>
-    resultsOptions(accelOption(yargs), "concurrency")
+    resultsOptions(timeoutOption(accelOption(yargs)), "concurrency")
       .option("function", { type: "string", default: "helloworld", describe: "suite function or image" })
       .option("levels", { type: "string", default: "1,2,4,8", describe: "comma-separated numbers of cold starts at once" })
       .option("modes", { type: "string", default: "vanilla,prefetch", describe: `comma-separated, of ${CONCURRENT_MODES.join(", ")}` })
@@ -37,7 +37,7 @@ export const benchConcurrencyCommand = defineCommand({
     const modes = parseConcurrentModes(args.modes);
     const image = await resolveFunction(args.function, context);
     const host = await openHost({ stateDir: context.stateDir, accel: args.accel, log: context.log });
-    const report = await withProgressBar("concurrent cold starts", context, (onProgress) => benchConcurrency(host, image, { levels, modes, reps: args.reps, signal: context.signal, onProgress }));
+    const report = await withProgressBar("concurrent cold starts", context, (onProgress) => benchConcurrency(host, image, { levels, modes, reps: args.reps, invokeTimeoutMs: invokeTimeoutOf(args), signal: context.signal, onProgress }));
     await writeAndPrint(report, args, "concurrency", context, describe);
   },
 });

@@ -3,7 +3,7 @@ import { openHost } from "../../start/index.js";
 import { resolveFunctions } from "../bench-output.js";
 import { defineCommand } from "../command.js";
 import { formatBytes, formatMs, table } from "../format.js";
-import { accelOption } from "../function-options.js";
+import { accelOption, invokeTimeoutOf, timeoutOption } from "../function-options.js";
 import { withProgress } from "../progress.js";
 
 function check(label: string, value: string, ok: boolean, target: string): string[] {
@@ -53,7 +53,7 @@ export const benchReapCommand = defineCommand({
   command: "reap",
   describe: "REAP against the vanilla baselines: cold starts per memory mode, and concurrent cold starts",
   builder: (yargs) =>
-    accelOption(yargs)
+    timeoutOption(accelOption(yargs))
       .option("functions", { type: "string", default: "helloworld,json_serdes", describe: "comma-separated suite functions or images" })
       .option("reps", { type: "number", default: 5, describe: "cold starts per mode" })
       .option("concurrency", { type: "number", default: 4, describe: "concurrent cold starts to compare (0 to skip)" })
@@ -62,7 +62,7 @@ export const benchReapCommand = defineCommand({
     const images = await resolveFunctions(args.functions, context);
     const host = await openHost({ stateDir: context.stateDir, accel: args.accel, log: context.log });
     const report = await withProgress("REAP benchmark", context.log, (update) =>
-      benchReap(host, images, { reps: args.reps, concurrency: args.concurrency, signal: context.signal, onRun: update }),
+      benchReap(host, images, { reps: args.reps, concurrency: args.concurrency, invokeTimeoutMs: invokeTimeoutOf(args), signal: context.signal, onRun: update }),
     );
     if (args.json) context.printJson(report);
     else context.print(describe(report));

@@ -106,6 +106,18 @@ describe("daemon API", () => {
     expect((await app.inject({ method: "GET", url: "/functions/hello/snapshots" })).json()).toEqual({ snapshots: [{ id: "s1", workingSet: null }] });
   });
 
+  it("a function slower than its invocation timeout gives 504 ERR_INVOKE_TIMEOUT; deploy sets the timeout, a request may set its own", async () => {
+    const { app } = await daemon();
+    expect((await deployHello(app, { invokeTimeoutMs: 0 })).json()).toMatchObject({ statusCode: 400, message: "body.invokeTimeoutMs must be >= 1" });
+    expect((await deployHello(app)).json().function.invokeTimeoutMs).toBe(60_000);
+    await deployHello(app, { invokeTimeoutMs: 1500 });
+    const slow = await app.inject({ method: "POST", url: "/functions/hello/invoke", payload: { data: "slow" } });
+    expect(slow.statusCode).toBe(504);
+    expect(slow.json()).toMatchObject({ code: "ERR_INVOKE_TIMEOUT", message: "helloworld.Greeter/SayHello did not answer within 1.5 s (the invocation timeout, --timeout)" });
+    const own = await app.inject({ method: "POST", url: "/functions/hello/invoke", payload: { data: "slow", timeoutMs: 250 } });
+    expect(own.json().message).toContain("within 250 ms");
+  });
+
   it("an instance that dies mid-request gives 502 naming the function and the instance; the next request gets a new instance", async () => {
     const { app, starter } = await daemon();
     starter.holdNew = true;

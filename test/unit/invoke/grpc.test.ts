@@ -186,14 +186,24 @@ describe("gRPC invoke", () => {
 
   });
 
-  it("fails with ERR_INVOKE DEADLINE_EXCEEDED when the reply takes longer than timeoutMs", async () => {
+  it("fails with ERR_INVOKE_TIMEOUT naming the timeout and --timeout when the reply takes longer than timeoutMs", async () => {
     const port = await startGreeter(() => {
       // Never answers.
     });
     const error = await rejection(client(port).invoke("world", { timeoutMs: 200 }));
-    expect(error.code).toBe("ERR_INVOKE");
-    expect(error.message).toContain("DEADLINE_EXCEEDED");
-    expect(error.message).toContain("200 ms");
+    expect(error.code).toBe("ERR_INVOKE_TIMEOUT");
+    expect(error.message).toBe("helloworld.Greeter/SayHello did not answer within 200 ms (the invocation timeout, --timeout)");
+    expect(error.remedy).toContain("--timeout");
+    expect(error.cause).toMatchObject({ code: status.DEADLINE_EXCEEDED });
+  });
+
+  it("a call that names no timeout gets the client's", async () => {
+    const port = await startGreeter(() => {
+      // Never answers.
+    });
+    const slow = createGrpcClient({ host: "127.0.0.1", port }, { protoPath: defaultProtoPath(), method: DEFAULT_GRPC_METHOD }, { invokeTimeoutMs: 1250 });
+    cleanups.push(() => slow.close());
+    expect((await rejection(slow.invoke("world"))).message).toContain("within 1.3 s");
   });
 
   it("cancels the call and rejects ERR_ABORTED when the signal aborts", async () => {

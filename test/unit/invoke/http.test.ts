@@ -90,13 +90,16 @@ describe("HTTP invoke", () => {
     expect(isTransportFailure(error)).toBe(true);
   });
 
-  it("rejects ERR_INVOKE when the answer takes longer than timeoutMs", async () => {
+  it("rejects ERR_INVOKE_TIMEOUT naming the timeout when the answer takes longer than timeoutMs", async () => {
     const port = await startServer(() => {
       // Never answers.
     });
     const error = await rejection(client(port).invoke("x", { timeoutMs: 200 }));
-    expect(error.code).toBe("ERR_INVOKE");
-    expect(error.message).toContain("timed out after 200 ms");
+    expect(error.code).toBe("ERR_INVOKE_TIMEOUT");
+    expect(error.message).toBe(`POST http://127.0.0.1:${port}/ did not answer within 200 ms (the invocation timeout, --timeout)`);
+    const slow = createHttpClient({ host: "127.0.0.1", port }, { invokeTimeoutMs: 300 });
+    cleanups.push(() => slow.close());
+    expect((await rejection(slow.invoke("x"))).message).toContain("within 300 ms");
   });
 
   it("rejects ERR_ABORTED when the signal aborts mid-request", async () => {

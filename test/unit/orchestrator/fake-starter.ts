@@ -1,5 +1,6 @@
 /** A fake instance starter for pool and API tests: instances are objects, no VM. */
 import type { InvokeResult } from "../../../src/invoke/index.js";
+import { invokeTimeoutError } from "../../../src/invoke/timeout.js";
 import type { ColdStartKind, InstanceStarter, PoolInstance, StartInfo } from "../../../src/orchestrator/index.js";
 import { VhiveError } from "../../../src/shared/errors.js";
 import type { FunctionRecord } from "../../../src/store/index.js";
@@ -15,6 +16,8 @@ export class FakeInstance implements PoolInstance {
   /** When true, invocations wait until release() is called. */
   hold = false;
   invocations: (string | undefined)[] = [];
+  /** The invocation timeout each call was given. */
+  timeoutsMs: (number | undefined)[] = [];
   retired = false;
   destroyed = false;
 
@@ -24,8 +27,9 @@ export class FakeInstance implements PoolInstance {
     this.failed = this.#controller.signal;
   }
 
-  async invoke(data: string | undefined, options: { signal?: AbortSignal } = {}): Promise<InvokeResult> {
+  async invoke(data: string | undefined, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<InvokeResult> {
     this.invocations.push(data);
+    this.timeoutsMs.push(options.timeoutMs);
     if (this.hold) {
       await new Promise<void>((resolve, reject) => {
         this.#holds.push(resolve);
@@ -34,6 +38,7 @@ export class FakeInstance implements PoolInstance {
       });
     }
     if (data === "bad") throw new VhiveError("ERR_INVOKE", "the function answered UNKNOWN: boom");
+    if (data === "slow") throw invokeTimeoutError("helloworld.Greeter/SayHello", options.timeoutMs ?? Number.NaN);
     const text = `Hello, ${data ?? "world"}!`;
     return { response: { message: text }, text, ms: 1 };
   }

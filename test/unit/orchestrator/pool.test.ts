@@ -43,6 +43,17 @@ describe("instance pool", () => {
     expect(starter.instances).toHaveLength(1);
   });
 
+  it("gives each invocation the request's timeout, else the function's, else the daemon's", async () => {
+    const starter = new FakeStarter();
+    const daemonWide = new FunctionPool(fakeFunction(), { starter, budget: new MemoryBudget(4096), log: new NoOpLog(), invokeTimeoutMs: 45_000 });
+    pools.push(daemonWide);
+    await daemonWide.invoke("a");
+    const deployed = pool(starter, { invokeTimeoutMs: 90_000 });
+    await deployed.invoke("b");
+    await deployed.invoke("c", { timeoutMs: 5000 });
+    expect(starter.instances.flatMap((instance) => instance.timeoutsMs)).toEqual([45_000, 90_000, 5000]);
+  });
+
   it("starts no more than maxInstances; further requests queue and are served in arrival order as instances free up", async () => {
     const starter = new FakeStarter();
     starter.holdNew = true;
