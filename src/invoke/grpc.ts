@@ -93,11 +93,11 @@ export function createGrpcClient(endpoint: { host: string; port: number }, targe
 
 /**
  * How --data becomes the request message: a JSON object is the message itself (every key must
- * be a field of `request`); otherwise, when the request type's only field is a string, that
- * field is set to `data` verbatim.
+ * be a field of `request`, with a value of the field's type); otherwise, when the request
+ * type's only field is a string, that field is set to `data` verbatim.
  *
- * Throws ERR_VALIDATION naming the request type's fields when neither applies or a JSON key is
- * not a field.
+ * Throws ERR_VALIDATION naming the request type's fields when neither applies, a JSON key is
+ * not a field, or a value does not fit its field.
  */
 export function requestFromData(data: string, request: MessageShape): Record<string, unknown> {
   const object = parseJsonObject(data);
@@ -110,6 +110,18 @@ export function requestFromData(data: string, request: MessageShape): Record<str
         "ERR_VALIDATION",
         `--data sets ${unknown.map((key) => JSON.stringify(key)).join(", ")}, which ${request.typeName} does not have; ` +
           `its fields are ${describeFields(request)}`,
+      );
+    }
+    for (const field of request.fields) {
+      if (!Object.hasOwn(object, field.name)) continue;
+      const expected = misfit(field, object[field.name]);
+      if (expected === undefined) continue;
+      // protobuf.js would coerce it silently: "abc" for an int32 is sent as 0.
+      throw new VhiveError(
+        "ERR_VALIDATION",
+        `--data field ${JSON.stringify(field.name)} is ${JSON.stringify(object[field.name])}, but ${request.typeName}.${field.name} is ` +
+          `${field.repeated ? "repeated " : ""}${field.type}: expected ${expected}`,
+        { remedy: `Pass --data as a JSON object with the fields of ${request.typeName}: ${describeFields(request)}.` },
       );
     }
     return object;
@@ -216,16 +228,7 @@ class GrpcFunctionClient implements FunctionClient {
     this.#checkOpen("invoke");
     const method = this.#method;
     if (signal?.aborted) throw abortedError(method.name, signal.reason);
-    const message = requestFromData(data, method.request);
-    let bytes: Buffer;
-    try {
-      // Encoded up front so a bad value is ERR_VALIDATION, not a call failing INTERNAL.
-      bytes = method.definition.requestSerialize(message);
-    } catch (error) {
-      throw new VhiveError("ERR_VALIDATION", `--data does not fit ${method.request.typeName}: ${messageOf(error)}`, {
-        cause: error,
-      });
-    }
+    const bytes = this.#encode(data);
 
     const client = this.#clientFor(backoffFor(DEFAULT_RETRY_MS));
     let onAbort: (() => void) | undefined;
@@ -257,6 +260,21 @@ class GrpcFunctionClient implements FunctionClient {
       throw callError(method.name, error, timeoutMs);
     } finally {
       if (onAbort) signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  checkRequest(data: string): void {
+    this.#encode(data);
+  }
+
+  /** The request message for `data`, encoded up front so a bad value is ERR_VALIDATION, not a call failing INTERNAL. */
+  #encode(data: string): Buffer {
+    const request = this.#method.request;
+    const message = requestFromData(data, request);
+    try {
+      return this.#method.definition.requestSerialize(message);
+    } catch (error) {
+      throw new VhiveError("ERR_VALIDATION", `--data does not fit ${request.typeName}: ${messageOf(error)}`, { cause: error });
     }
   }
 
@@ -411,6 +429,36 @@ function shapeOf(pkg: PackageDefinition, definition: { type: object }): MessageS
     repeated: field.label === "LABEL_REPEATED",
   }));
   return { typeName, fields };
+}
+
+const INTEGER_TYPES = new Set(["int32", "uint32", "sint32", "fixed32", "sfixed32", "int64", "uint64", "sint64", "fixed64", "sfixed64"]);
+
+/** What a JSON value of `field` must be, when `value` is not that; undefined when it fits. */
+function misfit(field: FieldShape, value: unknown): string | undefined {
+  if (value === null) return undefined; // unset: the field's default
+  if (field.repeated) {
+    if (!Array.isArray(value)) return "an array";
+    const bad = value.map((item) => misfit({ ...field, repeated: false }, item)).find((expected) => expected !== undefined);
+    return bad === undefined ? undefined : `an array whose items are each ${bad}`;
+  }
+  if (INTEGER_TYPES.has(field.type)) {
+    // 64-bit integers may come as strings (protobuf's JSON mapping), as they come back (longs: String).
+    const ok = Number.isInteger(value) || (typeof value === "string" && /^-?\d+$/.test(value));
+    return ok ? undefined : "an integer";
+  }
+  switch (field.type) {
+    case "string":
+    case "bytes": // base64
+      return typeof value === "string" ? undefined : "a string";
+    case "bool":
+      return typeof value === "boolean" ? undefined : "true or false";
+    case "double":
+    case "float":
+      return typeof value === "number" ? undefined : "a number";
+    default:
+      // A message (an object) or an enum (its name or number): the shape does not say which.
+      return typeof value === "object" || typeof value === "string" || Number.isInteger(value) ? undefined : "an object (a message) or an enum value";
+  }
 }
 
 function soleStringField(shape: MessageShape): string | undefined {

@@ -143,6 +143,10 @@ class HttpFunctionClient implements FunctionClient {
     return { response: { status, body }, text: body, ms };
   }
 
+  checkRequest(): void {
+    // Any string is a body (the empty one: a GET).
+  }
+
   close(): void {
     // fetch's connections belong to Node's global pool and the probe keeps none, so there is
     // nothing to release; closing only refuses further use.

@@ -63,6 +63,12 @@ export interface FunctionClient {
    * any answer), ERR_INVOKE_TIMEOUT (no reply within the timeout), ERR_ABORTED, ERR_DISPOSED.
    */
   invoke(data: string, options?: InvokeOptions): Promise<InvokeResult>;
+  /**
+   * Checks `data` as invoke would, without calling, so bad data costs no boot: for gRPC, that it
+   * makes a request message (see requestFromData); for HTTP any string is a body. Throws
+   * ERR_VALIDATION.
+   */
+  checkRequest(data: string): void;
   /** Releases connections; calls already in flight finish. Idempotent. */
   close(): void;
 }

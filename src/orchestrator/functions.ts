@@ -140,6 +140,7 @@ export class Functions {
     if (!pool) throw notFound(name);
     const arrived = performance.now();
     try {
+      await this.#options.starter.checkRequest?.(pool.fn, data);
       const result = await pool.invoke(data, options);
       const id = this.#record({ function: name, instance: result.instance, start: result.start, status: "ok", totalMs: result.totalMs, breakdown: result.breakdown });
       return { id, function: name, ...result };

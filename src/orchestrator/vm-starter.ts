@@ -14,13 +14,13 @@
  */
 import { ImageStore, type StoredImage } from "../image/index.js";
 import { loadWorkingSet } from "../memory/index.js";
-import type { InvokeResult } from "../invoke/index.js";
+import type { FunctionClient, InvokeResult } from "../invoke/index.js";
 import { roundMs } from "../metrics/index.js";
 import { VhiveError, isVhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import type { StoredSnapshot } from "../snapshot/index.js";
 import type { FunctionRecord } from "../store/index.js";
-import { bootInstance, defaultRequestData, findUsableSnapshot, restoreInstance, saveRecordedWorkingSet, SnapshotCapture, type Host, type Instance, type RestoreStart } from "../start/index.js";
+import { bootInstance, createClient, defaultRequestData, findUsableSnapshot, restoreInstance, saveRecordedWorkingSet, SnapshotCapture, type Host, type Instance, type RestoreStart } from "../start/index.js";
 import type { InstanceStarter, PoolInstance, StartInfo } from "./pool-types.js";
 
 /** Errors that mean "this snapshot cannot be used", not "the start failed". */
@@ -35,6 +35,8 @@ export class VmStarter implements InstanceStarter {
   readonly #recording = new Set<string>();
   /** Snapshots found unusable, not tried again by this daemon. */
   readonly #unusable = new Set<string>();
+  /** Per function: an unconnected client of its deployment, to check requests with (loading a proto per request costs). */
+  readonly #checkers = new Map<string, { deployment: string; image: StoredImage; client: FunctionClient }>();
 
   constructor(host: Host) {
     this.#host = host;
@@ -90,6 +92,20 @@ export class VmStarter implements InstanceStarter {
     return new VmInstance(capture.instance, image, this.#log, {
       capture: { save: end((n) => capture.save(n)), discard: end(() => capture.discard()) },
     });
+  }
+
+  async checkRequest(fn: FunctionRecord, data: string | undefined): Promise<void> {
+    const deployment = `${fn.imageId}@${fn.updatedAt}`;
+    let checker = this.#checkers.get(fn.name);
+    if (checker?.deployment !== deployment) {
+      checker?.client.close();
+      this.#checkers.delete(fn.name);
+      const image = await new ImageStore(this.#host.paths).get(fn.imageId);
+      if (!image) return; // the start reports it
+      checker = { deployment, image, client: createClient(image, 1, {}) };
+      this.#checkers.set(fn.name, checker);
+    }
+    checker.client.checkRequest(data ?? defaultRequestData(checker.image));
   }
 
   #markUnusable(id: string, error: unknown): void {

@@ -67,6 +67,11 @@ export interface StartOptions extends ClientOptions {
   readyTimeoutMs?: number;
   keepRunDir?: boolean;
   signal?: AbortSignal;
+  /**
+   * The request data the caller will send first, for the image: checked against the function's
+   * request message before anything starts, so bad --data costs no boot (checkStart).
+   */
+  firstRequest?: (image: StoredImage) => string;
 }
 
 export const DEFAULT_MEM_MIB = 256;
@@ -139,6 +144,19 @@ export class Instance<Start extends StartRecord = StartRecord> implements AsyncD
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
+  }
+}
+
+/**
+ * What a start checks before it spends seconds on QEMU: the client can be made (a bad
+ * --proto/--method is ERR_PROTO_INVALID) and the first request fits it (ERR_VALIDATION).
+ */
+export function checkStart(image: StoredImage, options: StartOptions): void {
+  const client = createClient(image, 1, options);
+  try {
+    if (options.firstRequest) client.checkRequest(options.firstRequest(image));
+  } finally {
+    client.close();
   }
 }
 

@@ -29,8 +29,9 @@ export interface RunResult {
 }
 
 export async function runOnce(host: Host, image: StoredImage, data?: string, options: BootOptions = {}): Promise<RunResult> {
-  await using instance = await bootInstance(host, image, options);
-  const result = await instance.invoke(data ?? defaultRequestData(image), { signal: options.signal });
+  const input = data ?? defaultRequestData(image);
+  await using instance = await bootInstance(host, image, { ...options, firstRequest: () => input });
+  const result = await instance.invoke(input, { signal: options.signal });
   const totalMs = performance.now() - instance.vm.timeline.spawnAt;
   const { qemuStartMs, kernelBootMs, initMs, functionReadyMs, bootMs } = instance.start.times;
   return {
@@ -79,7 +80,7 @@ export interface RestoreResult {
 }
 
 export async function restoreOnce(host: Host, snapshot: StoredSnapshot, data?: string, options: RestoreOptions = {}): Promise<RestoreResult> {
-  await using instance = await restoreInstance(host, snapshot, options);
+  await using instance = await restoreInstance(host, snapshot, { ...options, firstRequest: (image) => data ?? defaultRequestData(image) });
   const input = data ?? defaultRequestData(instance.image);
   const result = await instance.invoke(input, { signal: options.signal });
   const wallMs = performance.now() - instance.vm.timeline.spawnAt;

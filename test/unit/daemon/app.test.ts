@@ -106,6 +106,16 @@ describe("daemon API", () => {
     expect((await app.inject({ method: "GET", url: "/functions/hello/snapshots" })).json()).toEqual({ snapshots: [{ id: "s1", workingSet: null }] });
   });
 
+  it("refuses request data that cannot be a request with 400 before any instance starts", async () => {
+    const { app, starter } = await daemon();
+    await deployHello(app);
+    const refused = await app.inject({ method: "POST", url: "/functions/hello/invoke", payload: { data: "malformed" } });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json()).toMatchObject({ code: "ERR_VALIDATION", message: expect.stringContaining("--data must be a JSON object for demo.Order") });
+    expect(starter.instances).toHaveLength(0);
+    expect(starter.checked).toEqual(["malformed"]);
+  });
+
   it("a function slower than its invocation timeout gives 504 ERR_INVOKE_TIMEOUT; deploy sets the timeout, a request may set its own", async () => {
     const { app } = await daemon();
     expect((await deployHello(app, { invokeTimeoutMs: 0 })).json()).toMatchObject({ statusCode: 400, message: "body.invokeTimeoutMs must be >= 1" });

@@ -109,6 +109,40 @@ describe("requestFromData", () => {
     expect(error.message).toContain("item: string, count: int32");
     expect(requestFromData('{"item":"apple","count":2}', shape)).toEqual({ item: "apple", count: 2 });
   });
+
+  it("rejects a JSON value that does not fit its field's type, which protobuf.js would coerce silently", () => {
+    const shape: MessageShape = {
+      typeName: "demo.Order",
+      fields: [
+        { name: "item", type: "string", repeated: false },
+        { name: "count", type: "int32", repeated: false },
+        { name: "big", type: "int64", repeated: false },
+        { name: "tags", type: "string", repeated: true },
+        { name: "gift", type: "bool", repeated: false },
+        { name: "price", type: "double", repeated: false },
+        { name: "address", type: "demo.Address", repeated: false },
+      ],
+    };
+    const error = thrown(() => requestFromData('{"item":"apple","count":"two"}', shape));
+    expect(error.code).toBe("ERR_VALIDATION");
+    expect(error.message).toBe('--data field "count" is "two", but demo.Order.count is int32: expected an integer');
+    expect(error.remedy).toContain("item: string, count: int32");
+    expect(thrown(() => requestFromData('{"tags":"a"}', shape)).message).toContain("expected an array");
+    expect(thrown(() => requestFromData('{"tags":["a",1]}', shape)).message).toContain("expected an array whose items are each a string");
+    expect(thrown(() => requestFromData('{"gift":"yes"}', shape)).message).toContain("expected true or false");
+    expect(thrown(() => requestFromData('{"count":2.5}', shape)).message).toContain("expected an integer");
+    expect(thrown(() => requestFromData('{"address":true}', shape)).message).toContain("expected an object (a message) or an enum value");
+    const fits = '{"item":"apple","count":2,"big":"9007199254740993","tags":["red"],"gift":false,"price":1.5,"address":{"city":"x"}}';
+    expect(requestFromData(fits, shape)).toMatchObject({ count: 2, big: "9007199254740993" });
+  });
+});
+
+describe("checkRequest", () => {
+  it("checks data against the request message without calling (nothing listens)", async () => {
+    const greeter = client(await freeLoopbackPort());
+    expect(() => greeter.checkRequest("world")).not.toThrow();
+    expect(thrown(() => greeter.checkRequest('{"nmae":"typo"}')).code).toBe("ERR_VALIDATION");
+  });
 });
 
 describe("createGrpcClient", () => {

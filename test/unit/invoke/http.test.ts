@@ -133,6 +133,12 @@ describe("HTTP invoke", () => {
   });
 });
 
+describe("HTTP checkRequest", () => {
+  it("accepts any string: it is the body", () => {
+    expect(() => client(1).checkRequest("{ not json")).not.toThrow();
+  });
+});
+
 describe("createHttpClient", () => {
   it("throws ERR_VALIDATION for a path not starting with /", () => {
     expect(() => createHttpClient({ host: "127.0.0.1", port: 80 }, { path: "fn" })).toThrow(

@@ -76,6 +76,14 @@ export class FakeStarter implements InstanceStarter {
   readonly #waiting: (() => void)[] = [];
   #next = 0;
 
+  /** Requests checked before they reach the pool; "malformed" is refused, as a bad --data is. */
+  readonly checked: (string | undefined)[] = [];
+
+  async checkRequest(_fn: FunctionRecord, data: string | undefined): Promise<void> {
+    this.checked.push(data);
+    if (data === "malformed") throw new VhiveError("ERR_VALIDATION", "--data must be a JSON object for demo.Order, whose fields are { item: string, count: int32 }");
+  }
+
   async start(fn: FunctionRecord, options: { signal: AbortSignal }): Promise<FakeInstance> {
     if (this.gate) await new Promise<void>((resolve) => this.#waiting.push(resolve));
     if (options.signal.aborted) throw new VhiveError("ERR_ABORTED", "start cancelled");

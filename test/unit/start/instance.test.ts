@@ -23,7 +23,7 @@ function fakeVm() {
 
 /** A client whose every call rejects with `error`. */
 function failingClient(error: VhiveError): FunctionClient {
-  return { waitReady: async () => {}, invoke: async () => Promise.reject(error), close: () => {} };
+  return { waitReady: async () => {}, invoke: async () => Promise.reject(error), checkRequest: () => {}, close: () => {} };
 }
 
 const image = { name: "fn", config: { protocol: "grpc", port: 50051 } } as unknown as StoredImage;
