@@ -31,6 +31,14 @@ async function helpOf(command: AnyCommand): Promise<string> {
   return (await built(command).getHelp()).replace(/\n {10,}/g, " ").replace(/ {2,}/g, " ");
 }
 
+describe("vhive run --help", () => {
+  it("says the default --data is the recipe's first input", async () => {
+    const help = await helpOf(runCommand);
+    expect(help).toContain("(default: the recipe's first input; without inputs, \"world\" for gRPC and a GET for HTTP)");
+    expect(help).not.toContain('string field (default "world")');
+  });
+});
+
 describe("--timeout", () => {
   const startsAndInvokes = { runCommand, snapshotCreateCommand, snapshotRestoreCommand, benchBootVsRestoreCommand, benchColdstartCommand, benchConcurrencyCommand, benchReapCommand, benchReuseCommand, demoCommand };
 
