@@ -12,7 +12,7 @@
  * Throws: ERR_PROTO_INVALID (createGrpcClient), and through FunctionClient ERR_VALIDATION,
  * ERR_INVOKE, ERR_INVOKE_TIMEOUT, ERR_READY_TIMEOUT, ERR_ABORTED, ERR_DISPOSED.
  */
-import { resolve as resolvePath, dirname } from "node:path";
+import { basename, resolve as resolvePath, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   Client,
@@ -144,6 +144,9 @@ interface ResolvedMethod {
   definition: MethodDefinition<object, object>;
   request: MessageShape;
   reply: MessageShape;
+  /** The .proto it comes from, and every method that file defines, for messages. */
+  protoPath: string;
+  methods: string[];
 }
 
 class GrpcFunctionClient implements FunctionClient {
@@ -257,7 +260,7 @@ class GrpcFunctionClient implements FunctionClient {
       });
     } catch (error) {
       if (signal?.aborted) throw abortedError(method.name, error);
-      throw callError(method.name, error, timeoutMs);
+      throw callError(method, error, timeoutMs);
     } finally {
       if (onAbort) signal?.removeEventListener("abort", onAbort);
     }
@@ -390,6 +393,8 @@ function resolveMethod(target: GrpcTarget): ResolvedMethod {
     definition,
     request: shapeOf(pkg, definition.requestType),
     reply: shapeOf(pkg, definition.responseType),
+    protoPath,
+    methods: listMethods(pkg),
   };
 }
 
@@ -493,17 +498,39 @@ function isServiceError(error: unknown): error is ServiceError {
   return error instanceof Error && typeof (error as Partial<ServiceError>).code === "number" && "details" in error;
 }
 
-function callError(methodName: string, error: unknown, timeoutMs: number): VhiveError {
+function callError(method: ResolvedMethod, error: unknown, timeoutMs: number): VhiveError {
+  const methodName = method.name;
   if (!isServiceError(error)) {
     return new VhiveError("ERR_INVOKE", `${methodName} failed: ${messageOf(error)}`, { cause: error });
   }
   if (error.code === status.DEADLINE_EXCEEDED) return invokeTimeoutError(methodName, timeoutMs, error);
+  if (error.code === status.UNIMPLEMENTED) return unimplementedError(method, error);
   const statusName = status[error.code] ?? `status ${error.code}`;
   const failure = new VhiveError("ERR_INVOKE", `${methodName} failed: ${statusName}: ${tidyDetails(error.details)}`, {
     cause: error,
   });
   // UNAVAILABLE is grpc-js's status for a connection refused, reset or dropped mid-call.
   return error.code === status.UNAVAILABLE ? asTransportFailure(failure) : failure;
+}
+
+/**
+ * The server does not serve the method called: most often a function with its own service
+ * (vSwarm's standalone functions) called as helloworld.Greeter/SayHello, the default.
+ */
+function unimplementedError(method: ResolvedMethod, error: ServiceError): VhiveError {
+  const others = method.methods.filter((name) => name !== method.name);
+  const proto = basename(method.protoPath);
+  const defines = others.length > 0 ? `${proto} also defines ${others.join(", ")}` : `${proto} defines no other method`;
+  return new VhiveError(
+    "ERR_INVOKE",
+    `${method.name} failed: UNIMPLEMENTED: the function does not serve ${method.name} (${tidyDetails(error.details)}); ${defines}`,
+    {
+      remedy:
+        "call the method the function serves: --method package.Service/Method with a --proto that defines it " +
+        "(vhive run, snapshot create/restore, image import, deploy), or set the recipe's method and proto",
+      cause: error,
+    },
+  );
 }
 
 /** The subchannel error inside grpc-js's "No connection established. Last error: X. Resolution note: Y". */

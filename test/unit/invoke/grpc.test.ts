@@ -220,6 +220,29 @@ describe("gRPC invoke", () => {
 
   });
 
+  it("on UNIMPLEMENTED, names the method called, the others its proto defines, and --method/--proto", async () => {
+    // The server is helloworld's Greeter; the client calls a service of another proto.
+    const port = await startGreeter();
+    await using dir = await makeTempDir("invoke-test");
+    const protoPath = join(dir.path, "shop.proto");
+    await writeFile(
+      protoPath,
+      `syntax = "proto3"; package shop;
+       service Shop { rpc Order (OrderRequest) returns (OrderReply) {} rpc Cancel (OrderRequest) returns (OrderReply) {} }
+       message OrderRequest { string item = 1; } message OrderReply { string receipt = 1; }`,
+    );
+    const error = await rejection(client(port, "shop.Shop/Order", protoPath).invoke("apple"));
+    expect(error.code).toBe("ERR_INVOKE");
+    expect(error.message).toMatch(/^shop\.Shop\/Order failed: UNIMPLEMENTED: the function does not serve shop\.Shop\/Order \(.*\); shop\.proto also defines shop\.Shop\/Cancel$/);
+    expect(error.remedy).toContain("--method package.Service/Method with a --proto that defines it");
+    expect(error.remedy).toContain("the recipe's method and proto");
+    expect(isTransportFailure(error)).toBe(false);
+    const soloPath = join(dir.path, "solo.proto");
+    await writeFile(soloPath, `syntax = "proto3"; package solo; service Solo { rpc Run (R) returns (R) {} } message R { string s = 1; }`);
+    const solo = await rejection(client(port, "solo.Solo/Run", soloPath).invoke("x"));
+    expect(solo.message).toMatch(/; solo\.proto defines no other method$/);
+  });
+
   it("fails with ERR_INVOKE_TIMEOUT naming the timeout and --timeout when the reply takes longer than timeoutMs", async () => {
     const port = await startGreeter(() => {
       // Never answers.
