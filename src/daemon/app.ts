@@ -51,6 +51,9 @@ const DEPLOY_FIELDS = {
   maxInstances: { type: "integer", minimum: 1, maximum: 64 },
   concurrency: { type: "integer", minimum: 1, maximum: 256 },
   invokeTimeoutMs: INVOKE_TIMEOUT_MS,
+  method: { type: "string", pattern: "^[A-Za-z_][\\w.]*/[A-Za-z_]\\w*$" },
+  // A path on the daemon's host: absolute, since the daemon's working directory is not the client's.
+  proto: { type: "string", pattern: "^/" },
 } as const;
 
 const nameParams = { type: "object", properties: { name: NAME }, required: ["name"], additionalProperties: false } as const;

@@ -30,6 +30,9 @@ export interface DeploySpec {
   maxInstances?: number;
   concurrency?: number;
   invokeTimeoutMs?: number;
+  /** gRPC method ("package.Service/Method") and .proto (absolute path) instead of the image's. */
+  method?: string;
+  proto?: string;
 }
 
 export const DEPLOY_DEFAULTS = { vcpus: DEFAULT_VCPUS, start: "reap", keepaliveMs: 60_000, minInstances: 0, maxInstances: 8, concurrency: 1, invokeTimeoutMs: 60_000 } as const;
@@ -109,6 +112,8 @@ export class Functions {
       maxInstances: spec.maxInstances ?? DEPLOY_DEFAULTS.maxInstances,
       concurrency: spec.concurrency ?? DEPLOY_DEFAULTS.concurrency,
       invokeTimeoutMs: spec.invokeTimeoutMs ?? DEPLOY_DEFAULTS.invokeTimeoutMs,
+      ...(spec.method === undefined ? {} : { method: spec.method }),
+      ...(spec.proto === undefined ? {} : { protoPath: spec.proto }),
       createdAt: old?.createdAt ?? now,
       updatedAt: now,
     };
@@ -118,6 +123,7 @@ export class Functions {
         remedy: "deploy with less --memory, or start the daemon with a larger --memory-budget",
       });
     }
+    await this.#options.starter.checkFunction?.(fn);
     this.#options.store.putFunction(fn);
     this.#drain(this.#pools.get(name));
     this.#pools.set(name, this.#newPool(fn));

@@ -50,7 +50,8 @@ export class VmStarter implements InstanceStarter {
         remedy: `build or import it again, then \`vhive deploy ${fn.name} --image <ref>\``,
       });
     }
-    const boot = { memMib: fn.memMib, vcpus: fn.vcpus, signal: options.signal };
+    const client = clientOptionsOf(fn);
+    const boot = { memMib: fn.memMib, vcpus: fn.vcpus, signal: options.signal, ...client };
     if (fn.start === "boot") return new VmInstance(await bootInstance(this.#host, image, boot), image, this.#log);
 
     await this.#captures.get(fn.name)?.saving;
@@ -65,7 +66,7 @@ export class VmStarter implements InstanceStarter {
       if (recorder) this.#recording.add(id);
       const mode = fn.start === "reap" && (recorder || !this.#recording.has(id)) ? "reap" : "vanilla";
       try {
-        const instance = await restoreInstance(this.#host, snapshot, { mode, signal: options.signal });
+        const instance = await restoreInstance(this.#host, snapshot, { mode, signal: options.signal, ...client });
         const recordInto = instance.start.kind === "record" ? { snapshot, done: () => this.#recording.delete(id) } : undefined;
         if (recorder && !recordInto) this.#recording.delete(id);
         return new VmInstance(instance, image, this.#log, { recordInto });
@@ -94,18 +95,32 @@ export class VmStarter implements InstanceStarter {
     });
   }
 
+  async checkFunction(fn: FunctionRecord): Promise<void> {
+    await this.#checker(fn);
+  }
+
   async checkRequest(fn: FunctionRecord, data: string | undefined): Promise<void> {
-    const deployment = `${fn.imageId}@${fn.updatedAt}`;
-    let checker = this.#checkers.get(fn.name);
-    if (checker?.deployment !== deployment) {
-      checker?.client.close();
-      this.#checkers.delete(fn.name);
-      const image = await new ImageStore(this.#host.paths).get(fn.imageId);
-      if (!image) return; // the start reports it
-      checker = { deployment, image, client: createClient(image, 1, {}) };
-      this.#checkers.set(fn.name, checker);
+    const checker = await this.#checker(fn);
+    checker?.client.checkRequest(data ?? defaultRequestData(checker.image));
+  }
+
+  /** The function's unconnected client, made once per deployment; undefined if its image is gone (its start says so). */
+  async #checker(fn: FunctionRecord): Promise<{ image: StoredImage; client: FunctionClient } | undefined> {
+    const deployment = `${fn.imageId} ${fn.method ?? ""} ${fn.protoPath ?? ""} ${fn.updatedAt}`;
+    const cached = this.#checkers.get(fn.name);
+    if (cached?.deployment === deployment) return cached;
+    cached?.client.close();
+    this.#checkers.delete(fn.name);
+    const image = await new ImageStore(this.#host.paths).get(fn.imageId);
+    if (!image) return undefined;
+    if (image.config.protocol === "http" && (fn.method !== undefined || fn.protoPath !== undefined)) {
+      throw new VhiveError("ERR_VALIDATION", `function ${fn.name}: its image ${image.name} is an HTTP function; a gRPC method and proto do not apply`, {
+        remedy: "deploy it without --method and --proto",
+      });
     }
-    checker.client.checkRequest(data ?? defaultRequestData(checker.image));
+    const checker = { deployment, image, client: createClient(image, 1, clientOptionsOf(fn)) };
+    this.#checkers.set(fn.name, checker);
+    return checker;
   }
 
   #markUnusable(id: string, error: unknown): void {
@@ -117,6 +132,11 @@ export class VmStarter implements InstanceStarter {
     });
   }
 
+}
+
+/** The deployment's gRPC method and proto, where it overrides the image's. */
+function clientOptionsOf(fn: FunctionRecord): { method?: string; protoPath?: string } {
+  return { ...(fn.method === undefined ? {} : { method: fn.method }), ...(fn.protoPath === undefined ? {} : { protoPath: fn.protoPath }) };
 }
 
 /** Whether the snapshot has a working set; a damaged one counts, so the restore reports it. */

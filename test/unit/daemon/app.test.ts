@@ -106,6 +106,20 @@ describe("daemon API", () => {
     expect((await app.inject({ method: "GET", url: "/functions/hello/snapshots" })).json()).toEqual({ snapshots: [{ id: "s1", workingSet: null }] });
   });
 
+  it("deploys with a method and proto of its own (no rebuild), checked first; a bad one is refused with 400", async () => {
+    const { app, starter, store } = await daemon();
+    const deployed = await deployHello(app, { method: "textstats.TextStats/Count", proto: "/srv/protos/textstats.proto" });
+    expect(deployed.statusCode).toBe(201);
+    expect(deployed.json().function).toMatchObject({ method: "textstats.TextStats/Count", protoPath: "/srv/protos/textstats.proto" });
+    expect(store.getFunction("hello")).toMatchObject({ method: "textstats.TextStats/Count", protoPath: "/srv/protos/textstats.proto" });
+    expect(starter.checkedFunctions.at(-1)).toMatchObject({ method: "textstats.TextStats/Count" });
+    const unknown = await deployHello(app, { method: "no.Such/Method" });
+    expect(unknown.json()).toMatchObject({ statusCode: 400, code: "ERR_PROTO_INVALID" });
+    expect(store.getFunction("hello")?.method).toBe("textstats.TextStats/Count"); // the refused update changed nothing
+    expect((await deployHello(app, { method: "SayHello" })).json()).toMatchObject({ statusCode: 400, message: expect.stringContaining("body.method must match pattern") });
+    expect((await deployHello(app, { proto: "protos/x.proto" })).json()).toMatchObject({ statusCode: 400, message: expect.stringContaining("body.proto must match pattern") });
+  });
+
   it("refuses request data that cannot be a request with 400 before any instance starts", async () => {
     const { app, starter } = await daemon();
     await deployHello(app);

@@ -76,6 +76,14 @@ export class FakeStarter implements InstanceStarter {
   readonly #waiting: (() => void)[] = [];
   #next = 0;
 
+  /** Deployments checked; a method "no.Such/Method" is refused, as a proto that lacks it is. */
+  readonly checkedFunctions: FunctionRecord[] = [];
+
+  async checkFunction(fn: FunctionRecord): Promise<void> {
+    this.checkedFunctions.push(fn);
+    if (fn.method === "no.Such/Method") throw new VhiveError("ERR_PROTO_INVALID", `${fn.protoPath ?? "helloworld.proto"} does not define no.Such/Method; it defines helloworld.Greeter/SayHello`);
+  }
+
   /** Requests checked before they reach the pool; "malformed" is refused, as a bad --data is. */
   readonly checked: (string | undefined)[] = [];
 
