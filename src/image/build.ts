@@ -96,13 +96,22 @@ function functionConfig({ recipe }: LoadedRecipe): FunctionConfig {
   };
 }
 
-async function debootstrap(loaded: LoadedRecipe, rootDir: string, sources: string, options: BuildOptions): Promise<void> {
-  const { recipe, dir } = loaded;
-  const hooks: string[] = [];
-  for (const file of recipe.files) {
+/**
+ * mmdebstrap customize hooks (shell, the image's root in "$1") that copy the recipe's files in.
+ * `cp -a` keeps modes and copies a directory whole with the symlinks inside it; -H follows a
+ * `src` that is itself a link; -T makes `dest` the copy itself, so a directory's contents land
+ * in `dest` (merged if it exists) rather than in a subdirectory of it.
+ */
+export function copyHooks({ recipe, dir }: LoadedRecipe): string[] {
+  return recipe.files.map((file) => {
     const dest = `"$1"${shellQuote.quote([file.dest])}`;
-    hooks.push(`mkdir -p "$1"${shellQuote.quote([dirname(file.dest)])} && cp -a ${shellQuote.quote([join(dir, file.src)])} ${dest}`);
-  }
+    return `mkdir -p "$1"${shellQuote.quote([dirname(file.dest)])} && cp -a -H -T ${shellQuote.quote([join(dir, file.src)])} ${dest}`;
+  });
+}
+
+async function debootstrap(loaded: LoadedRecipe, rootDir: string, sources: string, options: BuildOptions): Promise<void> {
+  const { recipe } = loaded;
+  const hooks = copyHooks(loaded);
   for (const command of recipe.build) {
     hooks.push(`chroot "$1" /bin/sh -c ${shellQuote.quote([command])}`);
   }

@@ -10,7 +10,7 @@ export const ERROR_CODES = {
   ERR_KERNEL_MISSING: "No Debian cloud kernel was found to extract the guest vmlinux from.",
   ERR_KERNEL_EXTRACT: "The guest kernel could not be extracted from the bzImage.",
   ERR_INITRAMFS: "The guest initramfs could not be built (busybox or a virtio module is missing).",
-  ERR_RECIPE_INVALID: "An image recipe is malformed or names a file that does not exist.",
+  ERR_RECIPE_INVALID: "An image recipe is malformed, names a file that does not exist, or copies a symlink that leads outside its directory.",
   ERR_IMAGE_INVALID: "An OCI layout or docker-archive is malformed (bad JSON, missing blob, bad layer).",
   ERR_IMAGE_BUILD: "Building an image's root filesystem failed.",
   ERR_IMAGE_NOT_FOUND: "No image matches the given name, id or path.",
