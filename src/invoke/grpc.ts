@@ -491,7 +491,10 @@ function parseJsonObject(data: string): Record<string, unknown> | undefined {
 function summarize(reply: Record<string, unknown>, shape: MessageShape): string {
   const field = soleStringField(shape);
   const value = field === undefined ? undefined : reply[field];
-  return typeof value === "string" ? value : JSON.stringify(reply);
+  if (typeof value === "string") return value;
+  // In the .proto's field order: protobuf.js puts repeated fields first.
+  const ordered = Object.fromEntries(shape.fields.filter((f) => Object.hasOwn(reply, f.name)).map((f) => [f.name, reply[f.name]]));
+  return JSON.stringify({ ...ordered, ...reply });
 }
 
 function isServiceError(error: unknown): error is ServiceError {

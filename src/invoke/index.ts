@@ -22,7 +22,7 @@ export interface InvokeResult {
   response: Record<string, unknown>;
   /**
    * A human summary. gRPC: when the reply type's only field is a string, that string, else the
-   * reply as JSON. HTTP: the body text.
+   * reply as JSON, its fields in the .proto's order. HTTP: the body text.
    */
   text: string;
   /** Wall time of the call itself in ms (performance.now based; excludes request encoding). */

@@ -204,6 +204,27 @@ describe("gRPC invoke", () => {
     expect(result.ms).toBeGreaterThan(0);
   });
 
+  it("summarizes a reply of several fields as JSON in the .proto's field order", async () => {
+    await using dir = await makeTempDir("invoke-test");
+    const protoPath = join(dir.path, "count.proto");
+    await writeFile(
+      protoPath,
+      `syntax = "proto3"; package count; service Counter { rpc Count (CountRequest) returns (CountReply) {} }
+       message CountRequest { string text = 1; int32 top = 2; } message CountReply { int32 words = 1; repeated string top_words = 2; }`,
+    );
+    const pkg = loadSync(protoPath, { keepCase: true });
+    const server = new Server();
+    server.addService(pkg["count.Counter"] as ServiceDefinition, {
+      Count: (call: ServerUnaryCall<{ text: string; top: number }, unknown>, callback: sendUnaryData<unknown>) =>
+        callback(null, { words: call.request.text.split(" ").length, top_words: call.request.text.split(" ").slice(0, call.request.top) }),
+    });
+    cleanups.push(() => server.forceShutdown());
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
+    const result = await client(port, "count.Counter/Count", protoPath).invoke('{"text": "a b c", "top": 2}');
+    expect(result.text).toBe('{"words":3,"top_words":["a","b"]}');
+    expect(result.response).toEqual({ words: 3, top_words: ["a", "b"] });
+  });
+
   it("sends JSON object data as the request message", async () => {
     const port = await startGreeter();
     const result = await client(port).invoke('{"name":"json"}');
