@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "scripts/setup.sh must run as root (it installs packages, and vhive needs /dev/userfaultfd)" >&2
+  echo "scripts/setup.sh must run as root (it installs packages, and vhive needs /dev/userfaultfd):" >&2
+  echo "log in as root, or put sudo in front of the command (sudo bash scripts/demo.sh)" >&2
   exit 1
 fi
 

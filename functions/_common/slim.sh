@@ -10,6 +10,12 @@
 # NEVER_LOADED: python3-torch and python3-opencv link Qt, which links libGL; Mesa's DRI drivers
 # (and LLVM and Z3 under them) are only dlopen()ed when a program opens a GL context, which no
 # function does; libtorch-test holds PyTorch's C++ test programs. About 200 MB.
+#
+# Reusable in any recipe whose image is large (see the README's Function suite): copy it in and
+# make it the last build step, naming any packages of your own to purge as arguments:
+#   "files": [..., { "src": "<path to vhive>/functions/_common/slim.sh", "dest": "/tmp/slim.sh" }]
+#   "build": [..., "sh /tmp/slim.sh && rm /tmp/slim.sh"]          or "sh /tmp/slim.sh libfoo-dev && ..."
+# Packages that are not installed are skipped.
 set -eu
 
 BUILD_ONLY="
@@ -26,7 +32,7 @@ BUILD_ONLY="
 NEVER_LOADED="libgl1-mesa-dri libllvm15 libz3-4 libtorch-test"
 
 installed=""
-for package in $BUILD_ONLY $NEVER_LOADED; do
+for package in $BUILD_ONLY $NEVER_LOADED "$@"; do
   if dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
     installed="$installed $package"
   fi

@@ -11,6 +11,8 @@ import { medianOfFields, summarize, type Summary } from "./stats.js";
 
 export interface BootVsRestoreOptions {
   reps: number;
+  /** How long one invocation may take (default 30 s). */
+  invokeTimeoutMs?: number;
   signal?: AbortSignal;
   /** Called after each cold start, for progress displays. */
   onRun?: (done: number, total: number, what: string) => void;
@@ -28,15 +30,15 @@ export interface BootVsRestoreReport {
 }
 
 export async function benchBootVsRestore(host: Host, image: StoredImage, options: BootVsRestoreOptions): Promise<BootVsRestoreReport> {
-  const snapshot = await usableSnapshot(host, image, { signal: options.signal });
+  const snapshot = await usableSnapshot(host, image, { signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs });
   const boots: RunResult[] = [];
   const restores: RestoreResult[] = [];
   const total = options.reps * 2;
   for (let rep = 0; rep < options.reps; rep++) {
     await evictFromPageCache([image.rootfsPath, host.guest.kernel.path, host.guest.initramfs.path]);
-    boots.push(await runOnce(host, image, undefined, { signal: options.signal }));
+    boots.push(await runOnce(host, image, undefined, { signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs }));
     options.onRun?.(boots.length + restores.length, total, "boot");
-    restores.push(await restoreOnce(host, snapshot, undefined, { evict: true, signal: options.signal }));
+    restores.push(await restoreOnce(host, snapshot, undefined, { evict: true, signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs }));
     options.onRun?.(boots.length + restores.length, total, "restore");
   }
   const bootTotal = summarize(boots.map((run) => run.totalMs));

@@ -19,18 +19,20 @@ export interface ColdStartRow {
 
 export interface ColdStartOptions {
   data?: string;
+  /** How long one invocation may take (default 30 s). */
+  invokeTimeoutMs?: number;
   signal?: AbortSignal;
 }
 
 export async function coldStart(host: Host, image: StoredImage, snapshot: StoredSnapshot, mode: MemoryMode, rep: number, options: ColdStartOptions = {}): Promise<ColdStartRow> {
-  const result = await restoreOnce(host, snapshot, options.data, { mode, evict: true, signal: options.signal });
+  const result = await restoreOnce(host, snapshot, options.data, { mode, evict: true, signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs });
   return { function: image.name, mode, rep, concurrency: 1, result };
 }
 
 /** `count` cold starts at once, after one eviction (they share the page cache, as on a busy host). */
 export async function concurrentColdStarts(host: Host, image: StoredImage, snapshot: StoredSnapshot, mode: MemoryMode, count: number, rep: number, options: ColdStartOptions = {}): Promise<ColdStartRow[]> {
-  const first = restoreOnce(host, snapshot, options.data, { mode, evict: true, signal: options.signal });
-  const rest = Array.from({ length: count - 1 }, () => restoreOnce(host, snapshot, options.data, { mode, signal: options.signal }));
+  const first = restoreOnce(host, snapshot, options.data, { mode, evict: true, signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs });
+  const rest = Array.from({ length: count - 1 }, () => restoreOnce(host, snapshot, options.data, { mode, signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs }));
   const results = await Promise.all([first, ...rest]);
   return results.map((result) => ({ function: image.name, mode, rep, concurrency: count, result }));
 }

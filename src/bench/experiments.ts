@@ -34,6 +34,8 @@ export interface ColdStartBenchOptions {
   modes: readonly BenchMode[];
   /** Rounds per function (warm: timed calls; with auto, its minimum). */
   reps: RepsPlan;
+  /** How long one invocation may take (default 30 s). */
+  invokeTimeoutMs?: number;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
   /** After each round of --reps auto: the function's ratios and which are still too wide. */
@@ -74,10 +76,10 @@ export function orderModes(modes: readonly string[]): BenchMode[] {
 }
 
 /** Record a working set (untimed) unless the snapshot has one for this request data. */
-export async function ensureWorkingSet(host: Host, snapshot: StoredSnapshot, input: string, signal?: AbortSignal): Promise<void> {
+export async function ensureWorkingSet(host: Host, snapshot: StoredSnapshot, input: string, signal?: AbortSignal, invokeTimeoutMs?: number): Promise<void> {
   const workingSet = await loadWorkingSet(snapshot);
   if (workingSet?.meta.input === input) return;
-  await restoreOnce(host, snapshot, input, { mode: "record", signal });
+  await restoreOnce(host, snapshot, input, { mode: "record", signal, invokeTimeoutMs });
 }
 
 const minRounds = (plan: RepsPlan): number => (typeof plan === "number" ? plan : plan.minRounds);
@@ -89,7 +91,7 @@ function roundsRecord(plan: RepsPlan, outcomes: readonly SeriesOutcome[]): { rep
 }
 
 async function warmRows(host: Host, image: StoredImage, input: string, reps: number, options: ColdStartBenchOptions, step: (what: string) => void): Promise<BenchRow[]> {
-  await using instance = await bootInstance(host, image, { signal: options.signal });
+  await using instance = await bootInstance(host, image, { signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs });
   await instance.invoke(input, { signal: options.signal }); // the warm-up: a memory-resident function from here on
   const rows: BenchRow[] = [];
   for (let rep = 1; rep <= reps; rep++) {
@@ -121,7 +123,7 @@ export async function benchColdStarts(host: Host, images: readonly StoredImage[]
     let snapshot: StoredSnapshot | undefined;
     if (modes.some(isRestoreMode)) {
       note(`${image.name}: snapshot`);
-      snapshot = await usableSnapshot(host, image, { signal: options.signal });
+      snapshot = await usableSnapshot(host, image, { signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs });
       info.snapshotId = snapshot.meta.id;
     }
     if (modes.includes("warm")) {
@@ -130,7 +132,7 @@ export async function benchColdStarts(host: Host, images: readonly StoredImage[]
     }
     if (snapshot && modes.includes("prefetch") && !modes.includes("record")) {
       note(`${image.name}: recording a working set`);
-      await ensureWorkingSet(host, snapshot, input, options.signal);
+      await ensureWorkingSet(host, snapshot, input, options.signal, options.invokeTimeoutMs);
     }
     const of = (rep: number) => (typeof plan === "number" ? `${rep}/${plan}` : `round ${rep} (auto)`);
     const runRound = async (rep: number) => {
@@ -139,9 +141,9 @@ export async function benchColdStarts(host: Host, images: readonly StoredImage[]
         note(`${image.name} ${mode} ${of(rep)}`);
         if (mode === "boot") {
           await evictFromPageCache([image.rootfsPath, host.guest.kernel.path, host.guest.initramfs.path]);
-          report.rows.push(bootRow(image.name, rep, await runOnce(host, image, input, { signal: options.signal })));
+          report.rows.push(bootRow(image.name, rep, await runOnce(host, image, input, { signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs })));
         } else {
-          const row = await coldStart(host, image, snapshot!, mode, rep, { data: input, signal: options.signal });
+          const row = await coldStart(host, image, snapshot!, mode, rep, { data: input, signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs });
           report.rows.push(restoreRow(image.name, mode, rep, 1, row.result));
         }
         step(`${image.name} ${mode} ${of(rep)}`);
@@ -171,6 +173,8 @@ export interface ConcurrencyBenchOptions {
   modes: readonly ConcurrentMode[];
   /** Rounds per level (with auto: until the level's ratios are precise, or its share of the cap). */
   reps: RepsPlan;
+  /** How long one invocation may take (default 30 s). */
+  invokeTimeoutMs?: number;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
   onRound?: RoundListener;
@@ -213,8 +217,8 @@ export async function benchConcurrency(host: Host, image: StoredImage, options: 
   assertSomethingToNarrow(plan, options.modes);
   const budget = typeof plan === "number" ? undefined : new TimeBudget(plan.maxTimeMs, options.levels.length);
   const input = defaultRequestData(image);
-  const snapshot = await usableSnapshot(host, image, { signal: options.signal });
-  if (options.modes.includes("prefetch")) await ensureWorkingSet(host, snapshot, input, options.signal);
+  const snapshot = await usableSnapshot(host, image, { signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs });
+  if (options.modes.includes("prefetch")) await ensureWorkingSet(host, snapshot, input, options.signal, options.invokeTimeoutMs);
   const report: ConcurrencyBenchReport = {
     experiment: "concurrency",
     accel: host.accel,
@@ -235,7 +239,7 @@ export async function benchConcurrency(host: Host, image: StoredImage, options: 
       if (rep > minRounds(plan)) total += options.modes.length;
       for (const mode of options.modes) {
         options.onProgress?.(done, total, `${image.name} ${level}x ${mode} ${of(rep)}`);
-        const rows = await concurrentColdStarts(host, image, snapshot, mode, level, rep, { data: input, signal: options.signal });
+        const rows = await concurrentColdStarts(host, image, snapshot, mode, level, rep, { data: input, signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs });
         report.rows.push(...rows.map((row) => restoreRow(image.name, mode, rep, level, row.result)));
         options.onProgress?.(++done, total, `${image.name} ${level}x ${mode} ${of(rep)}`);
       }

@@ -80,6 +80,8 @@ export interface ReapOptions {
   reps: RepsPlan;
   /** Concurrent cold starts to compare (0: skip). */
   concurrency: number;
+  /** How long one invocation may take (default 30 s). */
+  invokeTimeoutMs?: number;
   signal?: AbortSignal;
   onRun?: (what: string) => void;
   /** After each round of --reps auto. */
@@ -146,7 +148,7 @@ export async function benchReapFunction(
   options: ReapOptions,
   budget?: TimeBudget,
 ): Promise<{ report: FunctionReport; rows: ColdStartRow[]; outcomes: SeriesOutcome[] }> {
-  const snapshot = await usableSnapshot(host, image, { signal: options.signal });
+  const snapshot = await usableSnapshot(host, image, { signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs });
   const of = (rep: number) => (typeof options.reps === "number" ? `${rep}/${options.reps}` : `round ${rep} (auto)`);
   // REAP_MODES puts record before prefetch, so each rep's prefetch uses the working set its
   // record wrote (and the concurrent rounds, the last one).
@@ -160,7 +162,7 @@ export async function benchReapFunction(
       runRound: async (rep) => {
         for (const mode of REAP_MODES) {
           options.onRun?.(`${image.name} ${mode} ${of(rep)}`);
-          rows.push(await coldStart(host, image, snapshot, mode, rep, { signal: options.signal }));
+          rows.push(await coldStart(host, image, snapshot, mode, rep, { signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs }));
         }
       },
       ratios: () => Object.values(namedRatios(roundsOfRows(rows, 1), SINGLE_PAIRS)),
@@ -178,7 +180,7 @@ export async function benchReapFunction(
       runRound: async (rep) => {
         for (const mode of REAP_CONCURRENT_MODES) {
           options.onRun?.(`${image.name} ${level}x ${mode} ${of(rep)}`);
-          levelRows.push(...(await concurrentColdStarts(host, image, snapshot, mode, level, rep, { signal: options.signal })));
+          levelRows.push(...(await concurrentColdStarts(host, image, snapshot, mode, level, rep, { signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs })));
         }
       },
       ratios: () => Object.values(namedRatios(roundsOfRows(levelRows, level), CONCURRENT_PAIRS)),

@@ -118,6 +118,8 @@ export interface ReuseOptions {
   outDir: string;
   /** Input A and B for every function (default: each recipe's). */
   inputs?: readonly string[];
+  /** How long one invocation may take (default 30 s). */
+  invokeTimeoutMs?: number;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number, what: string) => void;
 }
@@ -135,12 +137,12 @@ export async function benchReuse(host: Host, images: readonly StoredImage[], opt
       continue;
     }
     options.onProgress?.(done, total, `${image.name}: snapshot`);
-    const snapshot = await usableSnapshot(host, image, { signal: options.signal });
+    const snapshot = await usableSnapshot(host, image, { signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs });
     const recordings: Recording[] = [];
     // A last, so the snapshot keeps the working set of its default input for later prefetches.
     for (const [label, input] of [["A", inputs.a], ["B", inputs.b], ["A2", inputs.a]] as const) {
       options.onProgress?.(done, total, `${image.name}: record with input ${label}`);
-      const result = await restoreOnce(host, snapshot, input, { mode: "record", evict: true, signal: options.signal });
+      const result = await restoreOnce(host, snapshot, input, { mode: "record", evict: true, signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs });
       const paths = workingSetPaths(snapshot);
       const indexFile = join(wsDir, `${image.name}-${label}.index`);
       const traceFile = join(wsDir, `${image.name}-${label}.trace`);

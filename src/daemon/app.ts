@@ -9,7 +9,7 @@
  *   PUT    /functions/:name                deploy or update { image, ... }
  *   GET    /functions/:name                one function, its instances, queue and keep-alive state
  *   DELETE /functions/:name                remove it (instances stop; snapshots stay)
- *   POST   /functions/:name/invoke         { data? } -> { response, start, totalMs, breakdown, ... }
+ *   POST   /functions/:name/invoke         { data?, timeoutMs? } -> { response, start, totalMs, breakdown, ... }
  *   GET    /functions/:name/invocations    recorded invocations (?limit=N)
  *   GET    /functions/:name/snapshots      its snapshots and their working sets
  *   GET    /functions/:name/lifetimes      when each of its instances started and ended (memory-time)
@@ -39,6 +39,8 @@ export interface AppOptions {
 }
 
 const NAME = { type: "string", pattern: "^[a-z0-9][a-z0-9_.-]{0,62}$" } as const;
+/** An invocation timeout: up to an hour. */
+const INVOKE_TIMEOUT_MS = { type: "integer", minimum: 1, maximum: 3_600_000 } as const;
 
 const DEPLOY_FIELDS = {
   image: { type: "string", minLength: 1 },
@@ -51,6 +53,10 @@ const DEPLOY_FIELDS = {
   maxInstances: { type: "integer", minimum: 1, maximum: 64 },
   concurrency: { type: "integer", minimum: 1, maximum: 256 },
   idleHistoryMs: { type: "array", items: { type: "integer", minimum: 0 }, maxItems: 100_000 },
+  invokeTimeoutMs: INVOKE_TIMEOUT_MS,
+  method: { type: "string", pattern: "^[A-Za-z_][\\w.]*/[A-Za-z_]\\w*$" },
+  // A path on the daemon's host: absolute, since the daemon's working directory is not the client's.
+  proto: { type: "string", pattern: "^/" },
 } as const;
 
 const nameParams = { type: "object", properties: { name: NAME }, required: ["name"], additionalProperties: false } as const;
@@ -126,12 +132,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return { removed: request.params.name };
   });
 
-  app.post<{ Params: { name: string }; Body: { data?: string | Record<string, unknown> } | undefined }>(
+  app.post<{ Params: { name: string }; Body: { data?: string | Record<string, unknown>; timeoutMs?: number } | undefined }>(
     "/functions/:name/invoke",
     {
       schema: {
         params: nameParams,
-        body: { type: "object", properties: { data: { anyOf: [{ type: "string" }, { type: "object" }] } }, additionalProperties: false },
+        body: { type: "object", properties: { data: { anyOf: [{ type: "string" }, { type: "object" }] }, timeoutMs: INVOKE_TIMEOUT_MS }, additionalProperties: false },
       },
       // No body at all is the function's default request.
       preValidation: async (request) => {
@@ -147,7 +153,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       };
       request.raw.socket.once("close", onClose);
       try {
-        return await functions.invoke(request.params.name, text, { signal: abort.signal });
+        return await functions.invoke(request.params.name, text, { signal: abort.signal, timeoutMs: request.body?.timeoutMs });
       } finally {
         request.raw.socket.off("close", onClose);
       }

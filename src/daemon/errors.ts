@@ -20,6 +20,8 @@ const STATUS: Partial<Record<VhiveErrorCode, number>> = {
   ERR_FUNCTION_EXISTS: 409,
   // The function, or the instance that should have run it, failed: a bad gateway.
   ERR_INVOKE: 502,
+  // The function took longer than it was given: a gateway timeout.
+  ERR_INVOKE_TIMEOUT: 504,
   ERR_INSTANCE_FAILED: 502,
   ERR_QEMU_START: 502,
   ERR_READY_TIMEOUT: 502,

@@ -9,11 +9,12 @@ import { dirname, join } from "node:path";
 import { randomUUID } from "node:crypto";
 import shellQuote from "shell-quote";
 import { digestBytes, digestFile, digestHex } from "../shared/digest.js";
-import { VhiveError } from "../shared/errors.js";
+import { VhiveError, isVhiveError } from "../shared/errors.js";
 import type { StatePaths } from "../shared/paths.js";
 import { runTool } from "../shared/tool.js";
 import type { FunctionConfig } from "./config.js";
-import { loadRecipe, type LoadedRecipe } from "./recipe.js";
+import { packagesNotFound } from "./apt-errors.js";
+import { loadRecipe, RECIPE_FILE, type LoadedRecipe } from "./recipe.js";
 import { makeExt4, writeEntryScript } from "./rootfs.js";
 import { ImageStore, type StoredImage } from "./store.js";
 
@@ -96,13 +97,23 @@ function functionConfig({ recipe }: LoadedRecipe): FunctionConfig {
   };
 }
 
-async function debootstrap(loaded: LoadedRecipe, rootDir: string, sources: string, options: BuildOptions): Promise<void> {
-  const { recipe, dir } = loaded;
-  const hooks: string[] = [];
-  for (const file of recipe.files) {
+/**
+ * mmdebstrap customize hooks (shell, the image's root in "$1") that copy the recipe's files in.
+ * `cp -a` keeps modes and copies a directory whole with the symlinks inside it; -H follows a
+ * `src` that is itself a link; -T makes `dest` the copy itself, so a directory's contents land
+ * in `dest` (merged if it exists) rather than in a subdirectory of it.
+ */
+export function copyHooks({ recipe, dir }: LoadedRecipe): string[] {
+  return recipe.files.map((file) => {
     const dest = `"$1"${shellQuote.quote([file.dest])}`;
-    hooks.push(`mkdir -p "$1"${shellQuote.quote([dirname(file.dest)])} && cp -a ${shellQuote.quote([join(dir, file.src)])} ${dest}`);
-  }
+    return `mkdir -p "$1"${shellQuote.quote([dirname(file.dest)])} && cp -a -H -T ${shellQuote.quote([join(dir, file.src)])} ${dest}`;
+  });
+}
+
+async function debootstrap(loaded: LoadedRecipe, rootDir: string, sources: string, options: BuildOptions): Promise<void> {
+  const { recipe } = loaded;
+  const suite = recipe.suite ?? (await hostSuite());
+  const hooks = copyHooks(loaded);
   for (const command of recipe.build) {
     hooks.push(`chroot "$1" /bin/sh -c ${shellQuote.quote([command])}`);
   }
@@ -116,17 +127,43 @@ async function debootstrap(loaded: LoadedRecipe, rootDir: string, sources: strin
     "--dpkgopt=path-exclude=/usr/share/locale/*",
     ...(recipe.packages.length > 0 ? [`--include=${recipe.packages.join(",")}`] : []),
     ...hooks.map((hook) => `--customize-hook=${hook}`),
-    recipe.suite ?? (await hostSuite()),
+    suite,
     rootDir,
     sources,
   ];
   options.onProgress?.(`installing ${recipe.packages.length} packages with mmdebstrap`);
-  await runTool("mmdebstrap", args, {
-    failCode: "ERR_IMAGE_BUILD",
-    step: `building ${recipe.name} with mmdebstrap`,
-    signal: options.signal,
-    onLine: (line) => {
-      if (line.startsWith("I: ") || line.startsWith("E: ")) options.onProgress?.(line.slice(3));
+  const errors: string[] = [];
+  try {
+    await runTool("mmdebstrap", args, {
+      failCode: "ERR_IMAGE_BUILD",
+      step: `building ${recipe.name} with mmdebstrap`,
+      signal: options.signal,
+      onLine: (line) => {
+        if (line.startsWith("E: ")) errors.push(line);
+        if (line.startsWith("I: ") || line.startsWith("E: ")) options.onProgress?.(line.slice(3));
+      },
+    });
+  } catch (error) {
+    throw missingPackageError(loaded, suite, errors, error) ?? error;
+  }
+}
+
+/** When apt could not find a package the recipe names: that, first, and what to do. */
+function missingPackageError(loaded: LoadedRecipe, suite: string, errors: readonly string[], error: unknown): VhiveError | undefined {
+  if (!isVhiveError(error, "ERR_IMAGE_BUILD")) return undefined;
+  const missing = packagesNotFound(errors);
+  if (missing.length === 0) return undefined;
+  const names = missing.join(", ");
+  const first = missing[0]!;
+  return new VhiveError(
+    "ERR_IMAGE_BUILD",
+    `building ${loaded.recipe.name}: apt found no package ${names} in the Debian ${suite} sources (named in ${join(loaded.dir, RECIPE_FILE)}, "packages")`,
+    {
+      remedy:
+        `check the name with \`apt-cache policy ${first}\`, or look for the right one with \`apt-cache search --names-only <part of the name>\` ` +
+        `(on a host with the same sources); fix "packages" and build again`,
+      details: error.details, // mmdebstrap's last lines, apt's among them
+      cause: error,
     },
-  });
+  );
 }

@@ -9,15 +9,16 @@
  *     "method": "helloworld.Greeter/SayHello" }
  *
  * `files` are copied in before `build` commands run (in a chroot of the image, at build time:
- * generating inputs, training models). File paths are relative to the recipe directory (the
- * suite's recipes share ../../protos/helloworld.proto). `proto` is the file clients use to call
- * the function.
+ * generating inputs, training models); a `src` may be a file or a directory, copied whole with
+ * its modes (recipe-files.ts). Paths are relative to the recipe directory (the suite's recipes
+ * share ../../protos/helloworld.proto). `proto` is the file clients use to call the function.
  */
 import { readFile, stat } from "node:fs/promises";
 import { isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
-import { digestBytes, digestFile } from "../shared/digest.js";
+import { digestBytes } from "../shared/digest.js";
 import { VhiveError } from "../shared/errors.js";
+import { digestSource } from "./recipe-files.js";
 
 const packageName = z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, "not a Debian package name");
 
@@ -78,12 +79,11 @@ export async function loadRecipe(dirArg: string): Promise<LoadedRecipe> {
     if (isAbsolute(src)) {
       throw new VhiveError("ERR_RECIPE_INVALID", `${path}: file ${src} must be a path relative to the recipe directory`);
     }
-    const full = join(dir, src);
-    const info = await stat(full).catch(() => undefined);
-    if (!info?.isFile()) {
-      throw new VhiveError("ERR_RECIPE_INVALID", `${path} names ${src}, but ${full} is not a file`);
-    }
-    parts.push(src, await digestFile(full));
+    parts.push(...(await digestSource(dir, src, path)));
+  }
+  if (recipe.proto) {
+    const info = await stat(join(dir, recipe.proto));
+    if (!info.isFile()) throw new VhiveError("ERR_RECIPE_INVALID", `${path}: proto ${recipe.proto} must be a file, not a directory`);
   }
   return { dir, recipe, digest: digestBytes(parts) };
 }

@@ -10,9 +10,9 @@
  * so the first attempt after the guest starts listening comes within ~retryMs.
  *
  * Throws: ERR_PROTO_INVALID (createGrpcClient), and through FunctionClient ERR_VALIDATION,
- * ERR_INVOKE, ERR_READY_TIMEOUT, ERR_ABORTED, ERR_DISPOSED.
+ * ERR_INVOKE, ERR_INVOKE_TIMEOUT, ERR_READY_TIMEOUT, ERR_ABORTED, ERR_DISPOSED.
  */
-import { resolve as resolvePath, dirname } from "node:path";
+import { basename, resolve as resolvePath, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   Client,
@@ -30,8 +30,11 @@ import {
   type PackageDefinition,
   type ServiceDefinition,
 } from "@grpc/proto-loader";
+import { formatDuration } from "../shared/duration.js";
 import { VhiveError, messageOf } from "../shared/errors.js";
 import type { FunctionClient, InvokeOptions, InvokeResult, WaitReadyOptions } from "./index.js";
+import { DEFAULT_INVOKE_TIMEOUT_MS, invokeTimeoutError } from "./timeout.js";
+import { asTransportFailure } from "./transport.js";
 
 export const DEFAULT_GRPC_METHOD = "helloworld.Greeter/SayHello";
 
@@ -57,7 +60,6 @@ export interface MessageShape {
 }
 
 const DEFAULT_RETRY_MS = 50;
-const DEFAULT_INVOKE_TIMEOUT_MS = 30_000;
 
 /** The decoding options InvokeResult.response documents; also used for requests. */
 const LOAD_OPTIONS = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
@@ -80,22 +82,22 @@ export function defaultProtoPath(): string {
 
 /**
  * A FunctionClient for `target` at `endpoint`. Loads and checks the .proto now; connects lazily
- * (on waitReady or invoke).
+ * (on waitReady or invoke). `invokeTimeoutMs` is the deadline of a call that names none.
  *
  * Throws ERR_PROTO_INVALID when the .proto cannot be loaded, the method string is malformed,
  * the proto does not define the method (the message lists those it does), or the method streams.
  */
-export function createGrpcClient(endpoint: { host: string; port: number }, target: GrpcTarget): FunctionClient {
-  return new GrpcFunctionClient(formatAddress(endpoint), resolveMethod(target));
+export function createGrpcClient(endpoint: { host: string; port: number }, target: GrpcTarget, options: { invokeTimeoutMs?: number } = {}): FunctionClient {
+  return new GrpcFunctionClient(formatAddress(endpoint), resolveMethod(target), options.invokeTimeoutMs ?? DEFAULT_INVOKE_TIMEOUT_MS);
 }
 
 /**
  * How --data becomes the request message: a JSON object is the message itself (every key must
- * be a field of `request`); otherwise, when the request type's only field is a string, that
- * field is set to `data` verbatim.
+ * be a field of `request`, with a value of the field's type); otherwise, when the request
+ * type's only field is a string, that field is set to `data` verbatim.
  *
- * Throws ERR_VALIDATION naming the request type's fields when neither applies or a JSON key is
- * not a field.
+ * Throws ERR_VALIDATION naming the request type's fields when neither applies, a JSON key is
+ * not a field, or a value does not fit its field.
  */
 export function requestFromData(data: string, request: MessageShape): Record<string, unknown> {
   const object = parseJsonObject(data);
@@ -108,6 +110,18 @@ export function requestFromData(data: string, request: MessageShape): Record<str
         "ERR_VALIDATION",
         `--data sets ${unknown.map((key) => JSON.stringify(key)).join(", ")}, which ${request.typeName} does not have; ` +
           `its fields are ${describeFields(request)}`,
+      );
+    }
+    for (const field of request.fields) {
+      if (!Object.hasOwn(object, field.name)) continue;
+      const expected = misfit(field, object[field.name]);
+      if (expected === undefined) continue;
+      // protobuf.js would coerce it silently: "abc" for an int32 is sent as 0.
+      throw new VhiveError(
+        "ERR_VALIDATION",
+        `--data field ${JSON.stringify(field.name)} is ${JSON.stringify(object[field.name])}, but ${request.typeName}.${field.name} is ` +
+          `${field.repeated ? "repeated " : ""}${field.type}: expected ${expected}`,
+        { remedy: `Pass --data as a JSON object with the fields of ${request.typeName}: ${describeFields(request)}.` },
       );
     }
     return object;
@@ -130,19 +144,24 @@ interface ResolvedMethod {
   definition: MethodDefinition<object, object>;
   request: MessageShape;
   reply: MessageShape;
+  /** The .proto it comes from, and every method that file defines, for messages. */
+  protoPath: string;
+  methods: string[];
 }
 
 class GrpcFunctionClient implements FunctionClient {
   readonly #address: string;
   readonly #method: ResolvedMethod;
+  readonly #invokeTimeoutMs: number;
   #client: Client | undefined;
   /** The reconnect backoff #client was built with, in ms. */
   #clientBackoffMs = 0;
   #closed = false;
 
-  constructor(address: string, method: ResolvedMethod) {
+  constructor(address: string, method: ResolvedMethod, invokeTimeoutMs: number) {
     this.#address = address;
     this.#method = method;
+    this.#invokeTimeoutMs = invokeTimeoutMs;
   }
 
   async waitReady({ timeoutMs, signal, retryMs = DEFAULT_RETRY_MS }: WaitReadyOptions): Promise<void> {
@@ -194,12 +213,12 @@ class GrpcFunctionClient implements FunctionClient {
       signal?.removeEventListener("abort", onAbort);
     }
 
-    const waitedMs = Math.round(performance.now() - startedMs);
+    const waitedMs = performance.now() - startedMs;
     const lastError = await this.#lastConnectionError();
     throw new VhiveError(
       "ERR_READY_TIMEOUT",
-      `${this.#describe()} did not complete an HTTP/2 handshake within ${waitedMs} ms ` +
-        `(timeout ${timeoutMs} ms); last connection error: ${lastError}`,
+      `${this.#describe()} did not complete an HTTP/2 handshake within ${formatDuration(waitedMs)} ` +
+        `(timeout ${formatDuration(timeoutMs)}); last connection error: ${lastError}`,
       {
         remedy:
           "Check that the function listens on the guest port forwarded to this host port and that it speaks gRPC " +
@@ -208,20 +227,11 @@ class GrpcFunctionClient implements FunctionClient {
     );
   }
 
-  async invoke(data: string, { timeoutMs = DEFAULT_INVOKE_TIMEOUT_MS, signal }: InvokeOptions = {}): Promise<InvokeResult> {
+  async invoke(data: string, { timeoutMs = this.#invokeTimeoutMs, signal }: InvokeOptions = {}): Promise<InvokeResult> {
     this.#checkOpen("invoke");
     const method = this.#method;
     if (signal?.aborted) throw abortedError(method.name, signal.reason);
-    const message = requestFromData(data, method.request);
-    let bytes: Buffer;
-    try {
-      // Encoded up front so a bad value is ERR_VALIDATION, not a call failing INTERNAL.
-      bytes = method.definition.requestSerialize(message);
-    } catch (error) {
-      throw new VhiveError("ERR_VALIDATION", `--data does not fit ${method.request.typeName}: ${messageOf(error)}`, {
-        cause: error,
-      });
-    }
+    const bytes = this.#encode(data);
 
     const client = this.#clientFor(backoffFor(DEFAULT_RETRY_MS));
     let onAbort: (() => void) | undefined;
@@ -250,9 +260,24 @@ class GrpcFunctionClient implements FunctionClient {
       });
     } catch (error) {
       if (signal?.aborted) throw abortedError(method.name, error);
-      throw callError(method.name, error, timeoutMs);
+      throw callError(method, error, timeoutMs);
     } finally {
       if (onAbort) signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  checkRequest(data: string): void {
+    this.#encode(data);
+  }
+
+  /** The request message for `data`, encoded up front so a bad value is ERR_VALIDATION, not a call failing INTERNAL. */
+  #encode(data: string): Buffer {
+    const request = this.#method.request;
+    const message = requestFromData(data, request);
+    try {
+      return this.#method.definition.requestSerialize(message);
+    } catch (error) {
+      throw new VhiveError("ERR_VALIDATION", `--data does not fit ${request.typeName}: ${messageOf(error)}`, { cause: error });
     }
   }
 
@@ -368,6 +393,8 @@ function resolveMethod(target: GrpcTarget): ResolvedMethod {
     definition,
     request: shapeOf(pkg, definition.requestType),
     reply: shapeOf(pkg, definition.responseType),
+    protoPath,
+    methods: listMethods(pkg),
   };
 }
 
@@ -409,6 +436,36 @@ function shapeOf(pkg: PackageDefinition, definition: { type: object }): MessageS
   return { typeName, fields };
 }
 
+const INTEGER_TYPES = new Set(["int32", "uint32", "sint32", "fixed32", "sfixed32", "int64", "uint64", "sint64", "fixed64", "sfixed64"]);
+
+/** What a JSON value of `field` must be, when `value` is not that; undefined when it fits. */
+function misfit(field: FieldShape, value: unknown): string | undefined {
+  if (value === null) return undefined; // unset: the field's default
+  if (field.repeated) {
+    if (!Array.isArray(value)) return "an array";
+    const bad = value.map((item) => misfit({ ...field, repeated: false }, item)).find((expected) => expected !== undefined);
+    return bad === undefined ? undefined : `an array whose items are each ${bad}`;
+  }
+  if (INTEGER_TYPES.has(field.type)) {
+    // 64-bit integers may come as strings (protobuf's JSON mapping), as they come back (longs: String).
+    const ok = Number.isInteger(value) || (typeof value === "string" && /^-?\d+$/.test(value));
+    return ok ? undefined : "an integer";
+  }
+  switch (field.type) {
+    case "string":
+    case "bytes": // base64
+      return typeof value === "string" ? undefined : "a string";
+    case "bool":
+      return typeof value === "boolean" ? undefined : "true or false";
+    case "double":
+    case "float":
+      return typeof value === "number" ? undefined : "a number";
+    default:
+      // A message (an object) or an enum (its name or number): the shape does not say which.
+      return typeof value === "object" || typeof value === "string" || Number.isInteger(value) ? undefined : "an object (a message) or an enum value";
+  }
+}
+
 function soleStringField(shape: MessageShape): string | undefined {
   const [only, ...rest] = shape.fields;
   return only !== undefined && rest.length === 0 && only.type === "string" && !only.repeated ? only.name : undefined;
@@ -434,22 +491,49 @@ function parseJsonObject(data: string): Record<string, unknown> | undefined {
 function summarize(reply: Record<string, unknown>, shape: MessageShape): string {
   const field = soleStringField(shape);
   const value = field === undefined ? undefined : reply[field];
-  return typeof value === "string" ? value : JSON.stringify(reply);
+  if (typeof value === "string") return value;
+  // In the .proto's field order: protobuf.js puts repeated fields first.
+  const ordered = Object.fromEntries(shape.fields.filter((f) => Object.hasOwn(reply, f.name)).map((f) => [f.name, reply[f.name]]));
+  return JSON.stringify({ ...ordered, ...reply });
 }
 
 function isServiceError(error: unknown): error is ServiceError {
   return error instanceof Error && typeof (error as Partial<ServiceError>).code === "number" && "details" in error;
 }
 
-function callError(methodName: string, error: unknown, timeoutMs: number): VhiveError {
+function callError(method: ResolvedMethod, error: unknown, timeoutMs: number): VhiveError {
+  const methodName = method.name;
   if (!isServiceError(error)) {
     return new VhiveError("ERR_INVOKE", `${methodName} failed: ${messageOf(error)}`, { cause: error });
   }
+  if (error.code === status.DEADLINE_EXCEEDED) return invokeTimeoutError(methodName, timeoutMs, error);
+  if (error.code === status.UNIMPLEMENTED) return unimplementedError(method, error);
   const statusName = status[error.code] ?? `status ${error.code}`;
-  const note = error.code === status.DEADLINE_EXCEEDED ? ` (timeout ${timeoutMs} ms)` : "";
-  return new VhiveError("ERR_INVOKE", `${methodName} failed: ${statusName}: ${tidyDetails(error.details)}${note}`, {
+  const failure = new VhiveError("ERR_INVOKE", `${methodName} failed: ${statusName}: ${tidyDetails(error.details)}`, {
     cause: error,
   });
+  // UNAVAILABLE is grpc-js's status for a connection refused, reset or dropped mid-call.
+  return error.code === status.UNAVAILABLE ? asTransportFailure(failure) : failure;
+}
+
+/**
+ * The server does not serve the method called: most often a function with its own service
+ * (vSwarm's standalone functions) called as helloworld.Greeter/SayHello, the default.
+ */
+function unimplementedError(method: ResolvedMethod, error: ServiceError): VhiveError {
+  const others = method.methods.filter((name) => name !== method.name);
+  const proto = basename(method.protoPath);
+  const defines = others.length > 0 ? `${proto} also defines ${others.join(", ")}` : `${proto} defines no other method`;
+  return new VhiveError(
+    "ERR_INVOKE",
+    `${method.name} failed: UNIMPLEMENTED: the function does not serve ${method.name} (${tidyDetails(error.details)}); ${defines}`,
+    {
+      remedy:
+        "call the method the function serves: --method package.Service/Method with a --proto that defines it " +
+        "(vhive run, snapshot create/restore, image import, deploy), or set the recipe's method and proto",
+      cause: error,
+    },
+  );
 }
 
 /** The subchannel error inside grpc-js's "No connection established. Last error: X. Resolution note: Y". */

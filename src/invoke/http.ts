@@ -9,20 +9,24 @@
  * that say nothing about the guest's current state.
  *
  * Throws: ERR_VALIDATION (createHttpClient), and through FunctionClient ERR_INVOKE,
- * ERR_READY_TIMEOUT, ERR_ABORTED, ERR_DISPOSED.
+ * ERR_INVOKE_TIMEOUT, ERR_READY_TIMEOUT, ERR_ABORTED, ERR_DISPOSED.
  */
 import { get as httpGet } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
+import { formatDuration } from "../shared/duration.js";
 import { VhiveError, messageOf } from "../shared/errors.js";
 import type { FunctionClient, InvokeOptions, InvokeResult, WaitReadyOptions } from "./index.js";
+import { DEFAULT_INVOKE_TIMEOUT_MS, invokeTimeoutError } from "./timeout.js";
+import { asTransportFailure } from "./transport.js";
 
 export interface HttpClientOptions {
   /** Path (and query) that invoke requests; default "/". */
   path?: string;
+  /** Deadline of a call that names none; default DEFAULT_INVOKE_TIMEOUT_MS. */
+  invokeTimeoutMs?: number;
 }
 
 const DEFAULT_RETRY_MS = 50;
-const DEFAULT_INVOKE_TIMEOUT_MS = 30_000;
 /** How much of a non-2xx body goes into the error message, in characters. */
 const BODY_EXCERPT_CHARS = 200;
 
@@ -44,17 +48,19 @@ export function createHttpClient(endpoint: { host: string; port: number }, optio
   } catch (error) {
     throw new VhiveError("ERR_VALIDATION", `invalid HTTP endpoint ${origin}${path}: ${messageOf(error)}`, { cause: error });
   }
-  return new HttpFunctionClient(url, rootUrl);
+  return new HttpFunctionClient(url, rootUrl, options.invokeTimeoutMs ?? DEFAULT_INVOKE_TIMEOUT_MS);
 }
 
 class HttpFunctionClient implements FunctionClient {
   readonly #url: URL;
   readonly #rootUrl: URL;
+  readonly #invokeTimeoutMs: number;
   #closed = false;
 
-  constructor(url: URL, rootUrl: URL) {
+  constructor(url: URL, rootUrl: URL, invokeTimeoutMs: number) {
     this.#url = url;
     this.#rootUrl = rootUrl;
+    this.#invokeTimeoutMs = invokeTimeoutMs;
   }
 
   async waitReady({ timeoutMs, signal, retryMs = DEFAULT_RETRY_MS }: WaitReadyOptions): Promise<void> {
@@ -77,7 +83,7 @@ class HttpFunctionClient implements FunctionClient {
         if (signal?.aborted) throw abortedError(what, error);
         // An attempt cut off by the deadline says less than a failure before it.
         if (!limit.timedOut) lastError = describeError(error);
-        else lastError ??= `no HTTP response within ${Math.round(remainingMs)} ms`;
+        else lastError ??= `no HTTP response within ${formatDuration(remainingMs)}`;
       } finally {
         limit.dispose();
       }
@@ -86,10 +92,10 @@ class HttpFunctionClient implements FunctionClient {
       if (waitMs > 0) await sleep(waitMs, undefined, { signal }).catch(() => {}); // cancelled: checked next
       if (signal?.aborted) throw abortedError(what, signal.reason);
     }
-    const waitedMs = Math.round(performance.now() - startedMs);
+    const waitedMs = performance.now() - startedMs;
     throw new VhiveError(
       "ERR_READY_TIMEOUT",
-      `no HTTP response to GET ${this.#rootUrl.href} within ${waitedMs} ms (timeout ${timeoutMs} ms); ` +
+      `no HTTP response to GET ${this.#rootUrl.href} within ${formatDuration(waitedMs)} (timeout ${formatDuration(timeoutMs)}); ` +
         `last connection error: ${lastError ?? "none (no attempt finished)"}`,
       {
         remedy:
@@ -99,7 +105,7 @@ class HttpFunctionClient implements FunctionClient {
     );
   }
 
-  async invoke(data: string, { timeoutMs = DEFAULT_INVOKE_TIMEOUT_MS, signal }: InvokeOptions = {}): Promise<InvokeResult> {
+  async invoke(data: string, { timeoutMs = this.#invokeTimeoutMs, signal }: InvokeOptions = {}): Promise<InvokeResult> {
     this.#checkOpen("invoke");
     const method = data.length > 0 ? "POST" : "GET";
     const what = `${method} ${this.#url.href}`;
@@ -120,8 +126,9 @@ class HttpFunctionClient implements FunctionClient {
       body = await response.text();
     } catch (error) {
       if (signal?.aborted) throw abortedError(what, error);
-      if (limit.timedOut) throw new VhiveError("ERR_INVOKE", `${what} timed out after ${timeoutMs} ms`, { cause: error });
-      throw new VhiveError("ERR_INVOKE", `${what} failed: ${describeError(error)}`, { cause: error });
+      if (limit.timedOut) throw invokeTimeoutError(what, timeoutMs, error);
+      // No response at all: the connection was refused, reset or dropped.
+      throw asTransportFailure(new VhiveError("ERR_INVOKE", `${what} failed: ${describeError(error)}`, { cause: error }));
     } finally {
       limit.dispose();
     }
@@ -134,6 +141,10 @@ class HttpFunctionClient implements FunctionClient {
       );
     }
     return { response: { status, body }, text: body, ms };
+  }
+
+  checkRequest(): void {
+    // Any string is a body (the empty one: a GET).
   }
 
   close(): void {
@@ -175,7 +186,7 @@ function limitSignal(outer: AbortSignal | undefined, timeoutMs: number): Limit {
   const timer = setTimeout(
     () => {
       timedOut = true;
-      controller.abort(new Error(`timed out after ${timeoutMs} ms`));
+      controller.abort(new Error(`timed out after ${formatDuration(timeoutMs)}`));
     },
     Math.min(Math.max(0, timeoutMs), 2 ** 31 - 1),
   );

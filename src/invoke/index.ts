@@ -22,7 +22,7 @@ export interface InvokeResult {
   response: Record<string, unknown>;
   /**
    * A human summary. gRPC: when the reply type's only field is a string, that string, else the
-   * reply as JSON. HTTP: the body text.
+   * reply as JSON, its fields in the .proto's order. HTTP: the body text.
    */
   text: string;
   /** Wall time of the call itself in ms (performance.now based; excludes request encoding). */
@@ -38,7 +38,7 @@ export interface WaitReadyOptions {
 }
 
 export interface InvokeOptions {
-  /** Deadline of the call in ms; default 30000. */
+  /** Deadline of the call in ms; default the client's, else DEFAULT_INVOKE_TIMEOUT_MS (30 s). */
   timeoutMs?: number;
   signal?: AbortSignal;
 }
@@ -59,9 +59,16 @@ export interface FunctionClient {
    * or a GET when empty).
    *
    * Rejects ERR_VALIDATION (gRPC: `data` does not fit the request type), ERR_INVOKE (the call
-   * failed, timed out, or HTTP answered non-2xx), ERR_ABORTED, ERR_DISPOSED.
+   * failed or HTTP answered non-2xx; isTransportFailure tells a connection that failed before
+   * any answer), ERR_INVOKE_TIMEOUT (no reply within the timeout), ERR_ABORTED, ERR_DISPOSED.
    */
   invoke(data: string, options?: InvokeOptions): Promise<InvokeResult>;
+  /**
+   * Checks `data` as invoke would, without calling, so bad data costs no boot: for gRPC, that it
+   * makes a request message (see requestFromData); for HTTP any string is a body. Throws
+   * ERR_VALIDATION.
+   */
+  checkRequest(data: string): void;
   /** Releases connections; calls already in flight finish. Idempotent. */
   close(): void;
 }
@@ -76,3 +83,5 @@ export {
   type MessageShape,
 } from "./grpc.js";
 export { createHttpClient, type HttpClientOptions } from "./http.js";
+export { isTransportFailure } from "./transport.js";
+export { DEFAULT_INVOKE_TIMEOUT_MS } from "./timeout.js";

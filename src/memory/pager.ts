@@ -5,8 +5,9 @@
  *
  * The pager serves guest RAM, so if it dies the guest hangs: `failure` resolves then, and the
  * owner must end the VM. A page that fails its checksum ends it too, with a
- * SnapshotCorruptError naming the file. It exits by itself when QEMU exits: that is QEMU's
- * failure (the VM reports it), not the pager's, so `failure` stays pending then.
+ * SnapshotCorruptError naming the file. It exits by itself when QEMU exits (its exit event
+ * says "qemu exited"); that end is QEMU's, not the pager's, so it is no failure: the VM reports
+ * how QEMU ended.
  */
 import { createInterface } from "node:readline";
 import { ChildHandle } from "../shared/child.js";
@@ -63,6 +64,8 @@ interface PagerEvent {
 }
 
 const MILESTONES = new Set(["listening", "attached", "prefetch-done"]);
+/** The reason of the exit event when the pager ends because QEMU closed the shim's socket. */
+const QEMU_EXITED = "qemu exited";
 
 /** The pager's names for what it checks, as parts of a snapshot. */
 const CORRUPT_ROLES: Record<string, SnapshotPart> = {
@@ -80,8 +83,10 @@ export function shimEnv(memPath: string, extra: Record<string, string>): Record<
 export class Pager implements AsyncDisposable {
   readonly socketPath: string;
   readonly mode: PagerMode;
-  /** Resolves if the pager fails or exits before it is stopped; never rejects. */
+  /** Resolves if the pager fails or exits before it is stopped, QEMU still running; never rejects. */
   readonly failure: Promise<VhiveError>;
+  /** Resolves once the pager has exited, however; what a wait for one of its events fails with. */
+  readonly #ended: Promise<VhiveError>;
   readonly #child: ChildHandle;
   readonly #dir: TempDir;
   readonly #waiters: { match: (event: PagerEvent) => boolean; resolve: (event: PagerEvent) => void }[] = [];
@@ -91,7 +96,9 @@ export class Pager implements AsyncDisposable {
   readonly #snapshotId: string;
   #stopping = false;
   #lastError: string | undefined;
+  /** Set when the pager found a page that fails its checksum: the failure to report. */
   #corrupt: VhiveError | undefined;
+  /** The reason of the pager's exit event, once it has printed one. */
   #exitReason: string | undefined;
 
   private constructor(options: PagerOptions, dir: TempDir) {
@@ -107,14 +114,17 @@ export class Pager implements AsyncDisposable {
     this.#child.process.stderr?.resume();
     createInterface({ input: this.#child.process.stdout! }).on("line", (line) => this.#onLine(line));
     this.#snapshotId = options.snapshotId;
-    this.failure = this.#child.exited.then((exit) => {
+    this.#ended = this.#child.exited.then((exit) => {
       if (this.#corrupt) return this.#corrupt;
-      const never = new Promise<VhiveError>(() => {});
-      if (this.#stopping && this.#lastError === undefined) return never;
-      // It saw QEMU go: QEMU's own exit is the failure to report, and the VM reports it.
-      if (exit.code === 0 && this.#exitReason === "qemu exited") return never;
       const how = exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`;
-      return new VhiveError("ERR_PAGER", `the pager ${how}${this.#lastError ? `: ${this.#lastError}` : ""}`);
+      const why = this.#lastError ?? (this.#exitReason === QEMU_EXITED ? "QEMU exited" : undefined);
+      return new VhiveError("ERR_PAGER", `the pager ${how}${why ? `: ${why}` : ""}`);
+    });
+    this.failure = this.#ended.then((error) => {
+      // QEMU went first (the shim's socket closed): the VM reports how QEMU ended.
+      const qemuWentFirst = this.#exitReason === QEMU_EXITED && this.#child.exitInfo?.code === 0;
+      if (!this.#corrupt && (this.#stopping || qemuWentFirst) && this.#lastError === undefined) return new Promise<VhiveError>(() => {});
+      return error;
     });
   }
 
@@ -203,15 +213,13 @@ export class Pager implements AsyncDisposable {
     }
   }
 
-  /** A milestone already seen, or the next event that matches; rejects if the pager ends first. */
+  /** A milestone already seen, or the next event that matches; rejects if the pager exits first. */
   #waitFor(match: (event: PagerEvent) => boolean): Promise<PagerEvent> {
     const seen = this.#milestones.find(match);
     if (seen) return Promise.resolve(seen);
     return Promise.race([
       new Promise<PagerEvent>((resolve) => this.#waiters.push({ match, resolve })),
-      this.failure.then((error) => Promise.reject(error)),
-      // Gone for a reason that is not its failure (QEMU exited): nothing more will come.
-      this.#child.exited.then(() => Promise.reject(this.#corrupt ?? new VhiveError("ERR_PAGER", `the pager has exited (${this.#exitReason ?? "no reason given"})`))),
+      this.#ended.then((error) => Promise.reject(error)),
     ]);
   }
 }

@@ -36,9 +36,13 @@ export interface DeploySpec {
    * seen them: a trace replay passes the function's past. Not stored: a restart starts afresh.
    */
   idleHistoryMs?: number[];
+  invokeTimeoutMs?: number;
+  /** gRPC method ("package.Service/Method") and .proto (absolute path) instead of the image's. */
+  method?: string;
+  proto?: string;
 }
 
-export const DEPLOY_DEFAULTS = { vcpus: DEFAULT_VCPUS, start: "reap", keepaliveMs: 60_000, keepalivePolicy: "fixed", minInstances: 0, maxInstances: 8, concurrency: 1 } as const;
+export const DEPLOY_DEFAULTS = { vcpus: DEFAULT_VCPUS, start: "reap", keepaliveMs: 60_000, keepalivePolicy: "fixed", minInstances: 0, maxInstances: 8, concurrency: 1, invokeTimeoutMs: 60_000 } as const;
 
 /** The envelope of one invocation: the pool's result, with its record id and function. */
 export interface Invocation extends PoolInvocation {
@@ -117,6 +121,9 @@ export class Functions {
       minInstances: spec.minInstances ?? DEPLOY_DEFAULTS.minInstances,
       maxInstances: spec.maxInstances ?? DEPLOY_DEFAULTS.maxInstances,
       concurrency: spec.concurrency ?? DEPLOY_DEFAULTS.concurrency,
+      invokeTimeoutMs: spec.invokeTimeoutMs ?? DEPLOY_DEFAULTS.invokeTimeoutMs,
+      ...(spec.method === undefined ? {} : { method: spec.method }),
+      ...(spec.proto === undefined ? {} : { protoPath: spec.proto }),
       createdAt: old?.createdAt ?? now,
       updatedAt: now,
     };
@@ -126,6 +133,7 @@ export class Functions {
         remedy: "deploy with less --memory, or start the daemon with a larger --memory-budget",
       });
     }
+    await this.#options.starter.checkFunction?.(fn);
     this.#options.store.putFunction(fn);
     this.#drain(this.#pools.get(name));
     this.#pools.set(name, this.#newPool(fn, spec.idleHistoryMs));
@@ -142,12 +150,14 @@ export class Functions {
     if (!this.#pools.has(name)) this.#lifetimes.delete(name);
   }
 
-  async invoke(name: string, data: string | undefined, options: { signal?: AbortSignal } = {}): Promise<Invocation> {
+  /** `timeoutMs`: this request's invocation timeout, instead of the function's. */
+  async invoke(name: string, data: string | undefined, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Invocation> {
     this.#checkOpen();
     const pool = this.#pools.get(name);
     if (!pool) throw notFound(name);
     const arrived = performance.now();
     try {
+      await this.#options.starter.checkRequest?.(pool.fn, data);
       const result = await pool.invoke(data, options);
       const id = this.#record({ function: name, instance: result.instance, start: result.start, status: "ok", totalMs: result.totalMs, breakdown: result.breakdown, note: result.notes?.join("; ") });
       return { id, function: name, ...result };

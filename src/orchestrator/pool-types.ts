@@ -39,4 +39,11 @@ export interface PoolInstance {
 export interface InstanceStarter {
   /** Start an instance of `fn` that answers; the start policy decides boot or restore. */
   start(fn: FunctionRecord, options: { signal: AbortSignal }): Promise<PoolInstance>;
+  /** Throws ERR_PROTO_INVALID / ERR_VALIDATION if `fn`'s method and proto cannot call its image (checked at deploy). */
+  checkFunction?(fn: FunctionRecord): Promise<void>;
+  /**
+   * Throws ERR_VALIDATION if `data` (undefined: the function's default request) cannot be a
+   * request to `fn`, so a malformed request is refused before it costs a start.
+   */
+  checkRequest?(fn: FunctionRecord, data: string | undefined): Promise<void>;
 }

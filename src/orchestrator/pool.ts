@@ -14,6 +14,7 @@
  * failure; it only reports it.
  */
 import { roundMs } from "../metrics/index.js";
+import { formatDuration } from "../shared/duration.js";
 import { VhiveError, isVhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import type { FunctionRecord, StartKind } from "../store/index.js";
@@ -28,7 +29,7 @@ export interface PoolOptions {
   log: Log;
   /** How long a request may wait for an instance before ERR_CAPACITY (default 120 s). */
   queueTimeoutMs?: number;
-  /** How long one invocation may take (default 60 s). */
+  /** How long one invocation may take when the function's record does not say (default 60 s). */
   invokeTimeoutMs?: number;
   /** Where instance lifetimes are recorded (the registry keeps one per function across pools). */
   lifetimes?: LifetimeLog;
@@ -160,7 +161,7 @@ export class FunctionPool {
    * (the instance died meanwhile; the pool drops it), a start's own error for a cold start that
    * failed, or the function's error (ERR_INVOKE, ERR_VALIDATION for data that does not fit).
    */
-  async invoke(data: string | undefined, options: { signal?: AbortSignal } = {}): Promise<PoolInvocation> {
+  async invoke(data: string | undefined, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<PoolInvocation> {
     if (this.#closing) throw this.#shuttingDown();
     const arrived = performance.now();
     this.#arrival(arrived);
@@ -171,7 +172,8 @@ export class FunctionPool {
       const instance = slot.instance!;
       const leased = performance.now();
       try {
-        const result = await instance.invoke(data, { signal: options.signal, timeoutMs: this.#invokeTimeoutMs });
+        const timeoutMs = options.timeoutMs ?? this.fn.invokeTimeoutMs ?? this.#invokeTimeoutMs;
+        const result = await instance.invoke(data, { signal: options.signal, timeoutMs });
         const totalMs = performance.now() - arrived;
         const breakdown = cold
           ? { queueMs: roundMs((coldSince ?? arrived) - arrived), ...cold.breakdown, invokeMs: roundMs(result.ms) }
@@ -470,7 +472,7 @@ export class FunctionPool {
     const why = atMax
       ? `all ${this.fn.maxInstances} instances (max) stayed busy`
       : `the host memory budget (${this.#budget.reservedMib} of ${this.#budget.totalMib} MiB in use) had no room for another ${this.fn.memMib} MiB instance`;
-    return new VhiveError("ERR_CAPACITY", `function ${this.fn.name}: no instance within ${this.#queueTimeoutMs} ms: ${why}`, {
+    return new VhiveError("ERR_CAPACITY", `function ${this.fn.name}: no instance within ${formatDuration(this.#queueTimeoutMs)}: ${why}`, {
       remedy: atMax ? "retry later, or deploy the function with a higher --max or --concurrency" : "retry later, or start the daemon with a larger --memory-budget",
     });
   }

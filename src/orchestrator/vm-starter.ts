@@ -20,13 +20,13 @@
  */
 import { ImageStore, type StoredImage } from "../image/index.js";
 import { loadWorkingSet, moveWorkingSetAside, type WorkingSet } from "../memory/index.js";
-import type { InvokeResult } from "../invoke/index.js";
+import type { FunctionClient, InvokeResult } from "../invoke/index.js";
 import { roundMs } from "../metrics/index.js";
 import { SnapshotCorruptError, VhiveError, isVhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import { SnapshotStore, type StoredSnapshot } from "../snapshot/index.js";
 import type { FunctionRecord } from "../store/index.js";
-import { bootInstance, defaultRequestData, findUsableSnapshot, restoreInstance, saveRecordedWorkingSet, SnapshotCapture, type Host, type Instance, type RestoreStart } from "../start/index.js";
+import { bootInstance, createClient, defaultRequestData, findUsableSnapshot, restoreInstance, saveRecordedWorkingSet, SnapshotCapture, type Host, type Instance, type RestoreStart } from "../start/index.js";
 import type { InstanceStarter, PoolInstance, StartInfo } from "./pool-types.js";
 
 /** Errors that mean "this snapshot cannot be used", not "the start failed". */
@@ -46,6 +46,8 @@ export class VmStarter implements InstanceStarter {
    * damaged snapshot), told to the function's next start so its request's record says why.
    */
   readonly #untold = new Map<string, string[]>();
+  /** Per function: an unconnected client of its deployment, to check requests with (loading a proto per request costs). */
+  readonly #checkers = new Map<string, { deployment: string; image: StoredImage; client: FunctionClient }>();
 
   constructor(host: Host) {
     this.#host = host;
@@ -59,7 +61,8 @@ export class VmStarter implements InstanceStarter {
         remedy: `build or import it again, then \`vhive deploy ${fn.name} --image <ref>\``,
       });
     }
-    const boot = { memMib: fn.memMib, vcpus: fn.vcpus, signal: options.signal };
+    const client = clientOptionsOf(fn);
+    const boot = { memMib: fn.memMib, vcpus: fn.vcpus, signal: options.signal, ...client };
     if (fn.start === "boot") return new VmInstance(await bootInstance(this.#host, image, boot), image, this.#log);
 
     await this.#captures.get(fn.name)?.saving;
@@ -94,6 +97,35 @@ export class VmStarter implements InstanceStarter {
     });
   }
 
+  async checkFunction(fn: FunctionRecord): Promise<void> {
+    await this.#checker(fn);
+  }
+
+  async checkRequest(fn: FunctionRecord, data: string | undefined): Promise<void> {
+    const checker = await this.#checker(fn);
+    checker?.client.checkRequest(data ?? defaultRequestData(checker.image));
+  }
+
+  /** The function's unconnected client, made once per deployment; undefined if its image is gone (its start says so). */
+  async #checker(fn: FunctionRecord): Promise<{ image: StoredImage; client: FunctionClient } | undefined> {
+    const deployment = `${fn.imageId} ${fn.method ?? ""} ${fn.protoPath ?? ""} ${fn.updatedAt}`;
+    const cached = this.#checkers.get(fn.name);
+    if (cached?.deployment === deployment) return cached;
+    cached?.client.close();
+    this.#checkers.delete(fn.name);
+    const image = await new ImageStore(this.#host.paths).get(fn.imageId);
+    if (!image) return undefined;
+    if (image.config.protocol === "http" && (fn.method !== undefined || fn.protoPath !== undefined)) {
+      throw new VhiveError("ERR_VALIDATION", `function ${fn.name}: its image ${image.name} is an HTTP function; a gRPC method and proto do not apply`, {
+        remedy: "deploy it without --method and --proto",
+      });
+    }
+    const checker = { deployment, image, client: createClient(image, 1, clientOptionsOf(fn)) };
+    this.#checkers.set(fn.name, checker);
+    return checker;
+  }
+
+
   /**
    * Restore the snapshot by the function's policy. A damaged working set is moved aside and the
    * restore tried once more without it (recording a new one); a snapshot that cannot be used is
@@ -108,7 +140,7 @@ export class VmStarter implements InstanceStarter {
       if (recorder) this.#recording.add(id);
       const mode = fn.start === "reap" && (recorder || !this.#recording.has(id)) ? "reap" : "vanilla";
       try {
-        const instance = await restoreInstance(this.#host, snapshot, { mode, signal });
+        const instance = await restoreInstance(this.#host, snapshot, { mode, signal, ...clientOptionsOf(fn) });
         const recordInto = instance.start.kind === "record" ? { snapshot, done: () => this.#recording.delete(id) } : undefined;
         if (recorder && !recordInto) this.#recording.delete(id);
         // Damage found later, by a fault the pager serves while the instance runs: the pool
@@ -176,6 +208,11 @@ export class VmStarter implements InstanceStarter {
     });
     notes.push(`snapshot ${snapshot.meta.id} cannot be used (${messageOf(error)}); the function boots and makes a new one`);
   }
+}
+
+/** The deployment's gRPC method and proto, where it overrides the image's. */
+function clientOptionsOf(fn: FunctionRecord): { method?: string; protoPath?: string } {
+  return { ...(fn.method === undefined ? {} : { method: fn.method }), ...(fn.protoPath === undefined ? {} : { protoPath: fn.protoPath }) };
 }
 
 /** The snapshot's working set, "damaged" if it cannot be read (the restore then reports it), or undefined. */

@@ -6,7 +6,7 @@ import type { StoredImage } from "../image/index.js";
 import { UndoStack } from "../shared/undo.js";
 import { MicroVm, type GuestMemoryFile } from "../vm/index.js";
 import type { Host } from "./host.js";
-import { createClient, DEFAULT_READY_TIMEOUT_MS, DEFAULT_VCPUS, Instance, memMibFor, waitFunctionReady, withHostPort, type BootStart, type BootTimes, type StartOptions } from "./instance.js";
+import { checkStart, createClient, DEFAULT_READY_TIMEOUT_MS, DEFAULT_VCPUS, Instance, memMibFor, waitFunctionReady, withHostPort, type BootStart, type BootTimes, type StartOptions } from "./instance.js";
 
 export interface BootOptions extends StartOptions {
   memMib?: number;
@@ -16,8 +16,7 @@ export interface BootOptions extends StartOptions {
 }
 
 export async function bootInstance(host: Host, image: StoredImage, options: BootOptions = {}): Promise<Instance<BootStart>> {
-  // Load the proto before spending seconds on a boot: a bad --proto/--method fails at once.
-  createClient(image, 1, options).close();
+  checkStart(image, options);
   return withHostPort(options.hostPort, (hostPort) => bootOnPort(host, image, hostPort, options));
 }
 

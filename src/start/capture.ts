@@ -36,10 +36,12 @@ export async function createSnapshot(host: Host, image: StoredImage, options: Cr
   const draft = await store.draft(image.name);
   undo.defer("discard the unfinished snapshot", () => store.discard(draft));
 
-  const instance = await bootInstance(host, image, { ...options, memMib, vcpus, memoryFile: { path: draft.memPath, share: true } });
+  const warmupData = options.warmupData ?? defaultRequestData(image);
+  const firstRequest = warmup > 0 ? () => warmupData : undefined;
+  const instance = await bootInstance(host, image, { ...options, memMib, vcpus, memoryFile: { path: draft.memPath, share: true }, firstRequest });
   undo.defer("stop the VM", () => instance.vm.destroy());
   for (let i = 0; i < warmup; i++) {
-    await instance.invoke(options.warmupData ?? defaultRequestData(image), { signal: options.signal });
+    await instance.invoke(warmupData, { signal: options.signal });
   }
   const snapshot = await saveSnapshot(host, store, draft, instance, { memMib, vcpus, warmupInvocations: warmup, createStartAt: instance.vm.timeline.spawnAt });
   undo.release();

@@ -12,6 +12,8 @@ export {
   DEFAULT_READY_TIMEOUT_MS,
   memMibFor,
   defaultRequestData,
+  createClient,
+  checkStart,
   type StartOptions,
   type ClientOptions,
   type MemoryMode,

@@ -5,7 +5,8 @@
  * the wait until the function answers.
  */
 import type { StoredImage } from "../image/index.js";
-import { createGrpcClient, createHttpClient, defaultProtoPath, DEFAULT_GRPC_METHOD, type FunctionClient, type InvokeResult } from "../invoke/index.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { createGrpcClient, createHttpClient, defaultProtoPath, DEFAULT_GRPC_METHOD, isTransportFailure, type FunctionClient, type InvokeResult } from "../invoke/index.js";
 import { VhiveError, isVhiveError } from "../shared/errors.js";
 import type { Pager } from "../memory/index.js";
 import { assertPortFree, freeLoopbackPort, type AgentRestoreReply, type MicroVm } from "../vm/index.js";
@@ -58,6 +59,8 @@ export interface ClientOptions {
   /** Override the image's gRPC method / proto. */
   method?: string;
   protoPath?: string;
+  /** How long one invocation may take unless the call says (default DEFAULT_INVOKE_TIMEOUT_MS, 30 s). */
+  invokeTimeoutMs?: number;
 }
 
 /** What every start (boot or restore) takes. */
@@ -68,11 +71,18 @@ export interface StartOptions extends ClientOptions {
   readyTimeoutMs?: number;
   keepRunDir?: boolean;
   signal?: AbortSignal;
+  /**
+   * The request data the caller will send first, for the image: checked against the function's
+   * request message before anything starts, so bad --data costs no boot (checkStart).
+   */
+  firstRequest?: (image: StoredImage) => string;
 }
 
 export const DEFAULT_MEM_MIB = 256;
 export const DEFAULT_VCPUS = 1;
 export const DEFAULT_READY_TIMEOUT_MS = 180_000;
+/** After a call's connection failed, how long to wait for the VM's own error, if it is dying. */
+const VM_FAILURE_GRACE_MS = 1000;
 
 /** Guest memory for an image: asked for, else what the image says it needs, else 256 MiB. */
 export function memMibFor(image: StoredImage, asked?: number): number {
@@ -108,6 +118,10 @@ export class Instance<Start extends StartRecord = StartRecord> implements AsyncD
     try {
       return await this.client.invoke(data, { timeoutMs: options.timeoutMs, signal });
     } catch (error) {
+      // A killed QEMU resets the call's connection before its exit is reaped and its console
+      // closes: give the VM's own error (QEMU killed by SIGKILL, the entrypoint exited) a moment
+      // to arrive, so the caller hears why and not "ECONNRESET".
+      if (!this.vm.failed.aborted && isTransportFailure(error)) await Promise.race([this.vm.failure, sleep(VM_FAILURE_GRACE_MS, undefined, { ref: false })]);
       if (this.vm.failed.aborted) throw this.vm.failed.reason as VhiveError;
       throw error;
     }
@@ -137,13 +151,27 @@ export class Instance<Start extends StartRecord = StartRecord> implements AsyncD
   }
 }
 
+/**
+ * What a start checks before it spends seconds on QEMU: the client can be made (a bad
+ * --proto/--method is ERR_PROTO_INVALID) and the first request fits it (ERR_VALIDATION).
+ */
+export function checkStart(image: StoredImage, options: StartOptions): void {
+  const client = createClient(image, 1, options);
+  try {
+    if (options.firstRequest) client.checkRequest(options.firstRequest(image));
+  } finally {
+    client.close();
+  }
+}
+
 export function createClient(image: StoredImage, hostPort: number, options: ClientOptions): FunctionClient {
   const endpoint = { host: "127.0.0.1", port: hostPort };
-  if (image.config.protocol === "http") return createHttpClient(endpoint, { path: image.config.httpPath });
-  return createGrpcClient(endpoint, {
-    protoPath: options.protoPath ?? image.protoPath ?? defaultProtoPath(),
-    method: options.method ?? image.config.method ?? DEFAULT_GRPC_METHOD,
-  });
+  if (image.config.protocol === "http") return createHttpClient(endpoint, { path: image.config.httpPath, invokeTimeoutMs: options.invokeTimeoutMs });
+  return createGrpcClient(
+    endpoint,
+    { protoPath: options.protoPath ?? image.protoPath ?? defaultProtoPath(), method: options.method ?? image.config.method ?? DEFAULT_GRPC_METHOD },
+    { invokeTimeoutMs: options.invokeTimeoutMs },
+  );
 }
 
 /**

@@ -28,9 +28,10 @@ export interface RunResult {
   breakdown: BootBreakdown;
 }
 
-export async function runOnce(host: Host, image: StoredImage, data?: string, options: BootOptions & { invokeTimeoutMs?: number } = {}): Promise<RunResult> {
-  await using instance = await bootInstance(host, image, options);
-  const result = await instance.invoke(data ?? defaultRequestData(image), { timeoutMs: options.invokeTimeoutMs, signal: options.signal });
+export async function runOnce(host: Host, image: StoredImage, data?: string, options: BootOptions = {}): Promise<RunResult> {
+  const input = data ?? defaultRequestData(image);
+  await using instance = await bootInstance(host, image, { ...options, firstRequest: () => input });
+  const result = await instance.invoke(input, { signal: options.signal });
   const totalMs = performance.now() - instance.vm.timeline.spawnAt;
   const { qemuStartMs, kernelBootMs, initMs, functionReadyMs, bootMs } = instance.start.times;
   return {
@@ -78,10 +79,10 @@ export interface RestoreResult {
   pager?: PagerStats;
 }
 
-export async function restoreOnce(host: Host, snapshot: StoredSnapshot, data?: string, options: RestoreOptions & { invokeTimeoutMs?: number } = {}): Promise<RestoreResult> {
-  await using instance = await restoreInstance(host, snapshot, options);
+export async function restoreOnce(host: Host, snapshot: StoredSnapshot, data?: string, options: RestoreOptions = {}): Promise<RestoreResult> {
+  await using instance = await restoreInstance(host, snapshot, { ...options, firstRequest: (image) => data ?? defaultRequestData(image) });
   const input = data ?? defaultRequestData(instance.image);
-  const result = await instance.invoke(input, { timeoutMs: options.invokeTimeoutMs, signal: options.signal });
+  const result = await instance.invoke(input, { signal: options.signal });
   const wallMs = performance.now() - instance.vm.timeline.spawnAt;
   const io = await processIo(instance.vm.pid!);
   const pager = await instance.pager?.stats();

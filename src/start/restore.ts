@@ -58,7 +58,7 @@ import {
 import { MicroVm } from "../vm/index.js";
 import { fingerprintFor } from "./fingerprint.js";
 import type { Host } from "./host.js";
-import { createClient, DEFAULT_READY_TIMEOUT_MS, Instance, waitFunctionReady, withHostPort, type MemoryMode, type RestoreStart, type StartOptions } from "./instance.js";
+import { checkStart, createClient, DEFAULT_READY_TIMEOUT_MS, Instance, waitFunctionReady, withHostPort, type MemoryMode, type RestoreStart, type StartOptions } from "./instance.js";
 
 export const RESTORE_MODES = ["vanilla", "vanilla-4k", "lazy", "record", "prefetch", "floor", "reap"] as const;
 export type RestoreMode = (typeof RESTORE_MODES)[number];
@@ -111,7 +111,7 @@ export function resolveMode(mode: RestoreMode, workingSet: WorkingSet | undefine
 
 export async function restoreInstance(host: Host, snapshot: StoredSnapshot, options: RestoreOptions = {}): Promise<Instance<RestoreStart>> {
   const image = await checkSnapshot(host, snapshot);
-  createClient(image, 1, options).close(); // a bad --proto/--method fails before any work
+  checkStart(image, options); // a bad --proto/--method or --data fails before any work
   const workingSet = await loadWorkingSet(snapshot);
   const mode = resolveMode(options.mode ?? "vanilla", workingSet, snapshot.meta.id);
   await assertNativeBuilt();

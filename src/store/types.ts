@@ -32,6 +32,11 @@ export interface FunctionRecord {
   maxInstances: number;
   /** Requests one instance serves at once. */
   concurrency: number;
+  /** The gRPC method to call and the .proto defining it (an absolute path on the daemon's host), instead of the image's. */
+  method?: string;
+  protoPath?: string;
+  /** How long one invocation may take (a request may ask for another); absent in records stored before it was an option: the daemon's default. */
+  invokeTimeoutMs?: number;
   createdAt: string;
   updatedAt: string;
 }

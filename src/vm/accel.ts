@@ -8,6 +8,7 @@
 import { constants } from "node:fs";
 import { access, readFile, writeFile } from "node:fs/promises";
 import { release } from "node:os";
+import { formatDuration } from "../shared/duration.js";
 import { VhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import type { Accel } from "./cmdline.js";
@@ -80,7 +81,7 @@ async function probeKvm(inputs: ProbeInputs): Promise<{ accel: Accel; reason: st
   } catch (error) {
     const said = error instanceof VhiveError && error.details ? `: ${error.details.split("\n").filter(Boolean).slice(-3).join(" | ")}` : "";
     const what = error instanceof VhiveError && error.code === "ERR_READY_TIMEOUT"
-      ? `a KVM guest did not reach init within ${deadlineMs} ms`
+      ? `a KVM guest did not reach init within ${formatDuration(deadlineMs)}`
       : `QEMU with KVM failed (${messageOf(error)}${said})`;
     return { accel: "tcg", reason: `${what}; using TCG (software emulation)` };
   } finally {

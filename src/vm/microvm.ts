@@ -15,6 +15,7 @@ import { pipeline } from "node:stream/promises";
 import shellQuote from "shell-quote";
 import { randomUUID } from "node:crypto";
 import { ChildHandle, type ExitInfo } from "../shared/child.js";
+import { formatDuration } from "../shared/duration.js";
 import { VhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import { toolMissing } from "../shared/tool.js";
@@ -257,7 +258,7 @@ export class MicroVm implements AsyncDisposable {
         });
         void this.failure.then(reject);
         timer = setTimeout(() => {
-          const message = `the guest did not reach "${kind}" within ${options.timeoutMs} ms`;
+          const message = `the guest did not reach "${kind}" within ${formatDuration(options.timeoutMs)}`;
           reject(new VhiveError("ERR_READY_TIMEOUT", message, { details: this.console.tail() }));
         }, options.timeoutMs);
         onAbort = () => reject(new VhiveError("ERR_ABORTED", `waiting for the guest's "${kind}" was cancelled`));

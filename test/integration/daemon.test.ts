@@ -1,15 +1,16 @@
 /**
  * The daemon over HTTP with real microVMs: a reap function goes boot -> record -> prefetch ->
  * warm as keep-alive expires between requests, then `vhive bench load` drives it from zero; a
- * daemon killed with SIGKILL mid-run comes back with its function, snapshot and working set,
- * cleaning up the VM it left behind.
+ * request whose instance's QEMU is killed gets 502 ERR_INSTANCE_FAILED; a daemon killed with
+ * SIGKILL mid-run comes back with its function, snapshot and working set, cleaning up the VM it
+ * left behind.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { startDaemon, type Daemon } from "../../src/daemon/index.js";
-import { NoOpLog } from "../../src/shared/log.js";
+import { MemoryLog, NoOpLog } from "../../src/shared/log.js";
 import { packagePath } from "../../src/shared/package-root.js";
 import { makeTempDir } from "../../src/shared/tmp.js";
 import { StatePaths } from "../../src/shared/paths.js";
@@ -88,6 +89,43 @@ describe("the daemon", () => {
     expect(await readFile(join(out.path, "report.md"), "utf8")).toContain("## Load");
     expect(await readFile(join(out.path, "load-latency.svg"), "utf8")).toMatch(/^<svg/);
     expect((await api(base, "DELETE", `/functions/${fn}`)).status).toBe(200);
+  });
+
+  it("a request whose instance's QEMU is killed mid-request gets 502 ERR_INSTANCE_FAILED, and the log says QEMU was killed", async () => {
+    const fn = uniqueName("killed");
+    cleanups.push(() => removeSnapshotsOf(fn));
+    const log = new MemoryLog();
+    const daemon = await startDaemon({ stateDir: stateDir(), listen: "127.0.0.1:0", log, memoryBudgetMib: 2048 });
+    cleanups.push(() => daemon.close());
+    const base = daemon.url;
+    // Boot once and let keep-alive save the snapshot; then a long keep-alive, so the restored
+    // instance (served by a pager: it records) stays while the test kills it.
+    expect((await api(base, "PUT", `/functions/${fn}`, { image: inject("helloworldId"), start: "reap", keepaliveMs: 2000 })).status).toBe(201);
+    expect((await api(base, "POST", `/functions/${fn}/invoke`, { data: "boot" })).json.start).toBe("boot");
+    await waitScaledToZero(base, fn);
+    expect((await api(base, "PUT", `/functions/${fn}`, { image: inject("helloworldId"), start: "reap", keepaliveMs: 300_000 })).status).toBe(200);
+    expect((await api(base, "POST", `/functions/${fn}/invoke`, { data: "record" })).json.start).toBe("record");
+    // Once the working set is written, the instance takes the next request straight to its VM.
+    await expect.poll(async () => (await api(base, "GET", `/functions/${fn}/snapshots`)).json.snapshots[0]?.workingSet?.input, { timeout: 30_000 }).toBe("record");
+    const [instance] = (await api(base, "GET", `/functions/${fn}`)).json.instances;
+
+    // Stopped, QEMU holds the next request unanswered; then it is killed with the request in flight.
+    process.kill(instance.pid, "SIGSTOP");
+    const reply = api(base, "POST", `/functions/${fn}/invoke`, { data: "doomed" });
+    await expect.poll(async () => (await api(base, "GET", `/functions/${fn}`)).json.instances[0]?.inflight, { timeout: 10_000 }).toBe(1);
+    process.kill(instance.pid, "SIGKILL");
+    const { status, json } = await reply;
+    expect(status).toBe(502);
+    expect(json.code, JSON.stringify(json)).toBe("ERR_INSTANCE_FAILED");
+    expect(json.message).toBe(`instance ${instance.id} of function ${fn} died during the request: QEMU was killed by SIGKILL while the VM was running`);
+
+    const died = log.lines.find((line) => line.msg === "instance died");
+    expect(died?.fields).toMatchObject({ fn, instance: instance.id, code: "ERR_VM_EXITED", error: "QEMU was killed by SIGKILL while the VM was running" });
+    expect(JSON.stringify(log.lines)).not.toContain("the pager exited");
+    // The pool dropped it: the next request gets a new instance.
+    const next = await api(base, "POST", `/functions/${fn}/invoke`, { data: "next" });
+    expect(next.json).toMatchObject({ text: "Hello, next!" });
+    expect(next.json.instance).not.toBe(instance.id);
   });
 
   it("after kill -9 mid-run, a restarted daemon cleans up the VM left behind and still has the function, its snapshot and its working set", async () => {

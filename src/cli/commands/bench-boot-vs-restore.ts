@@ -4,7 +4,7 @@ import { openHost } from "../../start/index.js";
 import { packagePath } from "../../shared/package-root.js";
 import { defineCommand } from "../command.js";
 import { formatBytes, formatMs, table } from "../format.js";
-import { accelOption, imageFromRef } from "../function-options.js";
+import { accelOption, imageFromRef, invokeTimeoutOf, timeoutOption } from "../function-options.js";
 import { withProgress } from "../progress.js";
 
 function describe(report: BootVsRestoreReport): string {
@@ -34,7 +34,7 @@ export const benchBootVsRestoreCommand = defineCommand({
   command: "boot-vs-restore [image]",
   describe: "cold boots against cold vanilla snapshot restores of one function, side by side",
   builder: (yargs) =>
-    accelOption(yargs)
+    timeoutOption(accelOption(yargs))
       .positional("image", { type: "string", describe: "image or recipe directory (default functions/helloworld)" })
       .option("reps", { type: "number", default: 3, describe: "cold starts of each kind" })
       .option("json", { type: "boolean", default: false, describe: "print one JSON object with every run" }),
@@ -42,7 +42,7 @@ export const benchBootVsRestoreCommand = defineCommand({
     const image = await imageFromRef(args.image ?? packagePath("functions", "helloworld"), context);
     const host = await openHost({ stateDir: context.stateDir, accel: args.accel, log: context.log });
     const report = await withProgress(`boot vs restore of ${image.name}`, context.log, (update) =>
-      benchBootVsRestore(host, image, { reps: args.reps, signal: context.signal, onRun: (done, total, what) => update(`${done}/${total} (${what})`) }),
+      benchBootVsRestore(host, image, { reps: args.reps, invokeTimeoutMs: invokeTimeoutOf(args), signal: context.signal, onRun: (done, total, what) => update(`${done}/${total} (${what})`) }),
     );
     if (args.json) context.printJson(report);
     else context.print(describe(report));

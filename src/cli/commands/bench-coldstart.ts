@@ -2,7 +2,7 @@ import { assertSomethingToNarrow, benchColdStarts, benchRatios, BENCH_MODES, des
 import { openHost } from "../../start/index.js";
 import { printRoundStatus, ratioLines, repsOptions, repsPlan, resolveFunctions, resultsOptions, withProgressBar, writeAndPrint, writtenLines } from "../bench-output.js";
 import { defineCommand } from "../command.js";
-import { accelOption } from "../function-options.js";
+import { accelOption, invokeTimeoutOf, timeoutOption } from "../function-options.js";
 import { formatBytes, formatMs, table } from "../format.js";
 
 /** Each function's ratios with their intervals, as the text and --json print them. */
@@ -41,7 +41,7 @@ export const benchColdstartCommand = defineCommand({
   command: "coldstart",
   describe: "cold starts of each function in each mode (warm, boot, snapshot memory modes), with a report beside the paper's figures",
   builder: (yargs) =>
-    repsOptions(resultsOptions(accelOption(yargs), "coldstart"), 3, "rounds per function (one start of every mode each)")
+    repsOptions(resultsOptions(timeoutOption(accelOption(yargs)), "coldstart"), 3, "rounds per function (one start of every mode each)")
       .option("functions", { type: "string", default: "helloworld,json_serdes", describe: "comma-separated suite functions or images" })
       .option("modes", { type: "string", default: "warm,boot,vanilla,vanilla-4k,record,prefetch,floor", describe: `comma-separated, of ${BENCH_MODES.join(", ")}` }),
   run: async (args, context) => {
@@ -51,7 +51,7 @@ export const benchColdstartCommand = defineCommand({
     const images = await resolveFunctions(args.functions, context);
     const host = await openHost({ stateDir: context.stateDir, accel: args.accel, log: context.log });
     const report = await withProgressBar("cold starts", context, (onProgress) =>
-      benchColdStarts(host, images, { modes, reps, signal: context.signal, onProgress, onRound: (status) => printRoundStatus(status, reps) }),
+      benchColdStarts(host, images, { modes, reps, invokeTimeoutMs: invokeTimeoutOf(args), signal: context.signal, onProgress, onRound: (status) => printRoundStatus(status, reps) }),
     );
     await writeAndPrint(report, args, "coldstart", context, describeColdStarts, { ratios: coldStartRatios(report) });
   },

@@ -17,7 +17,7 @@ import {
 import { openHost } from "../../start/index.js";
 import { printRoundStatus, repsOptions, repsPlan, resolveFunction, resultsOptions, withProgressBar, writeAndPrint, writtenLines } from "../bench-output.js";
 import { defineCommand } from "../command.js";
-import { accelOption } from "../function-options.js";
+import { accelOption, invokeTimeoutOf, timeoutOption } from "../function-options.js";
 import { formatMs, table } from "../format.js";
 
 /** Each level's ratios with their intervals. */
@@ -52,7 +52,7 @@ export const benchConcurrencyCommand = defineCommand({
   command: "concurrency",
   describe: "many cold starts of one function at once, per memory mode (the paper's concurrency curve)",
   builder: (yargs) =>
-    repsOptions(resultsOptions(accelOption(yargs), "concurrency"), 2, "rounds per level (a batch of every mode each)")
+    repsOptions(resultsOptions(timeoutOption(accelOption(yargs)), "concurrency"), 2, "rounds per level (a batch of every mode each)")
       .option("function", { type: "string", default: "helloworld", describe: "suite function or image" })
       .option("levels", { type: "string", default: "1,2,4,8", describe: "comma-separated numbers of cold starts at once" })
       .option("modes", { type: "string", default: "vanilla,prefetch", describe: `comma-separated, of ${CONCURRENT_MODES.join(", ")}` }),
@@ -64,7 +64,7 @@ export const benchConcurrencyCommand = defineCommand({
     const image = await resolveFunction(args.function, context);
     const host = await openHost({ stateDir: context.stateDir, accel: args.accel, log: context.log });
     const report = await withProgressBar("concurrent cold starts", context, (onProgress) =>
-      benchConcurrency(host, image, { levels, modes, reps, signal: context.signal, onProgress, onRound: (status) => printRoundStatus(status, reps) }),
+      benchConcurrency(host, image, { levels, modes, reps, invokeTimeoutMs: invokeTimeoutOf(args), signal: context.signal, onProgress, onRound: (status) => printRoundStatus(status, reps) }),
     );
     await writeAndPrint(report, args, "concurrency", context, describe, { ratios: concurrencyRatios(report) });
   },

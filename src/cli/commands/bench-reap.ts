@@ -3,7 +3,7 @@ import { openHost } from "../../start/index.js";
 import { printRoundStatus, repsOptions, repsPlan, resolveFunctions } from "../bench-output.js";
 import { defineCommand } from "../command.js";
 import { formatBytes, formatMs, table } from "../format.js";
-import { accelOption } from "../function-options.js";
+import { accelOption, invokeTimeoutOf, timeoutOption } from "../function-options.js";
 import { withProgress } from "../progress.js";
 
 /** "95% 0.97..1.08 (±5.4%)": an interval in the last column, so each line starts as it always has. */
@@ -66,7 +66,7 @@ export const benchReapCommand = defineCommand({
   command: "reap",
   describe: "REAP against the vanilla baselines: cold starts per memory mode, and concurrent cold starts",
   builder: (yargs) =>
-    repsOptions(accelOption(yargs), 5, "rounds per function (one cold start per mode each)")
+    repsOptions(timeoutOption(accelOption(yargs)), 5, "rounds per function (one cold start per mode each)")
       .option("functions", { type: "string", default: "helloworld,json_serdes", describe: "comma-separated suite functions or images" })
       .option("concurrency", { type: "number", default: 4, describe: "concurrent cold starts to compare (0 to skip)" })
       .option("json", { type: "boolean", default: false, describe: "print one JSON object with every row" }),
@@ -75,7 +75,7 @@ export const benchReapCommand = defineCommand({
     const images = await resolveFunctions(args.functions, context);
     const host = await openHost({ stateDir: context.stateDir, accel: args.accel, log: context.log });
     const report = await withProgress("REAP benchmark", context.log, (update) =>
-      benchReap(host, images, { reps, concurrency: args.concurrency, signal: context.signal, onRun: update, onRound: (status) => printRoundStatus(status, reps) }),
+      benchReap(host, images, { reps, concurrency: args.concurrency, invokeTimeoutMs: invokeTimeoutOf(args), signal: context.signal, onRun: update, onRound: (status) => printRoundStatus(status, reps) }),
     );
     if (args.json) context.printJson(report);
     else context.print(describe(report));

@@ -2,7 +2,7 @@ import { benchReuse, defaultOutDir, type ReuseReport, type WrittenResults, fmtPc
 import { openHost } from "../../start/index.js";
 import { resolveFunctions, resultsOptions, withProgressBar, writeAndPrint, writtenLines } from "../bench-output.js";
 import { defineCommand } from "../command.js";
-import { accelOption } from "../function-options.js";
+import { accelOption, invokeTimeoutOf, timeoutOption } from "../function-options.js";
 import { formatBytes, table } from "../format.js";
 
 function describe(report: ReuseReport, written: WrittenResults): string {
@@ -30,7 +30,7 @@ export const benchReuseCommand = defineCommand({
   command: "reuse",
   describe: "how much of a function's working set is the same for two inputs, and its share of the memory the guest touched",
   builder: (yargs) =>
-    resultsOptions(accelOption(yargs), "reuse", "the CSV, JSON, working sets, report.md and SVG charts")
+    resultsOptions(timeoutOption(accelOption(yargs)), "reuse", "the CSV, JSON, working sets, report.md and SVG charts")
       .option("functions", { type: "string", default: "helloworld,json_serdes", describe: "comma-separated suite functions or images" })
       .option("inputs", { type: "string", describe: "input A and B for every function, comma-separated (default: each recipe's first two inputs)" }),
   run: async (args, context) => {
@@ -38,7 +38,7 @@ export const benchReuseCommand = defineCommand({
     const host = await openHost({ stateDir: context.stateDir, accel: args.accel, log: context.log });
     const outDir = args.out ?? defaultOutDir(context.stateDir, "reuse");
     const inputs = args.inputs?.split(",");
-    const report = await withProgressBar("working-set reuse", context, (onProgress) => benchReuse(host, images, { outDir, inputs, signal: context.signal, onProgress }));
+    const report = await withProgressBar("working-set reuse", context, (onProgress) => benchReuse(host, images, { outDir, inputs, invokeTimeoutMs: invokeTimeoutOf(args), signal: context.signal, onProgress }));
     await writeAndPrint(report, { out: outDir, json: args.json }, "reuse", context, describe);
   },
 });

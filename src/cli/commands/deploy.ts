@@ -1,9 +1,11 @@
+import { resolve } from "node:path";
 import { DEPLOY_DEFAULTS, type DeploySpec } from "../../orchestrator/index.js";
 import { DEFAULT_MEM_MIB } from "../../start/index.js";
 import { KEEPALIVE_POLICIES, START_POLICIES, type FunctionRecord } from "../../store/index.js";
 import { defineCommand } from "../command.js";
 import { daemonClient } from "../daemon-client.js";
 import { parseDurationMs } from "../duration.js";
+import { invokeTimeoutOf } from "../function-options.js";
 import { functionLine, FUNCTION_HEADER } from "../function-output.js";
 import { table } from "../format.js";
 
@@ -25,6 +27,9 @@ export const deployCommand = defineCommand({
       .option("min", { type: "number", describe: `instances kept warm (default ${DEPLOY_DEFAULTS.minInstances})` })
       .option("max", { type: "number", describe: `instances at most; requests queue beyond (default ${DEPLOY_DEFAULTS.maxInstances})` })
       .option("concurrency", { type: "number", describe: `requests one instance serves at once (default ${DEPLOY_DEFAULTS.concurrency})` })
+      .option("method", { type: "string", describe: "gRPC method to call, package.Service/Method (default: the image's)" })
+      .option("proto", { type: "string", describe: ".proto file that defines --method, on the daemon's host (default: the image's)" })
+      .option("timeout", { type: "string", describe: `how long one invocation may take before ERR_INVOKE_TIMEOUT, e.g. 2m (default ${DEPLOY_DEFAULTS.invokeTimeoutMs / 1000}s)` })
       .option("json", { type: "boolean", default: false, describe: "print one JSON object" }),
   run: async (args, context) => {
     const spec: DeploySpec = {
@@ -37,6 +42,10 @@ export const deployCommand = defineCommand({
       minInstances: args.min,
       maxInstances: args.max,
       concurrency: args.concurrency,
+      invokeTimeoutMs: args.timeout === undefined ? undefined : invokeTimeoutOf({ timeout: args.timeout }),
+      method: args.method,
+      // The daemon resolves paths from its own working directory: send an absolute one.
+      proto: args.proto === undefined ? undefined : resolve(args.proto),
     };
     // Options not given are undefined, which JSON leaves out: the daemon applies its defaults.
     const { function: fn } = await daemonClient(context).request<{ function: FunctionRecord }>("PUT", `/functions/${encodeURIComponent(args.name)}`, spec);

@@ -11,7 +11,7 @@ export const runCommand = defineCommand({
       sizeOptions(
         yargs
           .positional("image", { type: "string", demandOption: true, describe: "image id, id prefix, name, or a recipe directory" })
-          .option("data", { type: "string", describe: "request: the gRPC request's string field (default \"world\"), or a JSON message, or an HTTP POST body (default: none, a GET)" })
+          .option("data", { type: "string", describe: "request: the gRPC request's string field or a JSON message, or an HTTP POST body (default: the recipe's first input; without inputs, \"world\" for gRPC and a GET for HTTP)" })
           .option("json", { type: "boolean", default: false, describe: "print one JSON object" }),
       ),
     ),

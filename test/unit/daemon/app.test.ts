@@ -126,6 +126,42 @@ describe("daemon API", () => {
     expect((await app.inject({ method: "GET", url: "/functions/hello/snapshots" })).json()).toEqual({ snapshots: [{ id: "s1", workingSet: null }] });
   });
 
+  it("deploys with a method and proto of its own (no rebuild), checked first; a bad one is refused with 400", async () => {
+    const { app, starter, store } = await daemon();
+    const deployed = await deployHello(app, { method: "textstats.TextStats/Count", proto: "/srv/protos/textstats.proto" });
+    expect(deployed.statusCode).toBe(201);
+    expect(deployed.json().function).toMatchObject({ method: "textstats.TextStats/Count", protoPath: "/srv/protos/textstats.proto" });
+    expect(store.getFunction("hello")).toMatchObject({ method: "textstats.TextStats/Count", protoPath: "/srv/protos/textstats.proto" });
+    expect(starter.checkedFunctions.at(-1)).toMatchObject({ method: "textstats.TextStats/Count" });
+    const unknown = await deployHello(app, { method: "no.Such/Method" });
+    expect(unknown.json()).toMatchObject({ statusCode: 400, code: "ERR_PROTO_INVALID" });
+    expect(store.getFunction("hello")?.method).toBe("textstats.TextStats/Count"); // the refused update changed nothing
+    expect((await deployHello(app, { method: "SayHello" })).json()).toMatchObject({ statusCode: 400, message: expect.stringContaining("body.method must match pattern") });
+    expect((await deployHello(app, { proto: "protos/x.proto" })).json()).toMatchObject({ statusCode: 400, message: expect.stringContaining("body.proto must match pattern") });
+  });
+
+  it("refuses request data that cannot be a request with 400 before any instance starts", async () => {
+    const { app, starter } = await daemon();
+    await deployHello(app);
+    const refused = await app.inject({ method: "POST", url: "/functions/hello/invoke", payload: { data: "malformed" } });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json()).toMatchObject({ code: "ERR_VALIDATION", message: expect.stringContaining("--data must be a JSON object for demo.Order") });
+    expect(starter.instances).toHaveLength(0);
+    expect(starter.checked).toEqual(["malformed"]);
+  });
+
+  it("a function slower than its invocation timeout gives 504 ERR_INVOKE_TIMEOUT; deploy sets the timeout, a request may set its own", async () => {
+    const { app } = await daemon();
+    expect((await deployHello(app, { invokeTimeoutMs: 0 })).json()).toMatchObject({ statusCode: 400, message: "body.invokeTimeoutMs must be >= 1" });
+    expect((await deployHello(app)).json().function.invokeTimeoutMs).toBe(60_000);
+    await deployHello(app, { invokeTimeoutMs: 1500 });
+    const slow = await app.inject({ method: "POST", url: "/functions/hello/invoke", payload: { data: "slow" } });
+    expect(slow.statusCode).toBe(504);
+    expect(slow.json()).toMatchObject({ code: "ERR_INVOKE_TIMEOUT", message: "helloworld.Greeter/SayHello did not answer within 1.5 s (the invocation timeout, --timeout)" });
+    const own = await app.inject({ method: "POST", url: "/functions/hello/invoke", payload: { data: "slow", timeoutMs: 250 } });
+    expect(own.json().message).toContain("within 250 ms");
+  });
+
   it("an instance that dies mid-request gives 502 naming the function and the instance; the next request gets a new instance", async () => {
     const { app, starter } = await daemon();
     starter.holdNew = true;

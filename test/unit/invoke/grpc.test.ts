@@ -15,6 +15,7 @@ import {
   DEFAULT_GRPC_METHOD,
   createGrpcClient,
   defaultProtoPath,
+  isTransportFailure,
   requestFromData,
   type FunctionClient,
   type MessageShape,
@@ -108,6 +109,40 @@ describe("requestFromData", () => {
     expect(error.message).toContain("item: string, count: int32");
     expect(requestFromData('{"item":"apple","count":2}', shape)).toEqual({ item: "apple", count: 2 });
   });
+
+  it("rejects a JSON value that does not fit its field's type, which protobuf.js would coerce silently", () => {
+    const shape: MessageShape = {
+      typeName: "demo.Order",
+      fields: [
+        { name: "item", type: "string", repeated: false },
+        { name: "count", type: "int32", repeated: false },
+        { name: "big", type: "int64", repeated: false },
+        { name: "tags", type: "string", repeated: true },
+        { name: "gift", type: "bool", repeated: false },
+        { name: "price", type: "double", repeated: false },
+        { name: "address", type: "demo.Address", repeated: false },
+      ],
+    };
+    const error = thrown(() => requestFromData('{"item":"apple","count":"two"}', shape));
+    expect(error.code).toBe("ERR_VALIDATION");
+    expect(error.message).toBe('--data field "count" is "two", but demo.Order.count is int32: expected an integer');
+    expect(error.remedy).toContain("item: string, count: int32");
+    expect(thrown(() => requestFromData('{"tags":"a"}', shape)).message).toContain("expected an array");
+    expect(thrown(() => requestFromData('{"tags":["a",1]}', shape)).message).toContain("expected an array whose items are each a string");
+    expect(thrown(() => requestFromData('{"gift":"yes"}', shape)).message).toContain("expected true or false");
+    expect(thrown(() => requestFromData('{"count":2.5}', shape)).message).toContain("expected an integer");
+    expect(thrown(() => requestFromData('{"address":true}', shape)).message).toContain("expected an object (a message) or an enum value");
+    const fits = '{"item":"apple","count":2,"big":"9007199254740993","tags":["red"],"gift":false,"price":1.5,"address":{"city":"x"}}';
+    expect(requestFromData(fits, shape)).toMatchObject({ count: 2, big: "9007199254740993" });
+  });
+});
+
+describe("checkRequest", () => {
+  it("checks data against the request message without calling (nothing listens)", async () => {
+    const greeter = client(await freeLoopbackPort());
+    expect(() => greeter.checkRequest("world")).not.toThrow();
+    expect(thrown(() => greeter.checkRequest('{"nmae":"typo"}')).code).toBe("ERR_VALIDATION");
+  });
 });
 
 describe("createGrpcClient", () => {
@@ -169,6 +204,27 @@ describe("gRPC invoke", () => {
     expect(result.ms).toBeGreaterThan(0);
   });
 
+  it("summarizes a reply of several fields as JSON in the .proto's field order", async () => {
+    await using dir = await makeTempDir("invoke-test");
+    const protoPath = join(dir.path, "count.proto");
+    await writeFile(
+      protoPath,
+      `syntax = "proto3"; package count; service Counter { rpc Count (CountRequest) returns (CountReply) {} }
+       message CountRequest { string text = 1; int32 top = 2; } message CountReply { int32 words = 1; repeated string top_words = 2; }`,
+    );
+    const pkg = loadSync(protoPath, { keepCase: true });
+    const server = new Server();
+    server.addService(pkg["count.Counter"] as ServiceDefinition, {
+      Count: (call: ServerUnaryCall<{ text: string; top: number }, unknown>, callback: sendUnaryData<unknown>) =>
+        callback(null, { words: call.request.text.split(" ").length, top_words: call.request.text.split(" ").slice(0, call.request.top) }),
+    });
+    cleanups.push(() => server.forceShutdown());
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
+    const result = await client(port, "count.Counter/Count", protoPath).invoke('{"text": "a b c", "top": 2}');
+    expect(result.text).toBe('{"words":3,"top_words":["a","b"]}');
+    expect(result.response).toEqual({ words: 3, top_words: ["a", "b"] });
+  });
+
   it("sends JSON object data as the request message", async () => {
     const port = await startGreeter();
     const result = await client(port).invoke('{"name":"json"}');
@@ -181,16 +237,51 @@ describe("gRPC invoke", () => {
     expect(error.code).toBe("ERR_INVOKE");
     expect(error.message).toBe("helloworld.Greeter/SayHello failed: NOT_FOUND: no such greeting");
     expect(error.cause).toMatchObject({ code: status.NOT_FOUND });
+    expect(isTransportFailure(error)).toBe(false); // the function answered
+
   });
 
-  it("fails with ERR_INVOKE DEADLINE_EXCEEDED when the reply takes longer than timeoutMs", async () => {
+  it("on UNIMPLEMENTED, names the method called, the others its proto defines, and --method/--proto", async () => {
+    // The server is helloworld's Greeter; the client calls a service of another proto.
+    const port = await startGreeter();
+    await using dir = await makeTempDir("invoke-test");
+    const protoPath = join(dir.path, "shop.proto");
+    await writeFile(
+      protoPath,
+      `syntax = "proto3"; package shop;
+       service Shop { rpc Order (OrderRequest) returns (OrderReply) {} rpc Cancel (OrderRequest) returns (OrderReply) {} }
+       message OrderRequest { string item = 1; } message OrderReply { string receipt = 1; }`,
+    );
+    const error = await rejection(client(port, "shop.Shop/Order", protoPath).invoke("apple"));
+    expect(error.code).toBe("ERR_INVOKE");
+    expect(error.message).toMatch(/^shop\.Shop\/Order failed: UNIMPLEMENTED: the function does not serve shop\.Shop\/Order \(.*\); shop\.proto also defines shop\.Shop\/Cancel$/);
+    expect(error.remedy).toContain("--method package.Service/Method with a --proto that defines it");
+    expect(error.remedy).toContain("the recipe's method and proto");
+    expect(isTransportFailure(error)).toBe(false);
+    const soloPath = join(dir.path, "solo.proto");
+    await writeFile(soloPath, `syntax = "proto3"; package solo; service Solo { rpc Run (R) returns (R) {} } message R { string s = 1; }`);
+    const solo = await rejection(client(port, "solo.Solo/Run", soloPath).invoke("x"));
+    expect(solo.message).toMatch(/; solo\.proto defines no other method$/);
+  });
+
+  it("fails with ERR_INVOKE_TIMEOUT naming the timeout and --timeout when the reply takes longer than timeoutMs", async () => {
     const port = await startGreeter(() => {
       // Never answers.
     });
     const error = await rejection(client(port).invoke("world", { timeoutMs: 200 }));
-    expect(error.code).toBe("ERR_INVOKE");
-    expect(error.message).toContain("DEADLINE_EXCEEDED");
-    expect(error.message).toContain("200 ms");
+    expect(error.code).toBe("ERR_INVOKE_TIMEOUT");
+    expect(error.message).toBe("helloworld.Greeter/SayHello did not answer within 200 ms (the invocation timeout, --timeout)");
+    expect(error.remedy).toContain("--timeout");
+    expect(error.cause).toMatchObject({ code: status.DEADLINE_EXCEEDED });
+  });
+
+  it("a call that names no timeout gets the client's", async () => {
+    const port = await startGreeter(() => {
+      // Never answers.
+    });
+    const slow = createGrpcClient({ host: "127.0.0.1", port }, { protoPath: defaultProtoPath(), method: DEFAULT_GRPC_METHOD }, { invokeTimeoutMs: 1250 });
+    cleanups.push(() => slow.close());
+    expect((await rejection(slow.invoke("world"))).message).toContain("within 1.3 s");
   });
 
   it("cancels the call and rejects ERR_ABORTED when the signal aborts", async () => {
@@ -219,6 +310,7 @@ describe("gRPC invoke", () => {
     const error = await rejection(client(port).invoke("world", { timeoutMs: 2000 }));
     expect(error.code).toBe("ERR_INVOKE");
     expect(error.message).toContain("UNAVAILABLE");
+    expect(isTransportFailure(error)).toBe(true);
   });
 
   it("close is idempotent and later calls reject ERR_DISPOSED", async () => {
@@ -258,6 +350,12 @@ describe("gRPC waitReady", () => {
     expect(error.message).toContain("last connection error: the connection was closed before the HTTP/2 handshake");
     expect(elapsedMs).toBeGreaterThanOrEqual(390);
     expect(elapsedMs).toBeLessThan(1500);
+  });
+
+  it("rounds the durations it reports (a deadline minus now is a fraction of a millisecond)", async () => {
+    const port = await startSlirpLikeServer(cleanups);
+    const error = await rejection(client(port).waitReady({ timeoutMs: 300.952683 }));
+    expect(error.message).toMatch(/within \d+ ms \(timeout 301 ms\)/);
   });
 
   it("reports the refused connection when nothing listens", async () => {

@@ -1,7 +1,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { createHttpClient, type FunctionClient } from "../../../src/invoke/index.js";
+import { createHttpClient, isTransportFailure, type FunctionClient } from "../../../src/invoke/index.js";
 import { freeLoopbackPort } from "../../../src/vm/index.js";
 import { Cleanups } from "../test-shared/cleanups.js";
 import { readyAfterLateStart, rejection, startSlirpLikeServer } from "./fixtures.js";
@@ -72,6 +72,7 @@ describe("HTTP invoke", () => {
     expect(error.code).toBe("ERR_INVOKE");
     expect(error.message).toContain("HTTP 500 Internal Server Error: boom xxx");
     expect(error.message.length).toBeLessThan(400);
+    expect(isTransportFailure(error)).toBe(false); // the function answered
   });
 
   it("rejects ERR_INVOKE when nothing listens", async () => {
@@ -79,15 +80,26 @@ describe("HTTP invoke", () => {
     const error = await rejection(client(port).invoke("x"));
     expect(error.code).toBe("ERR_INVOKE");
     expect(error.message).toContain("ECONNREFUSED");
+    expect(isTransportFailure(error)).toBe(true);
   });
 
-  it("rejects ERR_INVOKE when the answer takes longer than timeoutMs", async () => {
+  it("marks a connection reset mid-request as a transport failure", async () => {
+    const port = await startServer((request) => request.socket.destroy());
+    const error = await rejection(client(port).invoke("x"));
+    expect(error.code).toBe("ERR_INVOKE");
+    expect(isTransportFailure(error)).toBe(true);
+  });
+
+  it("rejects ERR_INVOKE_TIMEOUT naming the timeout when the answer takes longer than timeoutMs", async () => {
     const port = await startServer(() => {
       // Never answers.
     });
     const error = await rejection(client(port).invoke("x", { timeoutMs: 200 }));
-    expect(error.code).toBe("ERR_INVOKE");
-    expect(error.message).toContain("timed out after 200 ms");
+    expect(error.code).toBe("ERR_INVOKE_TIMEOUT");
+    expect(error.message).toBe(`POST http://127.0.0.1:${port}/ did not answer within 200 ms (the invocation timeout, --timeout)`);
+    const slow = createHttpClient({ host: "127.0.0.1", port }, { invokeTimeoutMs: 300 });
+    cleanups.push(() => slow.close());
+    expect((await rejection(slow.invoke("x"))).message).toContain("within 300 ms");
   });
 
   it("rejects ERR_ABORTED when the signal aborts mid-request", async () => {
@@ -118,6 +130,12 @@ describe("HTTP invoke", () => {
     fn.close();
     expect((await rejection(fn.invoke("x"))).code).toBe("ERR_DISPOSED");
     expect((await rejection(fn.waitReady({ timeoutMs: 100 }))).code).toBe("ERR_DISPOSED");
+  });
+});
+
+describe("HTTP checkRequest", () => {
+  it("accepts any string: it is the body", () => {
+    expect(() => client(1).checkRequest("{ not json")).not.toThrow();
   });
 });
 
@@ -160,6 +178,12 @@ describe("HTTP waitReady", () => {
     expect(error.message).toMatch(/last connection error: .*(socket hang up|ECONNRESET)/);
     expect(elapsedMs).toBeGreaterThanOrEqual(390);
     expect(elapsedMs).toBeLessThan(1500);
+  });
+
+  it("rounds the durations it reports (a deadline minus now is a fraction of a millisecond)", async () => {
+    const port = await startSlirpLikeServer(cleanups);
+    const error = await rejection(client(port).waitReady({ timeoutMs: 300.952683 }));
+    expect(error.message).toMatch(/within \d+ ms \(timeout 301 ms\)/);
   });
 
   it("reports the refused connection when nothing listens", async () => {

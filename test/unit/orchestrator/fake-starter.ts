@@ -1,5 +1,6 @@
 /** A fake instance starter for pool and API tests: instances are objects, no VM. */
 import type { InvokeResult } from "../../../src/invoke/index.js";
+import { invokeTimeoutError } from "../../../src/invoke/timeout.js";
 import type { ColdStartKind, InstanceStarter, PoolInstance, StartInfo } from "../../../src/orchestrator/index.js";
 import { VhiveError } from "../../../src/shared/errors.js";
 import type { FunctionRecord } from "../../../src/store/index.js";
@@ -15,6 +16,8 @@ export class FakeInstance implements PoolInstance {
   /** When true, invocations wait until release() is called. */
   hold = false;
   invocations: (string | undefined)[] = [];
+  /** The invocation timeout each call was given. */
+  timeoutsMs: (number | undefined)[] = [];
   retired = false;
   destroyed = false;
 
@@ -24,8 +27,9 @@ export class FakeInstance implements PoolInstance {
     this.failed = this.#controller.signal;
   }
 
-  async invoke(data: string | undefined, options: { signal?: AbortSignal } = {}): Promise<InvokeResult> {
+  async invoke(data: string | undefined, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<InvokeResult> {
     this.invocations.push(data);
+    this.timeoutsMs.push(options.timeoutMs);
     if (this.hold) {
       await new Promise<void>((resolve, reject) => {
         this.#holds.push(resolve);
@@ -34,6 +38,7 @@ export class FakeInstance implements PoolInstance {
       });
     }
     if (data === "bad") throw new VhiveError("ERR_INVOKE", "the function answered UNKNOWN: boom");
+    if (data === "slow") throw invokeTimeoutError("helloworld.Greeter/SayHello", options.timeoutMs ?? Number.NaN);
     const text = `Hello, ${data ?? "world"}!`;
     return { response: { message: text }, text, ms: 1 };
   }
@@ -70,6 +75,22 @@ export class FakeStarter implements InstanceStarter {
   holdNew = false;
   readonly #waiting: (() => void)[] = [];
   #next = 0;
+
+  /** Deployments checked; a method "no.Such/Method" is refused, as a proto that lacks it is. */
+  readonly checkedFunctions: FunctionRecord[] = [];
+
+  async checkFunction(fn: FunctionRecord): Promise<void> {
+    this.checkedFunctions.push(fn);
+    if (fn.method === "no.Such/Method") throw new VhiveError("ERR_PROTO_INVALID", `${fn.protoPath ?? "helloworld.proto"} does not define no.Such/Method; it defines helloworld.Greeter/SayHello`);
+  }
+
+  /** Requests checked before they reach the pool; "malformed" is refused, as a bad --data is. */
+  readonly checked: (string | undefined)[] = [];
+
+  async checkRequest(_fn: FunctionRecord, data: string | undefined): Promise<void> {
+    this.checked.push(data);
+    if (data === "malformed") throw new VhiveError("ERR_VALIDATION", "--data must be a JSON object for demo.Order, whose fields are { item: string, count: int32 }");
+  }
 
   async start(fn: FunctionRecord, options: { signal: AbortSignal }): Promise<FakeInstance> {
     if (this.gate) await new Promise<void>((resolve) => this.#waiting.push(resolve));

@@ -43,6 +43,17 @@ describe("instance pool", () => {
     expect(starter.instances).toHaveLength(1);
   });
 
+  it("gives each invocation the request's timeout, else the function's, else the daemon's", async () => {
+    const starter = new FakeStarter();
+    const daemonWide = new FunctionPool(fakeFunction(), { starter, budget: new MemoryBudget(4096), log: new NoOpLog(), invokeTimeoutMs: 45_000 });
+    pools.push(daemonWide);
+    await daemonWide.invoke("a");
+    const deployed = pool(starter, { invokeTimeoutMs: 90_000 });
+    await deployed.invoke("b");
+    await deployed.invoke("c", { timeoutMs: 5000 });
+    expect(starter.instances.flatMap((instance) => instance.timeoutsMs)).toEqual([45_000, 90_000, 5000]);
+  });
+
   it("starts no more than maxInstances; further requests queue and are served in arrival order as instances free up", async () => {
     const starter = new FakeStarter();
     starter.holdNew = true;
@@ -72,7 +83,7 @@ describe("instance pool", () => {
     const first = p.invoke("a");
     await ticks();
     const second = p.invoke("b");
-    const failed = expect(second).rejects.toMatchObject({ code: "ERR_CAPACITY", message: expect.stringContaining("all 1 instances (max) stayed busy") });
+    const failed = expect(second).rejects.toMatchObject({ code: "ERR_CAPACITY", message: expect.stringContaining("no instance within 5 s: all 1 instances (max) stayed busy") });
     await vi.advanceTimersByTimeAsync(5001);
     await failed;
     starter.instances[0]!.release();
