@@ -22,6 +22,7 @@ import { benchTraceCommand } from "./commands/bench-trace.js";
 import { demoCommand } from "./commands/demo.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { imageBuildCommand } from "./commands/image-build.js";
+import { imageExportCommand } from "./commands/image-export.js";
 import { imageImportCommand } from "./commands/image-import.js";
 import { imageLsCommand } from "./commands/image-ls.js";
 import { imageRmCommand } from "./commands/image-rm.js";
@@ -95,7 +96,7 @@ let root = yargs(hideBin(process.argv))
   .option("log-level", { choices: ["debug", "info", "warn", "error", "silent"] as const, default: "warn" as const, describe: "log detail on stderr" });
 
 const groups: CommandGroup[] = [
-  { command: "image", describe: "build, import, list and remove function images", subcommands: [imageBuildCommand, imageImportCommand, imageLsCommand, imageRmCommand] },
+  { command: "image", describe: "build, import, export, list and remove function images", subcommands: [imageBuildCommand, imageImportCommand, imageExportCommand, imageLsCommand, imageRmCommand] },
   { command: "snapshot", describe: "create, list, restore, verify and remove VM snapshots", subcommands: [snapshotCreateCommand, snapshotLsCommand, snapshotRestoreCommand, snapshotVerifyCommand, snapshotRmCommand] },
   { command: "bench", describe: "cold-start experiments", subcommands: [benchBootVsRestoreCommand, benchReapCommand, benchColdstartCommand, benchReuseCommand, benchConcurrencyCommand, benchLoadCommand, benchTraceCommand, benchDensityCommand] },
 ];

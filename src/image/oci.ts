@@ -36,6 +36,8 @@ export interface ImageRuntimeConfig {
   workdir: string;
   /** TCP ports from config.ExposedPorts keys like "8080/tcp", sorted. */
   exposedPorts: number[];
+  /** config.Labels, or {}. */
+  labels: Record<string, string>;
 }
 
 export interface LayerRef {
@@ -107,6 +109,7 @@ const ImageConfig = z.object({
       Env: StringList,
       WorkingDir: z.string().nullish(),
       ExposedPorts: z.record(z.string(), z.unknown()).nullish(),
+      Labels: z.record(z.string(), z.string()).nullish(),
     })
     .nullish(),
 });
@@ -383,6 +386,7 @@ function runtimeConfig(parsed: z.infer<typeof ImageConfig>, label: string, remed
     env,
     workdir: config.WorkingDir || "/",
     exposedPorts: [...ports].sort((a, b) => a - b),
+    labels: config.Labels ?? {},
   };
 }
 

@@ -13,6 +13,7 @@ export const ERROR_CODES = {
   ERR_RECIPE_INVALID: "An image recipe is malformed, names a file that does not exist, or copies a symlink that leads outside its directory.",
   ERR_IMAGE_INVALID: "An OCI layout or docker-archive is malformed (bad JSON, missing blob, bad layer).",
   ERR_IMAGE_BUILD: "Building an image's root filesystem failed.",
+  ERR_IMAGE_EXPORT: "Exporting an image as an OCI archive failed: the destination cannot be written, or the image's ext4 cannot be read.",
   ERR_IMAGE_NOT_FOUND: "No image matches the given name, id or path.",
   ERR_IMAGE_AMBIGUOUS: "An id prefix matches more than one image.",
   ERR_HOST_UNSUPPORTED: "The host lacks something no package provides (TSC rate, /dev/userfaultfd, disk space).",

@@ -11,6 +11,7 @@ export const TOOL_PACKAGES: Record<string, string> = {
   "qemu-system-x86_64": "qemu-system-x86",
   mmdebstrap: "mmdebstrap",
   "mkfs.ext4": "e2fsprogs",
+  debugfs: "e2fsprogs",
   lz4: "lz4",
   cpio: "cpio",
   umoci: "umoci",

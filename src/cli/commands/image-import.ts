@@ -24,10 +24,10 @@ export const imageImportCommand = defineCommand({
       .option("ref", { type: "string", describe: "which image of an OCI index (its ref name)" })
       .option("name", { type: "string", describe: "name to list the image under" })
       .option("entrypoint", { type: "string", describe: "command to run instead of the image's Entrypoint+Cmd" })
-      .option("port", { type: "number", describe: "port the function listens on (default: the one exposed port)" })
-      .option("protocol", { choices: ["grpc", "http"] as const, default: "http" as const, describe: "how the function is called" })
-      .option("method", { type: "string", describe: "gRPC method, package.Service/Method" })
-      .option("proto", { type: "string", describe: ".proto file describing the gRPC method" })
+      .option("port", { type: "number", describe: "port the function listens on (default: the dev.vhive.port label, else the one exposed port)" })
+      .option("protocol", { choices: ["grpc", "http"] as const, describe: "how the function is called (default: the dev.vhive.protocol label, else http)" })
+      .option("method", { type: "string", describe: "gRPC method, package.Service/Method (default: the dev.vhive.grpc.method label)" })
+      .option("proto", { type: "string", describe: ".proto file describing the gRPC method (default: the dev.vhive.proto label)" })
       .option("force", { type: "boolean", default: false, describe: "re-import even if cached" })
       .option("json", { type: "boolean", default: false, describe: "print one JSON object" }),
   run: async (args, context) => {

@@ -4,63 +4,20 @@
  * exchange received, decoded by containerd's own type registry, so a wrong type_url, topic or
  * envelope shows here. Needs root and the containerd package; boots no VM, takes about a second.
  */
-import { existsSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createInterface } from "node:readline";
-import type { Readable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { events } from "../../../src/containerd/api.js";
 import { EventPublisher } from "../../../src/containerd/publisher.js";
 import { ChildHandle } from "../../../src/shared/child.js";
-import { makeTempDir } from "../../../src/shared/tmp.js";
 import { Cleanups } from "../test-shared/cleanups.js";
+import { lineMatching, startContainerd } from "../test-shared/containerd.js";
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
 
-/** Resolves with the first line of `stream` that matches, or rejects when the process exits first. */
-function lineMatching(stream: Readable, child: ChildHandle, pattern: RegExp, seen: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: stream });
-    const onExit = () => reject(new Error(`${child.name} exited before printing ${pattern}:\n${seen.join("\n")}`));
-    void child.exited.then(onExit);
-    lines.on("line", (line) => {
-      seen.push(line);
-      if (pattern.test(line)) {
-        lines.close();
-        resolve(line);
-      }
-    });
-  });
-}
-
 describe("the event publisher against containerd", () => {
   it("delivers a TaskExit that containerd decodes and hands to its subscribers", async () => {
-    if (process.getuid?.() !== 0) throw new Error("this test needs root to run containerd");
-    if (!existsSync("/usr/bin/containerd")) throw new Error("containerd is missing: run scripts/setup.sh (it installs the containerd package)");
-    const dir = await makeTempDir("containerd");
-    cleanups.push(() => dir.remove());
-    const grpcAddress = join(dir.path, "containerd.sock");
-    const ttrpcAddress = `${grpcAddress}.ttrpc`;
-    await writeFile(
-      join(dir.path, "config.toml"),
-      [
-        "version = 2",
-        `root = "${dir.path}/root"`,
-        `state = "${dir.path}/state"`,
-        'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-        "[grpc]",
-        `  address = "${grpcAddress}"`,
-        "[ttrpc]",
-        `  address = "${ttrpcAddress}"`,
-      ].join("\n"),
-    );
-    const containerdLog: string[] = [];
-    const containerd = new ChildHandle("containerd", "containerd", ["--config", join(dir.path, "config.toml")], { stdio: ["ignore", "ignore", "pipe"] });
-    cleanups.push(() => containerd.stop());
-    await lineMatching(containerd.process.stderr!, containerd, /containerd successfully booted/, containerdLog);
+    const { address: grpcAddress, ttrpcAddress } = await startContainerd(cleanups);
 
     const printed: string[] = [];
     const subscriber = new ChildHandle("ctr events", "ctr", ["--address", grpcAddress, "events"], { stdio: ["ignore", "pipe", "pipe"] });

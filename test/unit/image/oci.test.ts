@@ -121,7 +121,7 @@ describe("openImageArchive: OCI layouts", () => {
     expect(await readdir(join(root, "var/cache"))).toEqual(["new"]);
   });
 
-  it("turns the config into entrypoint, cmd, env, workdir and sorted TCP ports", async () => {
+  it("turns the config into entrypoint, cmd, env, workdir, sorted TCP ports and labels", async () => {
     const layout = await tempDir("layout");
     const config = {
       architecture: "amd64",
@@ -132,6 +132,7 @@ describe("openImageArchive: OCI layouts", () => {
         Env: ["PATH=/usr/bin:/bin", "OPTS=a=b=c", "EMPTY="],
         WorkingDir: "/srv",
         ExposedPorts: { "9090/tcp": {}, "53/udp": {}, "8080/tcp": {}, "7000": {} },
+        Labels: { "dev.vhive.protocol": "grpc", "org.example": "x" },
       },
     };
     await writeIndex(layout, [await putImage(layout, config, [])]);
@@ -142,6 +143,7 @@ describe("openImageArchive: OCI layouts", () => {
       env: { PATH: "/usr/bin:/bin", OPTS: "a=b=c", EMPTY: "" },
       workdir: "/srv",
       exposedPorts: [7000, 8080, 9090],
+      labels: { "dev.vhive.protocol": "grpc", "org.example": "x" },
     });
   });
 
@@ -149,7 +151,7 @@ describe("openImageArchive: OCI layouts", () => {
     const layout = await tempDir("layout");
     await writeIndex(layout, [await putImage(layout, { architecture: "amd64", os: "linux", config: { Env: null } }, [])]);
     const image = await open(layout);
-    expect(image.config).toEqual({ entrypoint: [], cmd: [], env: {}, workdir: "/", exposedPorts: [] });
+    expect(image.config).toEqual({ entrypoint: [], cmd: [], env: {}, workdir: "/", exposedPorts: [], labels: {} });
     expect(image.name).toBeUndefined();
   });
 
