@@ -19,14 +19,14 @@
  * then serves the request again on a new one.
  */
 import { ImageStore, type StoredImage } from "../image/index.js";
-import { loadWorkingSet, moveWorkingSetAside, type WorkingSet } from "../memory/index.js";
+import { loadWorkingSet, type WorkingSet } from "../memory/index.js";
 import type { FunctionClient, InvokeResult } from "../invoke/index.js";
 import { roundMs } from "../metrics/index.js";
 import { SnapshotCorruptError, VhiveError, isVhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
-import { SnapshotStore, type StoredSnapshot } from "../snapshot/index.js";
+import type { StoredSnapshot } from "../snapshot/index.js";
 import type { FunctionRecord } from "../store/index.js";
-import { bootInstance, createClient, defaultRequestData, findUsableSnapshot, restoreInstance, saveRecordedWorkingSet, SnapshotCapture, type Host, type Instance, type RestoreStart } from "../start/index.js";
+import { bootInstance, createClient, defaultRequestData, findUsableSnapshot, restoreInstance, saveRecordedWorkingSet, setAsideDamage, SnapshotCapture, type Host, type Instance, type RestoreStart } from "../start/index.js";
 import type { InstanceStarter, PoolInstance, StartInfo } from "./pool-types.js";
 
 /** Errors that mean "this snapshot cannot be used", not "the start failed". */
@@ -168,36 +168,18 @@ export class VmStarter implements InstanceStarter {
   }
 
   /**
-   * Recover from damage: a damaged working set is moved aside (the next REAP start records a
-   * new one); anything else quarantines the snapshot (kept for inspection, listed as damaged),
-   * so the function boots and makes a new one. Idempotent; says what it did in `notes`.
+   * Recover from damage (setAsideDamage), saying what was done in `notes`. A snapshot set aside
+   * is marked unusable at once, so a start that begins meanwhile skips it too.
    */
   async #damaged(snapshot: StoredSnapshot, workingSet: WorkingSet | "damaged" | undefined, error: SnapshotCorruptError, notes: string[]): Promise<void> {
-    const id = snapshot.meta.id;
-    if (error.part === "working-set") {
-      const recordedAt = workingSet && workingSet !== "damaged" ? workingSet.meta.recordedAt : undefined;
-      const movedTo = await moveWorkingSetAside(snapshot, recordedAt, error.message).catch((moveError: unknown) => {
-        this.#log.error("moving a damaged working set aside failed", { snapshot: id, error: messageOf(moveError) });
-        return undefined;
-      });
-      const note = `${error.message}; the working set was moved aside${movedTo ? ` to ${movedTo}` : ""} and is recorded again`;
-      this.#log.warn("damaged working set moved aside", { snapshot: id, error: error.message, movedTo });
-      notes.push(note);
-      return;
-    }
-    // Synchronously first: a start that begins while the quarantine is being written skips it too.
-    this.#unusable.add(id);
-    notes.push(`${error.message}; the snapshot was quarantined (kept in ${snapshot.dir}) and the function boots and makes a new one`);
-    this.#log.warn("damaged snapshot quarantined: it is kept on disk, and the function boots and makes a new one", { snapshot: id, error: error.message });
-    await new SnapshotStore(this.#host.paths).quarantine(snapshot, error.message).catch((quarantineError: unknown) => {
-      this.#log.error("quarantining a damaged snapshot failed", { snapshot: id, error: messageOf(quarantineError) });
-    });
+    if (error.part !== "working-set") this.#unusable.add(snapshot.meta.id);
+    notes.push(await setAsideDamage(this.#host.paths, snapshot, workingSet === "damaged" ? undefined : workingSet, error, this.#log));
   }
 
   /** A snapshot that fails its checks: damage quarantines it; a mismatch only skips it. */
-  #snapshotUnusable(snapshot: StoredSnapshot, error: unknown, notes: string[]): void {
+  async #snapshotUnusable(snapshot: StoredSnapshot, error: unknown, notes: string[]): Promise<void> {
     if (error instanceof SnapshotCorruptError) {
-      void this.#damaged(snapshot, undefined, error, notes);
+      await this.#damaged(snapshot, undefined, error, notes);
       return;
     }
     this.#unusable.add(snapshot.meta.id);

@@ -28,5 +28,6 @@ export { restoreInstance, checkSnapshot, resolveMode, saveRecordedWorkingSet, RE
 export { createSnapshot, saveSnapshot, SnapshotCapture, type CreateSnapshotOptions, type SaveSnapshotInfo } from "./capture.js";
 export { findUsableSnapshot, usableSnapshot, type FindSnapshotOptions } from "./snapshot-find.js";
 export { runOnce, restoreOnce, type RunResult, type RestoreResult } from "./once.js";
+export { setAsideDamage } from "./damage.js";
 export { verifySnapshot, type SnapshotVerification, type FileVerdict } from "./verify.js";
 export type { RestoreBreakdown } from "../metrics/index.js";

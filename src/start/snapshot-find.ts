@@ -9,8 +9,8 @@ import { createSnapshot, type CreateSnapshotOptions } from "./capture.js";
 export interface FindSnapshotOptions {
   /** Further conditions, e.g. the guest size a deployment asks for. */
   accept?: (meta: SnapshotMeta) => boolean;
-  /** Told of each snapshot of the image that failed its checks (it is kept on disk). */
-  onUnusable?: (snapshot: StoredSnapshot, error: unknown) => void;
+  /** Told of each snapshot of the image that failed its checks (it is kept on disk); awaited. */
+  onUnusable?: (snapshot: StoredSnapshot, error: unknown) => void | Promise<void>;
 }
 
 /** The newest snapshot of the image that passes checkSnapshot (and `accept`), if any. */
@@ -23,7 +23,7 @@ export async function findUsableSnapshot(host: Host, image: StoredImage, options
       return snapshot;
     } catch (error) {
       if (!isVhiveError(error, "ERR_SNAPSHOT_MISMATCH") && !isVhiveError(error, "ERR_SNAPSHOT_CORRUPT")) throw error;
-      options.onUnusable?.(snapshot, error);
+      await options.onUnusable?.(snapshot, error);
     }
   }
   return undefined;
