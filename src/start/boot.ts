@@ -17,7 +17,7 @@ export interface BootOptions extends StartOptions {
 
 export async function bootInstance(host: Host, image: StoredImage, options: BootOptions = {}): Promise<Instance<BootStart>> {
   checkStart(image, options);
-  return withHostPort(options.hostPort, (hostPort) => bootOnPort(host, image, hostPort, options));
+  return withHostPort(options.hostPort, (hostPort) => bootOnPort(host, image, hostPort, options), options.hostAddress);
 }
 
 async function bootOnPort(host: Host, image: StoredImage, hostPort: number, options: BootOptions): Promise<Instance<BootStart>> {
@@ -33,9 +33,9 @@ async function bootOnPort(host: Host, image: StoredImage, hostPort: number, opti
       memMib: memMibFor(image, options.memMib),
       vcpus: options.vcpus ?? DEFAULT_VCPUS,
       tscKhz: host.tscKhz,
-      forward: { hostPort, guestPort: image.config.port },
+      forward: { hostPort, hostAddress: options.hostAddress, guestPort: image.config.port },
     },
-    { log: host.log, runRoot: host.paths.vmsDir, keepRunDir: options.keepRunDir, signal: options.signal },
+    { log: host.log, runRoot: host.paths.vmsDir, keepRunDir: options.keepRunDir, signal: options.signal, dieWithParent: options.dieWithParent },
   );
   undo.defer("stop the VM", () => vm.destroy());
   const client = createClient(image, hostPort, options);

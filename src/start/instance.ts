@@ -67,6 +67,13 @@ export interface ClientOptions {
 export interface StartOptions extends ClientOptions {
   /** Loopback port to forward to the function; default a free one. */
   hostPort?: number;
+  /**
+   * Where the forwarded port listens: 127.0.0.1 (the default), or 0.0.0.0 for every address of
+   * the network namespace vhive runs in (a container's: its pod IP and localhost).
+   */
+  hostAddress?: string;
+  /** QEMU dies with this process even on SIGKILL (see MicroVm's StartOptions). */
+  dieWithParent?: boolean;
   /** From spawn until the function answers. */
   readyTimeoutMs?: number;
   keepRunDir?: boolean;
@@ -178,9 +185,9 @@ export function createClient(image: StoredImage, hostPort: number, options: Clie
  * Run `start` with a loopback port for the function: the one asked for (refused at once if
  * taken), or a free one, retried if another process takes it before QEMU binds it.
  */
-export async function withHostPort<T>(hostPort: number | undefined, start: (port: number) => Promise<T>): Promise<T> {
+export async function withHostPort<T>(hostPort: number | undefined, start: (port: number) => Promise<T>, hostAddress?: string): Promise<T> {
   if (hostPort !== undefined) {
-    await assertPortFree(hostPort);
+    await assertPortFree(hostPort, hostAddress);
     return start(hostPort);
   }
   for (let attempt = 1; ; attempt++) {

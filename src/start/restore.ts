@@ -121,7 +121,7 @@ export async function restoreInstance(host: Host, snapshot: StoredSnapshot, opti
     const ws = workingSet ? [workingSet.pagesPath, workingSet.indexPath] : [];
     await evictFromPageCache([snapshot.memPath, snapshot.sumsPath, snapshot.statePath, image.rootfsPath, ...ws]);
   }
-  return withHostPort(options.hostPort, (hostPort) => restoreOnPort(host, snapshot, image, hostPort, mode, workingSet, options));
+  return withHostPort(options.hostPort, (hostPort) => restoreOnPort(host, snapshot, image, hostPort, mode, workingSet, options), options.hostAddress);
 }
 
 /**
@@ -214,7 +214,7 @@ async function restoreOnPort(
         memoryFile: { path: snapshot.memPath, share: false },
         incoming: true,
         rootfsPath: image.rootfsPath,
-        forward: { hostPort, guestPort: snapshot.meta.guestPort },
+        forward: { hostPort, hostAddress: options.hostAddress, guestPort: snapshot.meta.guestPort },
       },
       {
         log: host.log,
@@ -222,6 +222,7 @@ async function restoreOnPort(
         keepRunDir: options.keepRunDir,
         signal: options.signal,
         env,
+        dieWithParent: options.dieWithParent,
         explainFailure: (error, exit) => blameSnapshot(error, snapshot, mode, exit),
       },
     );

@@ -11,8 +11,10 @@
 export type Accel = "kvm" | "tcg";
 
 export interface PortForward {
-  /** Loopback port on the host. */
+  /** Port on the host side (in the network namespace QEMU runs in). */
   hostPort: number;
+  /** Address it listens on: 127.0.0.1 (the default), or 0.0.0.0 for every address of the namespace. */
+  hostAddress?: string;
   /** TCP port the function listens on inside the guest. */
   guestPort: number;
 }
@@ -81,10 +83,12 @@ function optionalDevices(spec: Pick<VmSpec, "rootfsPath" | "forward">): { signat
   }
   if (spec.forward !== undefined) {
     // restrict=on: the guest reaches neither the host nor any network; only the forward gets in.
-    const { hostPort, guestPort } = spec.forward;
+    const { hostPort, guestPort, hostAddress = "127.0.0.1" } = spec.forward;
+    // slirp takes an empty address for "every address".
+    const address = hostAddress === "0.0.0.0" ? "" : hostAddress;
     devices.push({
       signature: `virtio-net:user:restrict:guest-port=${guestPort}`,
-      args: ["-netdev", `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${hostPort}-:${guestPort}`, "-device", "virtio-net-device,netdev=net0"],
+      args: ["-netdev", `user,id=net0,restrict=on,hostfwd=tcp:${address}:${hostPort}-:${guestPort}`, "-device", "virtio-net-device,netdev=net0"],
     });
   }
   if (hasAgent(spec)) {

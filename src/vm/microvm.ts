@@ -33,6 +33,12 @@ export interface StartOptions {
   /** Extra environment for QEMU (the memory shim's LD_PRELOAD and settings). */
   env?: Record<string, string>;
   /**
+   * QEMU dies with this process even if it is SIGKILLed (PR_SET_PDEATHSIG through setpriv):
+   * for owners that can be killed outright with nobody left to stop their VMs (the containerd
+   * shim). Without it, the process-wide exit hook covers every exit but SIGKILL.
+   */
+  dieWithParent?: boolean;
+  /**
    * Rewrites the VM's failure before it is reported (a restore adds which snapshot's files the
    * VM ran from, the likely cause of a crash), given how QEMU exited if it did. Not applied to
    * a failure set with failWith().
@@ -79,7 +85,8 @@ export class MicroVm implements AsyncDisposable {
     this.#log = options.log.child({ vmId: id });
     this.#keepRunDir = options.keepRunDir ?? false;
     this.timeline = { spawnAt: performance.now() };
-    this.#child = new ChildHandle(`qemu ${id}`, spec.qemuPath, qemuArgs(spec), {
+    const [command, ...args] = [...(options.dieWithParent ? ["setpriv", "--pdeathsig", "KILL", "--"] : []), spec.qemuPath, ...qemuArgs(spec)];
+    this.#child = new ChildHandle(`qemu ${id}`, command!, args, {
       // fd 4 (MIGRATION_FD) only for a restore: nothing else migrates in over it.
       stdio: ["pipe", "pipe", "pipe", "pipe", spec.incoming ? "pipe" : "ignore", hasAgent(spec) ? "pipe" : "ignore"],
       env: options.env ? { ...process.env, ...options.env } : process.env,

@@ -14,8 +14,8 @@ export function freeLoopbackPort(): Promise<number> {
   });
 }
 
-/** Fails with ERR_PORT_IN_USE if something already listens on 127.0.0.1:port. */
-export function assertPortFree(port: number): Promise<void> {
+/** Fails with ERR_PORT_IN_USE if something already listens on address:port (default 127.0.0.1). */
+export function assertPortFree(port: number, address = "127.0.0.1"): Promise<void> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", (error: NodeJS.ErrnoException) =>
@@ -27,6 +27,6 @@ export function assertPortFree(port: number): Promise<void> {
           : error,
       ),
     );
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve()));
+    server.listen(port, address, () => server.close(() => resolve()));
   });
 }
