@@ -26,6 +26,7 @@ PACKAGES=(
   e2fsprogs mmdebstrap umoci      # function images: ext4, Debian rootfs, OCI layouts
   build-essential python3         # native helpers, node-gyp (the guest agent links libc statically)
   libxxhash-dev                   # page checksums of snapshots (XXH3) in the pager and vhive-pagesum
+  liblz4-dev libzstd-dev          # working sets compressed in blocks (lz4 by default, zstd to compare)
   protobuf-compiler libprotobuf-dev  # protoc and google/protobuf/*.proto: the containerd message types are generated at build
   golang-github-containerd-containerd-dev  # containerd 1.6's .proto files (runtime v2 shim, events), read by the build
   golang-github-gogo-protobuf-dev golang-github-gogo-googleapis-dev  # gogoproto/gogo.proto and google/rpc/{status,code}.proto they import

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 
 #define VHIVE_UFFD_MAGIC 0x46554856u /* "VHUF" little-endian */

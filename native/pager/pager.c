@@ -7,26 +7,33 @@
  *   lazy      each fault: one page read from the memory file, UFFDIO_COPY (UFFDIO_ZEROPAGE if
  *             the page is all zero)
  *   record    lazy, and remember each faulting page in order; on "write-ws" write the trace
- *             and a working set: the pages contiguously (ws.pages) with their offsets (ws.index)
- *   prefetch  read the whole ws.pages with one O_DIRECT read as soon as the pager starts (while
- *             QEMU starts too), and once the fd arrives install it with UFFDIO_COPY in contiguous
- *             runs, serving other faults meanwhile; then print "prefetch-done", so vhive resumes
- *             the vCPUs only then
+ *             and a working set (format 3, include/vhive_ws.h: the pages in first-touch order,
+ *             zero pages named but not stored, the rest in blocks, raw or compressed)
+ *   prefetch  read the whole ws.pages in one sequential pass as soon as the pager starts (while
+ *             QEMU starts too), check and decode it block by block, and once the fd arrives
+ *             install it in first-touch order (UFFDIO_COPY in contiguous runs, UFFDIO_ZEROPAGE
+ *             for zero pages) as blocks are decoded, serving other faults meanwhile; then print
+ *             "prefetch-done", so vhive resumes the vCPUs only then. The file is read with
+ *             O_DIRECT, or through the page cache with --ws-read cached (shared by concurrent
+ *             restores of one snapshot)
  *   all       every non-zero page of the memory file installed before the shim is acknowledged,
  *             so QEMU waits in mmap and nothing overlaps the install: the `floor`, whose
  *             install time vhive reports apart
  *
- * Every page read from disk is checked against its checksum before it is installed (format:
- * include/vhive_sums.h): memory-file pages against mem.sums (--mem-sums), working-set pages
- * against ws.index. A mismatch, or a checksum file that is itself damaged or missing, prints
- * {"event":"corrupt","role":...,"file":...,"offset":...} and exits with status 3, so no damaged
- * page ever reaches the guest; vhive ends the VM and names the file.
+ * Every page read from disk is checked against its checksum before it is installed (formats:
+ * include/vhive_sums.h, include/vhive_ws.h): memory-file pages against mem.sums (--mem-sums),
+ * working-set blocks and pages against ws.index, whose entries are checked against mem.sums.
+ * A mismatch, or a checksum file that is itself damaged, missing or of an unknown format,
+ * prints {"event":"corrupt","role":...,"file":...,"offset":...} and exits with status 3, so no
+ * damaged page ever reaches the guest; vhive ends the VM and names the file.
  *
- * Control: JSON lines on stdout (events), commands on stdin ("stats", "write-ws P I T").
+ * Control: JSON lines on stdout (events), commands on stdin ("stats",
+ * "write-ws PAGES INDEX TRACE [CODEC [LEVEL [BLOCK_PAGES]]]").
  * It exits when QEMU exits (the shim's socket closes) or when stdin closes (vhive is gone; then
  * it also removes the empty vhive-pager-* directory vhive made for its socket).
  *
- * usage: vhive-pager --socket PATH --mem FILE --mem-sums FILE --mode MODE [--ws-pages F --ws-index F]
+ * usage: vhive-pager --socket PATH --mem FILE --mem-sums FILE --mode MODE
+ *                    [--ws-pages F --ws-index F [--ws-read direct|cached]]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -51,6 +58,7 @@
 
 #include "vhive_sums.h"
 #include "vhive_uffd.h"
+#include "vhive_ws.h"
 
 #define LOG_PREFIX "vhive-pager: "
 
@@ -63,9 +71,14 @@ struct stats {
 	uint64_t fault_zero;      /* of which installed with UFFDIO_ZEROPAGE */
 	uint64_t fault_eexist;    /* of which the page was already there (prefetch won the race) */
 	uint64_t fault_us;        /* time spent serving faults */
-	uint64_t prefetch_pages;  /* pages installed by prefetch */
+	uint64_t prefetch_pages;  /* pages installed by prefetch with UFFDIO_COPY */
+	uint64_t prefetch_zero;   /* zero pages of the working set installed with UFFDIO_ZEROPAGE */
 	uint64_t prefetch_skipped;/* pages prefetch found already installed */
-	uint64_t ws_pages;        /* pages in the working set read */
+	uint64_t ws_pages;        /* pages in the working set read, zero pages included */
+	uint64_t ws_zero_pages;   /* of which zero pages (not stored) */
+	uint64_t ws_stored_bytes; /* bytes of ws.pages read */
+	enum vhive_ws_codec ws_codec;
+	uint64_t decode_us;       /* time checking and decoding its blocks (within verify_us) */
 	uint64_t fetch_us;        /* time to read the working set (or the memory file, mode all) */
 	uint64_t install_us;      /* time to install it */
 	uint64_t bytes_read;      /* from the memory file and the working set */
@@ -82,6 +95,7 @@ static struct {
 	const char *mem_sums_path;
 	const char *ws_pages_path;
 	const char *ws_index_path;
+	bool ws_cached;       /* --ws-read cached: the working set through the page cache */
 	int mem_fd;
 	int uffd;
 	int conn;
@@ -178,11 +192,13 @@ static void emit_stats(const char *event)
 	struct stats s = pager.stats;
 	pthread_mutex_unlock(&pager.lock);
 	emit("{\"event\":\"%s\",\"mode\":\"%s\",\"faults\":%lu,\"faultCopies\":%lu,\"faultZeroPages\":%lu,"
-	     "\"faultEexist\":%lu,\"faultServeUs\":%lu,\"prefetchPages\":%lu,\"prefetchSkipped\":%lu,"
-	     "\"wsPages\":%lu,\"fetchUs\":%lu,\"installUs\":%lu,\"bytesRead\":%lu,\"directIo\":%s,"
+	     "\"faultEexist\":%lu,\"faultServeUs\":%lu,\"prefetchPages\":%lu,\"prefetchZeroPages\":%lu,\"prefetchSkipped\":%lu,"
+	     "\"wsPages\":%lu,\"wsZeroPages\":%lu,\"wsStoredBytes\":%lu,\"wsCodec\":\"%s\",\"wsRead\":\"%s\","
+	     "\"fetchUs\":%lu,\"decodeUs\":%lu,\"installUs\":%lu,\"bytesRead\":%lu,\"directIo\":%s,"
 	     "\"prefetchDone\":%s,\"pageSize\":%lu,\"verifyUs\":%lu,\"pagesVerified\":%lu}",
 	     event, mode_names[pager.mode], s.faults, s.fault_copies, s.fault_zero, s.fault_eexist,
-	     s.fault_us, s.prefetch_pages, s.prefetch_skipped, s.ws_pages, s.fetch_us, s.install_us,
+	     s.fault_us, s.prefetch_pages, s.prefetch_zero, s.prefetch_skipped, s.ws_pages, s.ws_zero_pages, s.ws_stored_bytes,
+	     vhive_ws_codec_names[s.ws_codec], pager.ws_cached ? "cached" : "direct", s.fetch_us, s.decode_us, s.install_us,
 	     s.bytes_read, s.direct_io ? "true" : "false", s.prefetch_done ? "true" : "false",
 	     pager.page_size, s.verify_us, s.pages_verified);
 }
@@ -302,34 +318,6 @@ static void *aligned_buffer(size_t size)
 	return buf;
 }
 
-/*
- * The working-set index (format 2, include/vhive_sums.h), checked whole: its own checksum, and
- * each entry against mem.sums (a page the memory file does not hold, or a working set of
- * another memory file, is damage too). Returns the offsets; *hashes gets the pages' checksums.
- */
-static uint64_t *read_index(const char *path, uint64_t *count, uint64_t **hashes)
-{
-	const char *problem = NULL;
-	uint64_t n = 0;
-	struct vhive_ws_entry *entries = vhive_read_checked(path, VHIVE_WS_INDEX2_MAGIC, pager.page_size, sizeof *entries, &n, &problem);
-	if (!entries) corrupt("working-set index", path, 0, problem);
-	uint64_t *offsets = malloc(n * sizeof *offsets + 1), *sums = malloc(n * sizeof *sums + 1);
-	if (!offsets || !sums) die("allocating the working-set index");
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t page = entries[i].offset / pager.page_size;
-		bool sorted = i == 0 || entries[i].offset > entries[i - 1].offset;
-		if (entries[i].offset % pager.page_size != 0 || page >= pager.sums_count || !sorted || entries[i].hash != pager.sums[page])
-			corrupt("working-set index", path, sizeof(struct vhive_sums_header) + i * sizeof *entries,
-				"an entry names a page the snapshot's memory file does not hold");
-		offsets[i] = entries[i].offset;
-		sums[i] = entries[i].hash;
-	}
-	free(entries);
-	*count = n;
-	*hashes = sums;
-	return offsets;
-}
-
 /* Where the run of contiguous pages that starts at sorted offsets[i] ends. */
 static uint64_t run_end(const uint64_t *offsets, uint64_t count, uint64_t i)
 {
@@ -353,71 +341,220 @@ static void install_runs(const uint64_t *offsets, uint64_t count, const uint8_t 
 	pthread_mutex_unlock(&pager.lock);
 }
 
-/* The working set, read by its own thread as soon as the pager starts (prefetch mode). */
-static struct {
-	pthread_t thread;
-	uint64_t *offsets;
-	uint64_t *hashes;
-	uint64_t count;
-	uint8_t *pages;
-	bool direct;
-	uint64_t fetch_us;
-} fetched;
+/* Map len bytes at base+offset to the zero page; as copy_run, pages already there are skipped. */
+static uint64_t zero_run(uint64_t offset, uint64_t len, uint64_t *skipped)
+{
+	uint64_t zeroed = 0;
+	while (len > 0) {
+		struct uffdio_zeropage zp = { .range = { .start = pager.base + offset, .len = len }, .mode = 0 };
+		if (ioctl(pager.uffd, UFFDIO_ZEROPAGE, &zp) == 0) {
+			zeroed += len / pager.page_size;
+			break;
+		}
+		int64_t done = zp.zeropage > 0 ? zp.zeropage : 0;
+		zeroed += (uint64_t)done / pager.page_size;
+		offset += (uint64_t)done;
+		len -= (uint64_t)done;
+		if (errno == EAGAIN) continue;
+		if (errno == EEXIST) {
+			(*skipped)++;
+			offset += pager.page_size;
+			len -= pager.page_size;
+			continue;
+		}
+		if (errno == ENOENT || errno == ESRCH) return zeroed;
+		die("UFFDIO_ZEROPAGE");
+	}
+	return zeroed;
+}
 
 /*
- * One sequential read of the whole working set, bypassing the page cache (REAP). It runs
- * while QEMU is still starting, before the shim connects, so the read overlaps QEMU's start-up.
+ * The working set (format 3, include/vhive_ws.h), prefetched in three stages that overlap:
+ *   reader   reads ws.pages in one sequential pass, WS_READ_CHUNK at a time, from the moment
+ *            the pager starts (while QEMU starts too)
+ *   decoder  checks each block against its checksum once its bytes are in, decodes it and
+ *            checks every page of it against its own
+ *   install  once the shim's userfaultfd has arrived: the pages in first-touch order, each
+ *            block as soon as it is decoded, zero pages with UFFDIO_ZEROPAGE
+ * so no page is installed before it and its block matched their checksums. The file is read
+ * with O_DIRECT (REAP: the host keeps no second copy of it in the page cache) or, with
+ * --ws-read cached, through the page cache, so that concurrent restores of one snapshot read it
+ * from disk once: the first pager's reads fill the page cache, the others find it there.
  */
-static void *fetch_ws_thread(void *arg)
+#define WS_READ_CHUNK (2u << 20)
+
+static struct {
+	pthread_t reader, decoder;
+	pthread_mutex_t lock;
+	pthread_cond_t progress;
+	struct vhive_ws_index index;
+	bool index_ready;
+	uint8_t *stored;            /* ws.pages as read */
+	uint8_t *decoded;           /* the stored pages decoded, in index order (raw: stored itself) */
+	uint64_t bytes_in;          /* of ws.pages read so far */
+	uint64_t blocks_decoded;
+	bool direct;
+	uint64_t fetch_us, decode_us;
+} ws = { .lock = PTHREAD_MUTEX_INITIALIZER, .progress = PTHREAD_COND_INITIALIZER };
+
+static void ws_publish(uint64_t *counter, uint64_t value)
+{
+	pthread_mutex_lock(&ws.lock);
+	*counter = value;
+	pthread_cond_broadcast(&ws.progress);
+	pthread_mutex_unlock(&ws.lock);
+}
+
+static void ws_wait(const uint64_t *counter, uint64_t at_least)
+{
+	pthread_mutex_lock(&ws.lock);
+	while (*counter < at_least) pthread_cond_wait(&ws.progress, &ws.lock);
+	pthread_mutex_unlock(&ws.lock);
+}
+
+static void ws_wait_index(void)
+{
+	pthread_mutex_lock(&ws.lock);
+	while (!ws.index_ready) pthread_cond_wait(&ws.progress, &ws.lock);
+	pthread_mutex_unlock(&ws.lock);
+}
+
+static void *ws_reader_thread(void *arg)
 {
 	(void)arg;
 	uint64_t started = now_us();
-	fetched.offsets = read_index(pager.ws_index_path, &fetched.count, &fetched.hashes);
-	size_t bytes = fetched.count * pager.page_size;
-	fetched.direct = true;
-	int fd = open(pager.ws_pages_path, O_RDONLY | O_DIRECT | O_CLOEXEC);
-	if (fd < 0 && errno == EINVAL) { /* tmpfs and some others refuse O_DIRECT */
-		fetched.direct = false;
+	struct vhive_ws_index index;
+	uint64_t bad = 0, bad_entry = 0;
+	bool old_format = false;
+	const char *problem = vhive_ws_read_index(pager.ws_index_path, pager.page_size, &index, &bad, &old_format);
+	if (problem) corrupt("working-set index", pager.ws_index_path, bad, problem);
+	/* Each entry against mem.sums: a page the memory file does not hold, or a working set of
+	 * another memory file, is damage too. */
+	if (vhive_ws_check_entries(&index, pager.sums, pager.sums_count, &bad_entry, 1) > 0)
+		corrupt("working-set index", pager.ws_index_path, vhive_ws_entry_offset(bad_entry),
+			"an entry names a page the snapshot's memory file does not hold");
+	ws.direct = !pager.ws_cached;
+	int fd = open(pager.ws_pages_path, O_RDONLY | O_CLOEXEC | (ws.direct ? O_DIRECT : 0));
+	if (fd < 0 && ws.direct && errno == EINVAL) { /* tmpfs and some others refuse O_DIRECT */
+		ws.direct = false;
 		fd = open(pager.ws_pages_path, O_RDONLY | O_CLOEXEC);
 	}
 	if (fd < 0) corrupt("working-set pages", pager.ws_pages_path, 0, strerror(errno));
 	struct stat st;
 	if (fstat(fd, &st) != 0) die("stat of the working-set pages");
-	if ((uint64_t)st.st_size != bytes)
-		corrupt("working-set pages", pager.ws_pages_path, (uint64_t)st.st_size < bytes ? (uint64_t)st.st_size : bytes,
+	if ((uint64_t)st.st_size != index.file_bytes)
+		corrupt("working-set pages", pager.ws_pages_path, (uint64_t)st.st_size < index.file_bytes ? (uint64_t)st.st_size : index.file_bytes,
 			"the file's size does not match its index (truncated?)");
-	fetched.pages = aligned_buffer(bytes);
-	read_full(fd, fetched.pages, bytes, 0, "reading the working-set pages");
+	if (!ws.direct) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* a larger readahead window */
+	/* O_DIRECT reads whole blocks: the buffer is rounded up to a page, the last read is short. */
+	uint64_t buffer_bytes = (index.file_bytes + pager.page_size - 1) / pager.page_size * pager.page_size;
+	ws.stored = aligned_buffer(buffer_bytes);
+	ws.decoded = index.codec == VHIVE_WS_RAW ? ws.stored : aligned_buffer(index.stored_pages * pager.page_size);
+	pthread_mutex_lock(&ws.lock);
+	ws.index = index;
+	ws.index_ready = true;
+	pthread_cond_broadcast(&ws.progress);
+	pthread_mutex_unlock(&ws.lock);
+	for (uint64_t at = 0; at < index.file_bytes;) {
+		size_t len = (size_t)(buffer_bytes - at < WS_READ_CHUNK ? buffer_bytes - at : WS_READ_CHUNK);
+		ssize_t n = pread(fd, ws.stored + at, len, (off_t)at);
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0) die("reading the working-set pages");
+		if (n == 0) corrupt("working-set pages", pager.ws_pages_path, at, "the file ends before its index says (truncated)");
+		at += (uint64_t)n;
+		ws_publish(&ws.bytes_in, at < index.file_bytes ? at : index.file_bytes);
+	}
 	close(fd);
-	fetched.fetch_us = now_us() - started;
-	/* Checked here, while QEMU is still starting, so no damaged page is ever installed. */
-	uint64_t verify_started = now_us();
-	for (uint64_t i = 0; i < fetched.count; i++)
-		if (vhive_page_hash(fetched.pages + i * pager.page_size, pager.page_size) != fetched.hashes[i])
-			corrupt("working-set pages", pager.ws_pages_path, i * pager.page_size, "the page does not match its checksum in ws.index");
-	pthread_mutex_lock(&pager.lock);
-	pager.stats.verify_us += now_us() - verify_started;
-	pager.stats.pages_verified += fetched.count;
-	pthread_mutex_unlock(&pager.lock);
+	ws.fetch_us = now_us() - started;
 	return NULL;
 }
 
+/* Where entry `entry` of a raw block b lies in ws.pages, for a message. */
+static uint64_t raw_page_offset(const struct vhive_ws_index *index, uint64_t b, uint64_t entry)
+{
+	uint64_t at = index->block_at[b];
+	for (uint64_t i = index->block_first[b]; i < entry; i++)
+		if (!vhive_ws_is_zero(index, i)) at += index->page_size;
+	return at;
+}
+
+static void *ws_decoder_thread(void *arg)
+{
+	(void)arg;
+	ws_wait_index();
+	const struct vhive_ws_index *index = &ws.index;
+	struct vhive_ws_decoder *decoder = vhive_ws_decoder_new();
+	uint64_t busy_us = 0;
+	for (uint64_t b = 0; b < index->block_count; b++) {
+		ws_wait(&ws.bytes_in, index->block_at[b] + index->blocks[b].stored_bytes);
+		uint64_t started = now_us(), bad_page;
+		const char *problem = vhive_ws_decode_block(decoder, index, b, ws.stored + index->block_at[b],
+							    ws.decoded + b * index->block_pages * pager.page_size, &bad_page);
+		if (problem) {
+			bool in_place = index->codec == VHIVE_WS_RAW && bad_page != UINT64_MAX;
+			corrupt("working-set pages", pager.ws_pages_path, in_place ? raw_page_offset(index, b, bad_page) : index->block_at[b], problem);
+		}
+		busy_us += now_us() - started;
+		ws_publish(&ws.blocks_decoded, b + 1);
+	}
+	vhive_ws_decoder_free(decoder);
+	ws.decode_us = busy_us;
+	return NULL;
+}
+
+static void start_ws_prefetch(void)
+{
+	if (pthread_create(&ws.reader, NULL, ws_reader_thread, NULL) != 0 || pthread_create(&ws.decoder, NULL, ws_decoder_thread, NULL) != 0)
+		die("starting the working-set read");
+}
+
+static bool contiguous(const struct vhive_ws_index *index, uint64_t i)
+{
+	return index->entries[i].offset == index->entries[i - 1].offset + pager.page_size;
+}
+
+/* Install the working set in first-touch order, in runs of contiguous pages within a block. */
 static void prefetch_ws(void)
 {
-	if (pthread_join(fetched.thread, NULL) != 0) die("waiting for the working-set read");
+	ws_wait_index();
 	uint64_t started = now_us();
-	install_runs(fetched.offsets, fetched.count, fetched.pages);
+	const struct vhive_ws_index *index = &ws.index;
+	uint64_t installed = 0, zeroed = 0, skipped = 0, stored = 0; /* stored: pages of `decoded` passed */
+	for (uint64_t i = 0; i < index->count;) {
+		uint64_t j = i + 1;
+		if (vhive_ws_is_zero(index, i)) {
+			while (j < index->count && vhive_ws_is_zero(index, j) && contiguous(index, j)) j++;
+			zeroed += zero_run(index->entries[i].offset, (j - i) * pager.page_size, &skipped);
+		} else {
+			uint64_t block = stored / index->block_pages, block_end = (block + 1) * index->block_pages, next = stored + 1;
+			while (j < index->count && next < block_end && !vhive_ws_is_zero(index, j) && contiguous(index, j)) j++, next++;
+			ws_wait(&ws.blocks_decoded, block + 1);
+			installed += copy_run(index->entries[i].offset, ws.decoded + stored * pager.page_size, (j - i) * pager.page_size, &skipped);
+			stored = next;
+		}
+		i = j;
+	}
 	uint64_t done = now_us();
+	if (pthread_join(ws.reader, NULL) != 0 || pthread_join(ws.decoder, NULL) != 0) die("waiting for the working-set read");
 	pthread_mutex_lock(&pager.lock);
-	pager.stats.ws_pages = fetched.count;
-	pager.stats.bytes_read += fetched.count * pager.page_size;
-	pager.stats.fetch_us = fetched.fetch_us;
+	pager.stats.prefetch_pages += installed;
+	pager.stats.prefetch_zero += zeroed;
+	pager.stats.prefetch_skipped += skipped;
+	pager.stats.ws_pages = index->count;
+	pager.stats.ws_zero_pages = index->zero_pages;
+	pager.stats.ws_stored_bytes = index->file_bytes;
+	pager.stats.ws_codec = index->codec;
+	pager.stats.bytes_read += index->file_bytes;
+	pager.stats.fetch_us = ws.fetch_us;
+	pager.stats.decode_us = ws.decode_us;
 	pager.stats.install_us = done - started;
-	pager.stats.direct_io = fetched.direct;
+	pager.stats.direct_io = ws.direct;
+	pager.stats.pages_verified += index->stored_pages;
+	pager.stats.verify_us += ws.decode_us;
 	pthread_mutex_unlock(&pager.lock);
-	free(fetched.pages);
-	free(fetched.offsets);
-	free(fetched.hashes);
+	if (ws.decoded != ws.stored) free(ws.decoded);
+	free(ws.stored);
+	vhive_ws_free_index(&ws.index);
 }
 
 /* The floor: every non-zero page of the memory file, read in large chunks. */
@@ -469,12 +606,6 @@ static void *prefetch_thread(void *arg)
 	return NULL;
 }
 
-static int compare_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 /* The trace: offsets in first-fault order, format 1 (include/vhive_uffd.h). */
 static void write_trace(const char *path, const uint64_t *offsets, uint64_t count)
 {
@@ -491,8 +622,13 @@ static void write_trace(const char *path, const uint64_t *offsets, uint64_t coun
 	if (rename(tmp, path) != 0) die("renaming an index file");
 }
 
-/* record mode: write the trace (fault order) and the working set (sorted, contiguous pages). */
-static void write_ws(const char *pages_path, const char *index_path, const char *trace_path)
+/*
+ * record mode: write the trace (fault order) and the working set (format 3: first-touch order,
+ * zero pages in the index only, blocks encoded with `codec`). The pages come from the memory
+ * file, the snapshot's content, not the guest's: the memory file is never written.
+ */
+static void write_ws(const char *pages_path, const char *index_path, const char *trace_path, enum vhive_ws_codec codec,
+		     int level, uint32_t block_pages)
 {
 	pthread_mutex_lock(&pager.lock);
 	uint64_t count = pager.trace_len;
@@ -502,51 +638,33 @@ static void write_ws(const char *pages_path, const char *index_path, const char 
 	pthread_mutex_unlock(&pager.lock);
 
 	write_trace(trace_path, trace, count);
-	qsort(trace, count, sizeof *trace, compare_u64);
-	struct vhive_ws_entry *entries = malloc(count * sizeof *entries + 1);
-	if (!entries) die("allocating the working-set index");
-
-	char tmp[4200];
-	snprintf(tmp, sizeof tmp, "%s.partial", pages_path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) die("creating the working-set pages");
-	/* A run of contiguous pages at a time (up to 2 MiB), not a read and a write per page. */
-	const size_t chunk = 2u << 20;
-	const uint64_t chunk_pages = chunk / pager.page_size;
-	uint8_t *buf = aligned_buffer(chunk);
-	for (uint64_t i = 0; i < count;) {
-		uint64_t end = run_end(trace, count, i);
-		if (end - i > chunk_pages) end = i + chunk_pages;
-		size_t len = (size_t)((end - i) * pager.page_size);
-		/* The snapshot's content, not the guest's: the memory file is never written. */
-		read_full(pager.mem_fd, buf, len, (off_t)trace[i], "reading the memory file");
-		for (uint64_t j = i; j < end; j++) {
-			verify_memory_page(buf + (j - i) * pager.page_size, trace[j]);
-			entries[j] = (struct vhive_ws_entry){ .offset = trace[j], .hash = pager.sums[trace[j] / pager.page_size] };
-		}
-		if (write(fd, buf, len) != (ssize_t)len) die("writing the working-set pages");
-		i = end;
-	}
-	if (fsync(fd) != 0) die("syncing the working-set pages");
-	close(fd);
-	if (rename(tmp, pages_path) != 0) die("renaming the working-set pages");
-	if (!vhive_write_checked(index_path, VHIVE_WS_INDEX2_MAGIC, pager.page_size, entries, count, sizeof *entries))
-		die("writing the working-set index");
-	free(entries);
-	free(buf);
+	struct vhive_ws_written written;
+	bool memory_at_fault;
+	uint64_t bad_offset = 0;
+	const char *problem = vhive_ws_pack(pager.mem_fd, pager.sums, pager.sums_count, trace, count, pager.page_size, pages_path,
+					    index_path, codec, level, block_pages, &written, &memory_at_fault, &bad_offset);
+	if (problem && memory_at_fault && errno == 0) corrupt("memory", pager.mem_path, bad_offset, problem);
+	if (problem) die(problem);
 	free(trace);
-	emit("{\"event\":\"ws-written\",\"pages\":%lu,\"bytes\":%lu,\"pageSize\":%lu}", count, count * pager.page_size, pager.page_size);
+	emit("{\"event\":\"ws-written\",\"pages\":%lu,\"zeroPages\":%lu,\"storedPages\":%lu,\"blocks\":%lu,\"bytes\":%lu,"
+	     "\"pageSize\":%lu,\"codec\":\"%s\",\"level\":%d,\"blockPages\":%u}",
+	     written.pages, written.zero_pages, written.stored_pages, written.blocks, written.file_bytes, pager.page_size,
+	     vhive_ws_codec_names[codec], level, block_pages);
 }
 
 static void handle_command(char *line)
 {
 	line[strcspn(line, "\n")] = '\0';
-	char pages[4096], index[4096], trace[4096];
+	char pages[4096], index[4096], trace[4096], codec_name[16];
+	int level = -1, block_pages = VHIVE_WS_BLOCK_PAGES, codec = VHIVE_WS_DEFAULT_CODEC;
+	int fields = sscanf(line, "write-ws %4095s %4095s %4095s %15s %d %d", pages, index, trace, codec_name, &level, &block_pages);
+	if (fields >= 4) codec = vhive_ws_codec_by_name(codec_name);
 	if (strcmp(line, "stats") == 0) {
 		emit_stats("stats");
-	} else if (sscanf(line, "write-ws %4095s %4095s %4095s", pages, index, trace) == 3) {
+	} else if (fields >= 3 && codec >= 0 && block_pages >= 1 && block_pages <= VHIVE_WS_MAX_BLOCK_PAGES) {
+		if (level < 0) level = vhive_ws_default_level((enum vhive_ws_codec)codec);
 		if (pager.mode != MODE_RECORD) emit("{\"event\":\"error\",\"message\":\"write-ws needs mode record\"}");
-		else write_ws(pages, index, trace);
+		else write_ws(pages, index, trace, (enum vhive_ws_codec)codec, level, (uint32_t)block_pages);
 	} else {
 		char escaped[512];
 		json_escape(line, escaped, sizeof escaped);
@@ -611,7 +729,7 @@ static int listen_on(const char *path)
 static void usage(void)
 {
 	fprintf(stderr, "usage: vhive-pager --socket PATH --mem FILE --mem-sums FILE --mode lazy|record|prefetch|all"
-			" [--ws-pages FILE --ws-index FILE]\n");
+			" [--ws-pages FILE --ws-index FILE [--ws-read direct|cached]]\n");
 	exit(2);
 }
 
@@ -621,7 +739,8 @@ static void parse_args(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' }, { "mem", required_argument, NULL, 'm' },
 		{ "mem-sums", required_argument, NULL, 'c' },
 		{ "mode", required_argument, NULL, 'o' },   { "ws-pages", required_argument, NULL, 'p' },
-		{ "ws-index", required_argument, NULL, 'i' }, { NULL, 0, NULL, 0 },
+		{ "ws-index", required_argument, NULL, 'i' }, { "ws-read", required_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
 	};
 	const char *mode = NULL;
 	int c;
@@ -633,6 +752,10 @@ static void parse_args(int argc, char **argv)
 		case 'o': mode = optarg; break;
 		case 'p': pager.ws_pages_path = optarg; break;
 		case 'i': pager.ws_index_path = optarg; break;
+		case 'r':
+			if (strcmp(optarg, "cached") != 0 && strcmp(optarg, "direct") != 0) usage();
+			pager.ws_cached = strcmp(optarg, "cached") == 0;
+			break;
 		default: usage();
 		}
 	}
@@ -653,8 +776,7 @@ int main(int argc, char **argv)
 	pager.mem_fd = open(pager.mem_path, O_RDONLY | O_CLOEXEC);
 	if (pager.mem_fd < 0) die("opening the memory file");
 	load_sums();
-	if (pager.mode == MODE_PREFETCH && pthread_create(&fetched.thread, NULL, fetch_ws_thread, NULL) != 0)
-		die("starting the working-set read");
+	if (pager.mode == MODE_PREFETCH) start_ws_prefetch();
 	int listener = listen_on(pager.socket_path);
 	emit("{\"event\":\"listening\",\"socket\":\"%s\"}", pager.socket_path);
 	attach(listener);

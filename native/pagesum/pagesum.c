@@ -5,13 +5,16 @@
  *       hash every page of the memory file MEM into SUMS (when a snapshot is saved). Holes in
  *       the file (pages the guest never touched) are skipped with SEEK_DATA and get the hash of
  *       a zero page, so a 256 MiB guest that touched 100 MiB reads 100 MiB.
- *   vhive-pagesum verify MEM SUMS [WS_PAGES WS_INDEX]
- *       check every page of MEM against SUMS, and of a working set against its index (and the
- *       index against SUMS: a working set of another memory file is refused too).
+ *   vhive-pagesum verify MEM SUMS [WS_PAGES WS_INDEX]...
+ *       check every page of MEM against SUMS, and of each working set (format 3,
+ *       include/vhive_ws.h: each block and each page it decodes to) against its index, and the
+ *       index against SUMS (a working set of another memory file is refused too). A working set
+ *       of an older format is reported as unreadable: vhive records a new one instead.
  *
  * Output: JSON lines on stdout. write prints {"event":"sums-written",...}; verify prints one
  * {"event":"checked","role":...,"file":...,"pages":N,"bad":K,"badOffsets":[...]} per file, where
- * badOffsets are byte offsets into that file (at most 8), then {"event":"verified","ok":...}.
+ * badOffsets are byte offsets into that file (at most 8; in ws.pages, where the damaged block
+ * starts), then {"event":"verified","ok":...}.
  * Exit status: 0 all good, 3 something is damaged, 1 an error (a file cannot be read), 2 usage.
  */
 #define _GNU_SOURCE
@@ -27,6 +30,7 @@
 #include <unistd.h>
 
 #include "vhive_sums.h"
+#include "vhive_ws.h"
 
 #define CHUNK (2u << 20)
 #define MAX_REPORTED 8
@@ -199,46 +203,50 @@ static bool verify_memory(const char *mem_path, const uint64_t *sums, uint64_t c
 	return d.bad == 0;
 }
 
+/* A working set (format 3, include/vhive_ws.h): its index against SUMS, its blocks and pages against the index. */
 static bool verify_working_set(const char *pages_path, const char *index_path, const uint64_t *sums, uint64_t sums_count)
 {
-	const char *problem = NULL;
-	uint64_t count = 0;
-	struct vhive_ws_entry *index =
-		vhive_read_checked(index_path, VHIVE_WS_INDEX2_MAGIC, page_size, sizeof *index, &count, &problem);
-	if (!index) {
+	struct vhive_ws_index index;
+	uint64_t bad_at = 0;
+	bool old_format = false;
+	const char *problem = vhive_ws_read_index(index_path, page_size, &index, &bad_at, &old_format);
+	if (problem) {
 		report_unreadable("working-set index", index_path, problem);
 		return false;
 	}
 	struct damage index_damage = { 0 };
-	for (uint64_t i = 0; i < count; i++) {
-		uint64_t page = index[i].offset / page_size;
-		bool fits = index[i].offset % page_size == 0 && page < sums_count && (i == 0 || index[i].offset > index[i - 1].offset);
-		if (!fits || (sums && index[i].hash != sums[page])) note_bad(&index_damage, sizeof(struct vhive_sums_header) + i * sizeof *index);
+	if (sums) {
+		uint64_t bad[MAX_REPORTED];
+		index_damage.bad = vhive_ws_check_entries(&index, sums, sums_count, bad, MAX_REPORTED);
+		for (uint64_t i = 0; i < index_damage.bad && i < MAX_REPORTED; i++) index_damage.offsets[i] = vhive_ws_entry_offset(bad[i]);
 	}
-	report("working-set index", index_path, count, &index_damage);
+	report("working-set index", index_path, index.count, &index_damage);
 
 	int fd = open(pages_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) die("opening", pages_path);
+	struct stat st;
+	if (fstat(fd, &st) != 0) die("stat of", pages_path);
 	struct damage d = { 0 };
-	uint64_t pages = file_pages(fd, pages_path);
-	if (pages != count) note_bad(&d, (pages < count ? pages : count) * page_size);
-	uint8_t *buf = buffer(CHUNK);
-	uint64_t per_chunk = CHUNK / page_size;
-	for (uint64_t i = 0; i < count && i < pages; i += per_chunk) {
-		uint64_t n = count - i < per_chunk ? count - i : per_chunk;
-		if (i + n > pages) n = pages - i;
-		if (!read_at(fd, buf, (size_t)(n * page_size), (off_t)(i * page_size), pages_path)) break;
-		for (uint64_t j = 0; j < n; j++)
-			if (vhive_page_hash(buf + j * page_size, (size_t)page_size) != index[i + j].hash) note_bad(&d, (i + j) * page_size);
+	if ((uint64_t)st.st_size != index.file_bytes) note_bad(&d, (uint64_t)st.st_size < index.file_bytes ? (uint64_t)st.st_size : index.file_bytes);
+	uint8_t *stored = buffer(vhive_ws_block_bound(index.codec, (size_t)index.block_pages * page_size) + page_size);
+	uint8_t *decoded = buffer((size_t)index.block_pages * page_size);
+	struct vhive_ws_decoder *decoder = vhive_ws_decoder_new();
+	for (uint64_t b = 0; b < index.block_count; b++) {
+		uint64_t at = index.block_at[b], bad_page;
+		if (at + index.blocks[b].stored_bytes > (uint64_t)st.st_size) break; /* the size is already reported */
+		if (!read_at(fd, stored, index.blocks[b].stored_bytes, (off_t)at, pages_path)) break;
+		if (vhive_ws_decode_block(decoder, &index, b, stored, decoded, &bad_page)) note_bad(&d, at);
 	}
-	free(buf);
+	vhive_ws_decoder_free(decoder);
+	free(decoded);
+	free(stored);
 	close(fd);
-	free(index);
-	report("working-set pages", pages_path, pages, &d);
+	report("working-set pages", pages_path, index.stored_pages, &d);
+	vhive_ws_free_index(&index);
 	return d.bad == 0 && index_damage.bad == 0;
 }
 
-static int verify(const char *mem_path, const char *sums_path, const char *ws_pages, const char *ws_index)
+static int verify(const char *mem_path, const char *sums_path, char **working_sets, int working_set_files)
 {
 	const char *problem = NULL;
 	uint64_t count = 0;
@@ -252,7 +260,8 @@ static int verify(const char *mem_path, const char *sums_path, const char *ws_pa
 		report("checksums", sums_path, count, &none);
 		ok = verify_memory(mem_path, sums, count);
 	}
-	if (ws_pages) ok = verify_working_set(ws_pages, ws_index, sums, sums ? count : UINT64_MAX) && ok;
+	for (int i = 0; i + 1 < working_set_files; i += 2)
+		ok = verify_working_set(working_sets[i], working_sets[i + 1], sums, sums ? count : UINT64_MAX) && ok;
 	free(sums);
 	printf("{\"event\":\"verified\",\"ok\":%s}\n", ok ? "true" : "false");
 	return ok ? 0 : 3;
@@ -261,7 +270,7 @@ static int verify(const char *mem_path, const char *sums_path, const char *ws_pa
 static int usage(void)
 {
 	fprintf(stderr, "usage: vhive-pagesum write MEM SUMS\n"
-			"       vhive-pagesum verify MEM SUMS [WS_PAGES WS_INDEX]\n");
+			"       vhive-pagesum verify MEM SUMS [WS_PAGES WS_INDEX]...\n");
 	return 2;
 }
 
@@ -269,7 +278,6 @@ int main(int argc, char **argv)
 {
 	page_size = (uint64_t)sysconf(_SC_PAGESIZE);
 	if (argc == 4 && strcmp(argv[1], "write") == 0) return write_sums(argv[2], argv[3]);
-	if ((argc == 4 || argc == 6) && strcmp(argv[1], "verify") == 0)
-		return verify(argv[2], argv[3], argc == 6 ? argv[4] : NULL, argc == 6 ? argv[5] : NULL);
+	if (argc >= 4 && argc % 2 == 0 && strcmp(argv[1], "verify") == 0) return verify(argv[2], argv[3], argv + 4, argc - 4);
 	return usage();
 }

@@ -26,6 +26,7 @@
 
 #include "vhive_sums.h"
 #include "vhive_uffd.h"
+#include "vhive_ws.h"
 
 #define PAGES 64
 
@@ -38,6 +39,9 @@ static char sock_dir[1024];
  * (damaged copies in the corruption tests). */
 static const char *mem_name = "mem";
 static const char *ws_pages_name = "ws.pages";
+static const char *ws_index_name = "ws.index";
+/* --ws-read for the pager, or NULL for its default (direct). */
+static const char *ws_read;
 
 /* Page i of the memory file: zero for every fourth page (a hole), else filled with i+1. */
 static bool page_is_zero(int i) { return i % 4 == 3; }
@@ -152,7 +156,8 @@ static void path_in_work(char *out, size_t size, const char *name)
 	snprintf(out, size, "%s/%s", work_dir, name);
 }
 
-static struct proc start_pager(const char *mode, bool with_ws)
+/* The pager, started; it may not be listening yet (and a damaged working set may stop it first). */
+static struct proc spawn_pager(const char *mode, bool with_ws)
 {
 	static char pager[1100], sock[1100], mem[1100], sums[1100], pages[1100], index[1100];
 	snprintf(pager, sizeof pager, "%s/vhive-pager", build_dir);
@@ -160,11 +165,16 @@ static struct proc start_pager(const char *mode, bool with_ws)
 	path_in_work(mem, sizeof mem, mem_name);
 	path_in_work(sums, sizeof sums, "mem.sums");
 	path_in_work(pages, sizeof pages, ws_pages_name);
-	path_in_work(index, sizeof index, "ws.index");
+	path_in_work(index, sizeof index, ws_index_name);
 	char *argv[] = { pager, "--socket", sock, "--mem", mem, "--mem-sums", sums, "--mode", (char *)mode,
-			 with_ws ? "--ws-pages" : NULL, pages, "--ws-index", index, NULL };
+			 with_ws ? "--ws-pages" : NULL, pages, "--ws-index", index, ws_read ? "--ws-read" : NULL, (char *)ws_read, NULL };
 	char *envp[] = { NULL };
-	struct proc p = spawn(argv, envp);
+	return spawn(argv, envp);
+}
+
+static struct proc start_pager(const char *mode, bool with_ws)
+{
+	struct proc p = spawn_pager(mode, with_ws);
 	if (!line_with(&p, "\"listening\"")) fprintf(stderr, "    the pager did not start listening\n");
 	return p;
 }
@@ -263,16 +273,16 @@ static uint64_t *read_offsets(const char *name, uint64_t *count)
 		offsets = calloc(header.count + 1, sizeof *offsets);
 		if (fread(offsets, sizeof *offsets, header.count, f) != header.count) return NULL;
 		*count = header.count;
-	} else if (memcmp(magic, VHIVE_WS_INDEX2_MAGIC, 8) == 0) { /* the index, format 2 */
-		struct vhive_sums_header header;
+	} else if (memcmp(magic, VHIVE_WS_INDEX3_MAGIC, 8) == 0) { /* the index, format 3 */
+		struct vhive_ws3_header header;
 		if (fread(&header, sizeof header, 1, f) != 1) return NULL;
-		offsets = calloc(header.count + 1, sizeof *offsets);
-		for (uint64_t i = 0; i < header.count; i++) {
+		offsets = calloc(header.pages + 1, sizeof *offsets);
+		for (uint64_t i = 0; i < header.pages; i++) {
 			struct vhive_ws_entry entry;
 			if (fread(&entry, sizeof entry, 1, f) != 1) return NULL;
 			offsets[i] = entry.offset;
 		}
-		*count = header.count;
+		*count = header.pages;
 	}
 	fclose(f);
 	return offsets;
@@ -299,7 +309,7 @@ static bool test_lazy_serves_every_page_and_zero_pages_apart(void)
 	return true;
 }
 
-static bool test_record_writes_trace_in_fault_order_and_sorted_working_set(void)
+static bool test_record_writes_trace_and_working_set_in_fault_order_without_zero_pages(void)
 {
 	struct proc pager = start_pager("record", false);
 	struct proc child = start_child("5,3,40,41,42,7", NULL);
@@ -309,9 +319,13 @@ static bool test_record_writes_trace_in_fault_order_and_sorted_working_set(void)
 	snprintf(command, sizeof command, "write-ws %s/ws.pages %s/ws.index %s/trace\n", work_dir, work_dir, work_dir);
 	CHECK(write(pager.in, command, strlen(command)) == (ssize_t)strlen(command), "write-ws");
 	char *written = line_with(&pager, "ws-written");
-	/* Six reads, then the child's private write to page 0: also a first touch. */
+	/* Six reads, then the child's private write to page 0: also a first touch. Pages 3 and 7
+	 * are zero: named in the index, not stored. */
 	CHECK(written && json_number(written, "pages") == 7, "ws-written: %s", written ? written : "none");
+	CHECK(json_number(written, "zeroPages") == 2 && json_number(written, "storedPages") == 5, "zero pages: %s", written);
+	CHECK(strstr(written, "\"codec\":\"lz4\"") && json_number(written, "blocks") == 1, "the default codec: %s", written);
 	CHECK(json_number(written, "pageSize") == page_size, "ws-written page size: %s", written);
+	long bytes = json_number(written, "bytes");
 	CHECK(write(child.in, "x", 1) == 1 && finish(&child) == 0, "child");
 	finish(&pager);
 
@@ -320,20 +334,14 @@ static bool test_record_writes_trace_in_fault_order_and_sorted_working_set(void)
 	CHECK(trace && count == 7, "trace count %lu", (unsigned long)count);
 	for (int i = 0; i < 7; i++) CHECK(trace[i] == (uint64_t)fault_order[i] * (uint64_t)page_size, "trace[%d]", i);
 	uint64_t *index = read_offsets("ws.index", &count);
-	const int sorted[] = { 0, 3, 5, 7, 40, 41, 42 };
 	CHECK(index && count == 7, "index count");
-	for (int i = 0; i < 7; i++) CHECK(index[i] == (uint64_t)sorted[i] * (uint64_t)page_size, "index[%d]", i);
+	for (int i = 0; i < 7; i++) CHECK(index[i] == (uint64_t)fault_order[i] * (uint64_t)page_size, "index[%d]: first-touch order", i);
 
 	char path[1100];
 	path_in_work(path, sizeof path, "ws.pages");
 	struct stat st;
-	CHECK(stat(path, &st) == 0 && st.st_size == 7 * page_size, "ws.pages size");
-	int fd = open(path, O_RDONLY);
-	for (int i = 0; i < 7; i++) {
-		uint8_t byte;
-		CHECK(pread(fd, &byte, 1, (off_t)i * page_size + 100) == 1 && byte == page_byte(sorted[i]), "ws page %d", i);
-	}
-	close(fd);
+	/* Pages of one repeated byte compress to almost nothing. */
+	CHECK(stat(path, &st) == 0 && st.st_size == bytes && st.st_size < page_size, "ws.pages size %ld", (long)st.st_size);
 	free(trace);
 	free(index);
 	return true;
@@ -341,19 +349,88 @@ static bool test_record_writes_trace_in_fault_order_and_sorted_working_set(void)
 
 static bool test_prefetch_installs_the_working_set_before_the_guest_runs(void)
 {
-	/* Uses the working set the record test wrote: pages 0,3,5,7,40,41,42. */
+	/* Uses the working set the record test wrote: pages 5,3,40,41,42,7,0, of which 3 and 7 zero. */
 	struct proc pager = start_pager("prefetch", true);
-	struct proc child = start_child("3,5,40,10", NULL);
+	struct proc child = start_child("3,5,40,7,10", NULL);
 	CHECK(line_with(&child, "mapped"), "map");
 	char *done = line_with(&pager, "prefetch-done");
 	CHECK(done, "no prefetch-done");
-	CHECK(json_number(done, "wsPages") == 7 && json_number(done, "prefetchPages") == 7, "%s", done);
-	CHECK(json_number(done, "fetchUs") >= 0 && json_number(done, "installUs") >= 0, "times");
+	CHECK(json_number(done, "wsPages") == 7 && json_number(done, "prefetchPages") == 5, "%s", done);
+	CHECK(json_number(done, "wsZeroPages") == 2 && json_number(done, "prefetchZeroPages") == 2, "zero pages: %s", done);
+	CHECK(strstr(done, "\"wsCodec\":\"lz4\"") && strstr(done, "\"wsRead\":\"direct\""), "codec and read: %s", done);
+	CHECK(json_number(done, "fetchUs") >= 0 && json_number(done, "installUs") >= 0 && json_number(done, "pagesVerified") == 5, "times");
 	CHECK(write(child.in, "g", 1) == 1 && line_with(&child, "verified"), "wrong contents");
 	CHECK(write(pager.in, "stats\n", 6) == 6, "stats");
 	char *stats = line_with(&pager, "\"event\":\"stats\"");
 	/* Page 10 is outside the working set: the only fault. */
 	CHECK(stats && json_number(stats, "faults") == 1, "faults: %s", stats ? stats : "none");
+	CHECK(write(child.in, "x", 1) == 1 && finish(&child) == 0, "child");
+	finish(&pager);
+	return true;
+}
+
+/* vhive-wspack pack of the record test's trace into PAGES/INDEX (names in the work dir). */
+static bool pack(const char *codec, const char *block_pages, const char *pages, const char *index, int *status)
+{
+	char tool[1100], mem[1100], sums[1100], trace[1100], pages_path[1100], index_path[1100];
+	snprintf(tool, sizeof tool, "%s/vhive-wspack", build_dir);
+	path_in_work(mem, sizeof mem, mem_name);
+	path_in_work(sums, sizeof sums, "mem.sums");
+	path_in_work(trace, sizeof trace, "trace");
+	path_in_work(pages_path, sizeof pages_path, pages);
+	path_in_work(index_path, sizeof index_path, index);
+	char *argv[] = { tool, "pack", mem, sums, trace, pages_path, index_path, "--codec", (char *)codec, "--block-pages", (char *)block_pages, NULL };
+	char *envp[] = { NULL };
+	struct proc p = spawn(argv, envp);
+	bool written = line_with(&p, "ws-written") != NULL;
+	*status = finish(&p);
+	return written;
+}
+
+static bool test_prefetch_reads_a_raw_working_set_through_the_page_cache(void)
+{
+	int status;
+	CHECK(pack("raw", "64", "ws-raw.pages", "ws-raw.index", &status) && status == 0, "pack raw: status %d", status);
+	char path[1100];
+	path_in_work(path, sizeof path, "ws-raw.pages");
+	struct stat st;
+	CHECK(stat(path, &st) == 0 && st.st_size == 5 * page_size, "raw ws.pages holds the 5 non-zero pages: %ld", (long)st.st_size);
+	ws_pages_name = "ws-raw.pages";
+	ws_index_name = "ws-raw.index";
+	ws_read = "cached";
+	struct proc pager = start_pager("prefetch", true);
+	ws_pages_name = "ws.pages";
+	ws_index_name = "ws.index";
+	ws_read = NULL;
+	struct proc child = start_child("0,3,5,7,40,41,42", NULL);
+	CHECK(line_with(&child, "mapped"), "map");
+	char *done = line_with(&pager, "prefetch-done");
+	CHECK(done && strstr(done, "\"wsCodec\":\"raw\"") && strstr(done, "\"directIo\":false") && strstr(done, "\"wsRead\":\"cached\""),
+	      "%s", done ? done : "none");
+	CHECK(json_number(done, "wsStoredBytes") == 5 * page_size, "%s", done);
+	CHECK(write(child.in, "g", 1) == 1 && line_with(&child, "verified"), "wrong contents");
+	CHECK(write(pager.in, "stats\n", 6) == 6, "stats");
+	char *stats = line_with(&pager, "\"event\":\"stats\"");
+	CHECK(stats && json_number(stats, "faults") == 0, "faults: %s", stats ? stats : "none");
+	CHECK(write(child.in, "x", 1) == 1 && finish(&child) == 0, "child");
+	finish(&pager);
+	return true;
+}
+
+static bool test_prefetch_decodes_zstd_blocks_in_order(void)
+{
+	int status;
+	CHECK(pack("zstd", "2", "ws-zstd.pages", "ws-zstd.index", &status) && status == 0, "pack zstd: status %d", status);
+	ws_pages_name = "ws-zstd.pages";
+	ws_index_name = "ws-zstd.index";
+	struct proc pager = start_pager("prefetch", true);
+	ws_pages_name = "ws.pages";
+	ws_index_name = "ws.index";
+	struct proc child = start_child("0,3,5,7,40,41,42", NULL);
+	CHECK(line_with(&child, "mapped"), "map");
+	char *done = line_with(&pager, "prefetch-done");
+	CHECK(done && strstr(done, "\"wsCodec\":\"zstd\"") && json_number(done, "prefetchPages") == 5, "%s", done ? done : "none");
+	CHECK(write(child.in, "g", 1) == 1 && line_with(&child, "verified"), "wrong contents");
 	CHECK(write(child.in, "x", 1) == 1 && finish(&child) == 0, "child");
 	finish(&pager);
 	return true;
@@ -475,21 +552,90 @@ static bool test_all_refuses_a_damaged_memory_file_before_the_guest_runs(void)
 	return true;
 }
 
+/* Start a prefetch pager on PAGES/INDEX and expect it to refuse them: the corrupt event. */
+static char *refused(const char *pages, const char *index, int *status)
+{
+	ws_pages_name = pages;
+	ws_index_name = index;
+	struct proc pager = spawn_pager("prefetch", true);
+	ws_pages_name = "ws.pages";
+	ws_index_name = "ws.index";
+	struct proc child = start_child("3", NULL);
+	static char event[8192];
+	char *corrupt = line_with(&pager, "\"corrupt\"");
+	snprintf(event, sizeof event, "%s", corrupt ? corrupt : "");
+	*status = exit_status(&pager);
+	kill(child.pid, SIGKILL); /* its fault is never served: QEMU would be ended by vhive too */
+	finish(&child);
+	return event;
+}
+
 static bool test_prefetch_refuses_a_damaged_working_set_before_installing_it(void)
 {
-	/* The working set the record test wrote: page 40 is its fifth page. */
+	/* Raw, first-touch order 5,3,40,...: page 40 is the second page stored. */
+	copy_file("ws-raw.pages", "ws.pages-damaged");
+	flip_byte("ws.pages-damaged", 1 * page_size + 100);
+	int status;
+	char *corrupt = refused("ws.pages-damaged", "ws-raw.index", &status);
+	CHECK(strstr(corrupt, "\"role\":\"working-set pages\"") && strstr(corrupt, "page does not match"), "event: %s", corrupt);
+	CHECK(json_number(corrupt, "offset") == page_size, "offset %ld", json_number(corrupt, "offset"));
+	CHECK(status == 3, "the pager should exit 3 for damage");
+	/* Compressed: the block is refused before it is decoded. */
 	copy_file("ws.pages", "ws.pages-damaged");
-	flip_byte("ws.pages-damaged", 4 * page_size + 100);
-	ws_pages_name = "ws.pages-damaged";
-	struct proc pager = start_pager("prefetch", true);
-	ws_pages_name = "ws.pages";
-	struct proc child = start_child("3", NULL);
-	char *corrupt = line_with(&pager, "\"corrupt\"");
-	CHECK(corrupt && strstr(corrupt, "\"role\":\"working-set pages\""), "event: %s", corrupt ? corrupt : "none");
-	CHECK(json_number(corrupt, "offset") == 4 * page_size, "offset %ld", json_number(corrupt, "offset"));
-	CHECK(exit_status(&pager) == 3, "the pager should exit 3 for damage");
-	kill(child.pid, SIGKILL);
-	finish(&child);
+	flip_byte("ws.pages-damaged", 10);
+	corrupt = refused("ws.pages-damaged", "ws.index", &status);
+	CHECK(strstr(corrupt, "\"role\":\"working-set pages\"") && strstr(corrupt, "block does not match"), "event: %s", corrupt);
+	CHECK(json_number(corrupt, "offset") == 0 && status == 3, "offset %ld, status %d", json_number(corrupt, "offset"), status);
+	return true;
+}
+
+static bool test_prefetch_refuses_a_damaged_index(void)
+{
+	int status;
+	copy_file("ws.index", "ws.index-damaged");
+	flip_byte("ws.index-damaged", sizeof(struct vhive_ws3_header) + 16 + 3); /* the second entry's offset */
+	char *corrupt = refused("ws.pages", "ws.index-damaged", &status);
+	CHECK(strstr(corrupt, "\"role\":\"working-set index\"") && strstr(corrupt, "own checksum"), "entry: %s", corrupt);
+	CHECK(status == 3, "exit 3");
+	/* The header is under the checksum too: another codec is not tried on the same bytes. */
+	copy_file("ws.index", "ws.index-damaged");
+	flip_byte("ws.index-damaged", 12); /* lz4 (1) becomes another codec */
+	corrupt = refused("ws.pages", "ws.index-damaged", &status);
+	CHECK(strstr(corrupt, "\"role\":\"working-set index\"") && status == 3, "header: %s", corrupt);
+	return true;
+}
+
+static bool test_prefetch_refuses_a_working_set_of_another_format(void)
+{
+	/* A format 2 index, and one of a format still to come: both refused, neither misread. */
+	for (int version = 2; version <= 9; version += 7) {
+		copy_file("ws.index", "ws.index-other");
+		char path[1100];
+		path_in_work(path, sizeof path, "ws.index-other");
+		int fd = open(path, O_WRONLY);
+		char digit = (char)('0' + version);
+		CHECK(fd >= 0 && pwrite(fd, &digit, 1, 7) == 1, "rewrite the magic");
+		close(fd);
+		int status;
+		char *corrupt = refused("ws.pages", "ws.index-other", &status);
+		CHECK(strstr(corrupt, "\"role\":\"working-set index\"") && strstr(corrupt, version == 2 ? "older format" : "does not know"),
+		      "format %d: %s", version, corrupt);
+		CHECK(status == 3, "exit 3");
+	}
+	return true;
+}
+
+static bool test_pack_refuses_a_memory_page_that_fails_its_checksum(void)
+{
+	copy_file("mem", "mem-damaged");
+	flip_byte("mem-damaged", 41 * page_size + 7);
+	mem_name = "mem-damaged";
+	int status;
+	pack("lz4", "64", "ws-bad.pages", "ws-bad.index", &status);
+	mem_name = "mem";
+	char path[1100];
+	path_in_work(path, sizeof path, "ws-bad.index");
+	CHECK(status == 3 && access(path, F_OK) != 0, "status %d, and no working set is written", status);
 	return true;
 }
 
@@ -514,14 +660,16 @@ static bool test_a_damaged_checksum_file_is_refused_at_start(void)
 
 static bool test_pagesum_verify_finds_the_damaged_page(void)
 {
-	char tool[1100], mem[1100], sums[1100], pages[1100], index[1100];
+	char tool[1100], mem[1100], sums[1100], pages[1100], index[1100], raw_pages[1100], raw_index[1100];
 	snprintf(tool, sizeof tool, "%s/vhive-pagesum", build_dir);
 	path_in_work(sums, sizeof sums, "mem.sums");
 	path_in_work(pages, sizeof pages, "ws.pages");
 	path_in_work(index, sizeof index, "ws.index");
+	path_in_work(raw_pages, sizeof raw_pages, "ws-raw.pages");
+	path_in_work(raw_index, sizeof raw_index, "ws-raw.index");
 	char *envp[] = { NULL };
 	path_in_work(mem, sizeof mem, "mem");
-	char *good_argv[] = { tool, "verify", mem, sums, pages, index, NULL };
+	char *good_argv[] = { tool, "verify", mem, sums, pages, index, raw_pages, raw_index, NULL };
 	struct proc good = spawn(good_argv, envp);
 	char *verdict = line_with(&good, "\"verified\"");
 	CHECK(verdict && strstr(verdict, "\"ok\":true"), "whole snapshot: %s", verdict ? verdict : "none");
@@ -534,6 +682,16 @@ static bool test_pagesum_verify_finds_the_damaged_page(void)
 	char *checked = line_with(&bad, "\"role\":\"memory\"");
 	CHECK(checked && json_number(checked, "bad") == 1 && strstr(checked, "\"badOffsets\":[36864]"), "%s", checked ? checked : "none");
 	CHECK(finish(&bad) == 3, "exit 3 when damaged");
+	/* A damaged block of a compressed working set: found where the block starts. */
+	copy_file("ws.pages", "ws.pages-damaged");
+	flip_byte("ws.pages-damaged", 20);
+	path_in_work(mem, sizeof mem, "mem");
+	path_in_work(pages, sizeof pages, "ws.pages-damaged");
+	char *ws_argv[] = { tool, "verify", mem, sums, pages, index, NULL };
+	struct proc ws = spawn(ws_argv, envp);
+	checked = line_with(&ws, "\"role\":\"working-set pages\"");
+	CHECK(checked && json_number(checked, "bad") == 1 && strstr(checked, "\"badOffsets\":[0]"), "%s", checked ? checked : "none");
+	CHECK(finish(&ws) == 3, "exit 3 when a working set is damaged");
 	return true;
 }
 
@@ -566,8 +724,11 @@ int main(int argc, char **argv)
 	}
 
 	run("lazy serves every page, zero pages with UFFDIO_ZEROPAGE", test_lazy_serves_every_page_and_zero_pages_apart);
-	run("record writes the trace in fault order and a sorted working set", test_record_writes_trace_in_fault_order_and_sorted_working_set);
+	run("record writes the trace and the working set in fault order, zero pages unstored",
+	    test_record_writes_trace_and_working_set_in_fault_order_without_zero_pages);
 	run("prefetch installs the working set before the guest runs", test_prefetch_installs_the_working_set_before_the_guest_runs);
+	run("prefetch reads a raw working set through the page cache", test_prefetch_reads_a_raw_working_set_through_the_page_cache);
+	run("prefetch decodes zstd blocks in order", test_prefetch_decodes_zstd_blocks_in_order);
 	run("all installs every non-zero page; zero pages fault", test_all_installs_every_nonzero_page_and_leaves_zero_pages_to_faults);
 	run("the pager refuses a handshake that is not the shim's", test_pager_refuses_a_handshake_that_is_not_the_shims);
 	run("a pager whose owner died removes its socket directory", test_a_pager_whose_owner_died_removes_its_socket_dir);
@@ -575,6 +736,9 @@ int main(int argc, char **argv)
 	run("lazy refuses a memory page that fails its checksum", test_lazy_refuses_a_memory_page_that_fails_its_checksum);
 	run("all refuses a damaged memory file before the guest runs", test_all_refuses_a_damaged_memory_file_before_the_guest_runs);
 	run("prefetch refuses a damaged working set before installing it", test_prefetch_refuses_a_damaged_working_set_before_installing_it);
+	run("prefetch refuses a damaged working-set index", test_prefetch_refuses_a_damaged_index);
+	run("prefetch refuses a working set of another format", test_prefetch_refuses_a_working_set_of_another_format);
+	run("vhive-wspack pack refuses a memory page that fails its checksum", test_pack_refuses_a_memory_page_that_fails_its_checksum);
 	run("a damaged checksum file is refused at start", test_a_damaged_checksum_file_is_refused_at_start);
 	run("vhive-pagesum verify finds the damaged page", test_pagesum_verify_finds_the_damaged_page);
 

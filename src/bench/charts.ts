@@ -126,6 +126,33 @@ export function wsChart(sizes: readonly WsSize[]): TopLevelSpec {
   };
 }
 
+/** A working set's bytes on disk in one encoding (or "format 2": every page stored raw). */
+export interface WsDiskBar {
+  function: string;
+  encoding: string;
+  bytes: number;
+}
+
+/** Working-set bytes on disk per function and encoding, beside format 2's (every page raw). */
+export function wsDiskChart(bars: readonly WsDiskBar[]): TopLevelSpec {
+  const encodings = [...new Set(bars.map((bar) => bar.encoding))];
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: { text: "Working set on disk (MiB)", subtitle: "format 2: every page stored raw; format 3: zero pages left out, blocks raw or compressed" },
+    data: { values: bars.map((bar) => ({ ...bar, mib: bar.bytes / MIB })) },
+    mark: { type: "bar", tooltip: true },
+    encoding: {
+      x: { field: "function", type: "nominal", title: null, axis: { labelAngle: 0 } },
+      xOffset: { field: "encoding", type: "nominal", sort: encodings },
+      y: { field: "mib", type: "quantitative", title: "MiB" },
+      color: { field: "encoding", type: "nominal", sort: encodings, title: null },
+    },
+    width: { step: 24 },
+    height: 240,
+    config: CONFIG,
+  };
+}
+
 /** Median latency against concurrent cold starts, per mode; the paper's helloworld curve dashed. */
 export function concurrencyChart(fn: string, summaries: readonly ModeSummary[]): TopLevelSpec {
   const ours = summaries.map((s) => ({ level: s.concurrency, mode: s.mode, source: "vhive", ms: s.totalMs.median }));

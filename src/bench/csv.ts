@@ -21,7 +21,7 @@ export function toCsv(header: readonly string[], records: readonly (readonly Csv
 /** Bench rows as CSV, one column per phase present in any row (empty where a start has no such phase). */
 export function benchRowsCsv(rows: readonly BenchRow[]): string {
   const phases = ALL_PHASES.filter((phase) => rows.some((row) => phase in row.breakdown));
-  const header = ["function", "mode", "rep", "concurrency", "accel", "totalMs", ...phases, "faults", "majorFaults", "bytesRead", "wsPages", "wsBytes", "fetchWsMs", "installWsMs", "reply"];
+  const header = ["function", "mode", "rep", "concurrency", "accel", "totalMs", ...phases, "faults", "majorFaults", "bytesRead", "pagerBytesRead", "wsPages", "wsBytes", "wsDiskBytes", "wsCodec", "wsRead", "fetchWsMs", "installWsMs", "reply"];
   const records = rows.map((row) => [
     row.function,
     row.mode,
@@ -33,8 +33,12 @@ export function benchRowsCsv(rows: readonly BenchRow[]): string {
     row.faults,
     row.majorFaults,
     row.bytesRead,
+    row.pagerBytesRead,
     row.wsPages,
     row.wsBytes,
+    row.wsDiskBytes,
+    row.wsCodec,
+    row.wsRead,
     row.fetchWsMs,
     row.installWsMs,
     row.reply,

@@ -291,7 +291,7 @@ export async function benchDensity(host: Host, image: StoredImage, options: Dens
   let done = 0;
   const step = (what: string) => options.onProgress?.(done++, total, what);
   for (const mode of modes) {
-    if (mode === "prefetch") await ensureWorkingSet(host, snapshot!, input, options.signal);
+    if (mode === "prefetch") await ensureWorkingSet(host, snapshot!, input, [mode], options.signal);
     if (mode === "boot") await evictFromPageCache([image.rootfsPath, host.guest.kernel.path, host.guest.initramfs.path]);
     const { result, rows } = await runMode({ host, image, snapshot, mode, input, memMib, options, probe, step });
     report.results.push(result);

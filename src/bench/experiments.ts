@@ -18,15 +18,15 @@
  * at 95% confidence, or its share of the time cap is used up.
  */
 import type { StoredImage } from "../image/index.js";
-import { loadWorkingSet } from "../memory/index.js";
+import { addEncoding, loadWorkingSet, pickEncoding } from "../memory/index.js";
 import { roundMs } from "../metrics/index.js";
-import { bootInstance, defaultRequestData, restoreOnce, runOnce, type Host, type MemoryMode, usableSnapshot } from "../start/index.js";
+import { bootInstance, defaultRequestData, restoreOnce, runOnce, type Host, usableSnapshot } from "../start/index.js";
 import { VhiveError } from "../shared/errors.js";
 import { evictFromPageCache, type StoredSnapshot } from "../snapshot/index.js";
 import { assertSomethingToNarrow, runSeries, TimeBudget, type AutoRepsRecord, type RepsPlan, type RoundListener, type SeriesOutcome } from "./auto-reps.js";
 import { coldStart, concurrentColdStarts } from "./coldstart.js";
 import { benchRatios, ratioPairs } from "./ratios.js";
-import { BENCH_MODES, bootRow, isRestoreMode, restoreRow, warmRow, type BenchMode, type BenchRow } from "./rows.js";
+import { BENCH_MODES, bootRow, isPrefetchMode, isRestoreMode, PREFETCH_VARIANTS, restoreOptionsOf, restoreRow, warmRow, type BenchMode, type BenchRow, type PrefetchVariant, type RestoreBenchMode } from "./rows.js";
 
 export type ProgressListener = (done: number, total: number, what: string) => void;
 
@@ -75,11 +75,20 @@ export function orderModes(modes: readonly string[]): BenchMode[] {
   return BENCH_MODES.filter((mode) => modes.includes(mode));
 }
 
-/** Record a working set (untimed) unless the snapshot has one for this request data. */
-export async function ensureWorkingSet(host: Host, snapshot: StoredSnapshot, input: string, signal?: AbortSignal, invokeTimeoutMs?: number): Promise<void> {
-  const workingSet = await loadWorkingSet(snapshot);
-  if (workingSet?.meta.input === input) return;
-  await restoreOnce(host, snapshot, input, { mode: "record", signal, invokeTimeoutMs });
+/**
+ * Record a working set (untimed) unless the snapshot has one for this request data, and store
+ * it in every encoding the prefetch modes among `modes` read (packed from its trace).
+ */
+export async function ensureWorkingSet(host: Host, snapshot: StoredSnapshot, input: string, modes: readonly BenchMode[], signal?: AbortSignal, invokeTimeoutMs?: number): Promise<void> {
+  let workingSet = await loadWorkingSet(snapshot);
+  if (workingSet?.meta.input !== input) {
+    await restoreOnce(host, snapshot, input, { mode: "record", signal, invokeTimeoutMs });
+    workingSet = await loadWorkingSet(snapshot);
+  }
+  for (const mode of modes.filter(isPrefetchMode)) {
+    const { wsCodec } = restoreOptionsOf(mode as RestoreBenchMode);
+    if (workingSet && !pickEncoding(workingSet, wsCodec)) workingSet = await addEncoding(snapshot, workingSet, wsCodec!);
+  }
 }
 
 const minRounds = (plan: RepsPlan): number => (typeof plan === "number" ? plan : plan.minRounds);
@@ -130,9 +139,11 @@ export async function benchColdStarts(host: Host, images: readonly StoredImage[]
       note(`${image.name}: booting the warm instance`);
       report.rows.push(...(await warmRows(host, image, input, minRounds(plan), options, step)));
     }
-    if (snapshot && modes.includes("prefetch") && !modes.includes("record")) {
+    // With record among the modes, each round records anew (in the default encoding) before its
+    // prefetches, and an encoding a variant reads is packed from it before that start, untimed.
+    if (snapshot && modes.some(isPrefetchMode) && !modes.includes("record")) {
       note(`${image.name}: recording a working set`);
-      await ensureWorkingSet(host, snapshot, input, options.signal, options.invokeTimeoutMs);
+      await ensureWorkingSet(host, snapshot, input, modes, options.signal, options.invokeTimeoutMs);
     }
     const of = (rep: number) => (typeof plan === "number" ? `${rep}/${plan}` : `round ${rep} (auto)`);
     const runRound = async (rep: number) => {
@@ -165,7 +176,7 @@ export async function benchColdStarts(host: Host, images: readonly StoredImage[]
 }
 
 /** Modes that can run many at once (record would race to write one working set). */
-export const CONCURRENT_MODES = ["vanilla", "vanilla-4k", "lazy", "prefetch", "floor"] as const satisfies readonly MemoryMode[];
+export const CONCURRENT_MODES = ["vanilla", "vanilla-4k", "lazy", "prefetch", ...(Object.keys(PREFETCH_VARIANTS) as PrefetchVariant[]), "floor"] as const satisfies readonly RestoreBenchMode[];
 export type ConcurrentMode = (typeof CONCURRENT_MODES)[number];
 
 export interface ConcurrencyBenchOptions {
@@ -218,7 +229,7 @@ export async function benchConcurrency(host: Host, image: StoredImage, options: 
   const budget = typeof plan === "number" ? undefined : new TimeBudget(plan.maxTimeMs, options.levels.length);
   const input = defaultRequestData(image);
   const snapshot = await usableSnapshot(host, image, { signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs });
-  if (options.modes.includes("prefetch")) await ensureWorkingSet(host, snapshot, input, options.signal, options.invokeTimeoutMs);
+  if (options.modes.some(isPrefetchMode)) await ensureWorkingSet(host, snapshot, input, options.modes, options.signal, options.invokeTimeoutMs);
   const report: ConcurrencyBenchReport = {
     experiment: "concurrency",
     accel: host.accel,

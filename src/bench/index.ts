@@ -5,7 +5,8 @@ export { benchReap, benchReapFunction, REAP_MODES, type ReapReport, type Functio
 export { coldStart, concurrentColdStarts, type ColdStartRow } from "./coldstart.js";
 export { benchColdStarts, benchConcurrency, orderModes, parseLevels, parseConcurrentModes, ensureWorkingSet, CONCURRENT_MODES, type ColdStartBenchReport, type ConcurrencyBenchReport, type ConcurrentMode, type ProgressListener } from "./experiments.js";
 export { benchReuse, pageOverlap, countNonZeroPages, reuseInputs, type ReuseReport, type ReuseFunctionResult, type PageOverlap } from "./reuse.js";
-export { BENCH_MODES, isRestoreMode, summarizeRows, findSummary, type BenchMode, type BenchRow, type ModeSummary } from "./rows.js";
+export { BENCH_MODES, PREFETCH_VARIANTS, isPrefetchMode, isRestoreMode, restoreOptionsOf, summarizeRows, findSummary, type BenchMode, type BenchRow, type ModeSummary, type PrefetchVariant, type RestoreBenchMode } from "./rows.js";
+export { wsDiskFigures, type WsDiskFigures } from "./ws-disk.js";
 export { runLoad, summarizeLoad, describeErrors, arrivalTimes, seededRandom, ARRIVALS, type Arrival, type LoadShape, type LoadReply, type LoadReport, type LoadRow, type LoadSummary, type LatencyFigures } from "./load.js";
 export { writeResults, buildReport, loadBundle, defaultOutDir, describeLoadShape, describeAuto, fmtMs, fmtPct, REPORT_FILE, type ExperimentReport, type ResultsBundle, type WrittenResults } from "./report.js";
 export { PAPER_FUNCTIONS, PAPER_CONCURRENCY, PAPER_FACTS, paperFunction, paperLatencyMs } from "./paper.js";

@@ -15,13 +15,19 @@ export interface RatioPair {
 /**
  * Every comparison the benches make: REAP's speedups over the two vanilla baselines, how close
  * prefetch comes to the floor, and what recording costs (over vanilla-4k, the paper's baseline,
- * else over vanilla). A pair is shown when both of its modes ran.
+ * else over vanilla); then the prefetch variants: a compressed working set against the raw one
+ * (no slower is the goal), and reads through the page cache against O_DIRECT (at concurrency,
+ * where sharing one read should show). A pair is shown when both of its modes ran.
  */
 const RATIO_PAIRS: readonly (RatioPair | { numerator: "record"; denominator: readonly BenchMode[] })[] = [
   { numerator: "vanilla", denominator: "prefetch" },
   { numerator: "vanilla-4k", denominator: "prefetch" },
   { numerator: "prefetch", denominator: "floor" },
   { numerator: "record", denominator: ["vanilla-4k", "vanilla"] },
+  { numerator: "prefetch-lz4", denominator: "prefetch-raw" },
+  { numerator: "prefetch-zstd", denominator: "prefetch-raw" },
+  { numerator: "prefetch-raw", denominator: "floor" },
+  { numerator: "prefetch-cached", denominator: "prefetch-direct" },
 ];
 
 export interface RatioFigure extends RatioPair, Interval {

@@ -18,7 +18,7 @@ import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, release } from "node:os";
 import { join } from "node:path";
 import type { TopLevelSpec } from "vega-lite";
-import { breakdownChart, concurrencyChart, densityChart, latencyChart, loadChart, ratioChart, renderSvg, reuseChart, wsChart, type RatioPoint, type WsSize } from "./charts.js";
+import { breakdownChart, concurrencyChart, densityChart, latencyChart, loadChart, ratioChart, renderSvg, reuseChart, wsChart, wsDiskChart, type RatioPoint, type WsDiskBar, type WsSize } from "./charts.js";
 import { benchRowsCsv, densityRowsCsv, loadRowsCsv, toCsv } from "./csv.js";
 import { summarizeDensity, type DensityReport } from "./density.js";
 import type { ColdStartBenchReport, ConcurrencyBenchReport } from "./experiments.js";
@@ -27,7 +27,8 @@ import { PAPER_CONCURRENCY, PAPER_FACTS, paperFunction } from "./paper.js";
 import type { ReuseReport } from "./reuse.js";
 import type { AutoRepsRecord } from "./auto-reps.js";
 import { benchRatios, formatBounds, formatHalfWidth, formatRatio, formatRatioWithInterval, ratioPairs, type RatioFigure } from "./ratios.js";
-import { ALL_PHASES, findSummary, isRestoreMode, summarizeRows, type BenchMode, type ModeSummary } from "./rows.js";
+import { ALL_PHASES, findSummary, isRestoreMode, PREFETCH_VARIANTS, summarizeRows, type BenchMode, type BenchRow, type ModeSummary, type PrefetchVariant } from "./rows.js";
+import { wsDiskFigures } from "./ws-disk.js";
 import type { TraceReport } from "./trace/replay.js";
 import { traceRowsCsv, traceSection } from "./trace/report.js";
 
@@ -145,6 +146,7 @@ export function coldStartSection(report: ColdStartBenchReport, reuse?: ReuseRepo
   mode("record");
   mode("prefetch", "prefetch (REAP)");
   paperCol("paper REAP", (p) => String(p.reapMs));
+  for (const variant of Object.keys(PREFETCH_VARIANTS) as PrefetchVariant[]) mode(variant);
   mode("floor");
   if (has("prefetch")) {
     for (const base of ["vanilla", "vanilla-4k"] as const) {
@@ -207,10 +209,12 @@ export function coldStartSection(report: ColdStartBenchReport, reuse?: ReuseRepo
     const wsBytes = wsBytesOf(summaries, fn);
     return wsBytes === undefined ? [] : [{ function: fn, wsBytes, touchedBytes: touched.get(fn) }];
   });
+  const disk = wsDiskSection(report.rows, summaries);
   const charts: Chart[] = [
     { file: "coldstart-latency.svg", alt: "cold-start latency by mode", spec: latencyChart(summaries) },
     ...(summaries.some((s) => isRestoreMode(s.mode)) ? [{ file: "coldstart-breakdown.svg", alt: "restore breakdown by phase", spec: breakdownChart(summaries) }] : []),
     ...(sizes.length > 0 ? [{ file: "ws-size.svg", alt: "working-set size", spec: wsChart(sizes) }] : []),
+    ...disk.charts,
   ];
   const hasRatios = ratios.some((r) => r.figures.length > 0);
   if (hasRatios) charts.push({ file: "coldstart-ratios.svg", alt: "ratios with 95% intervals", spec: ratioChart("Cold-start ratios (median over median) with 95% intervals", ratioPoints(ratios)) });
@@ -254,9 +258,50 @@ export function coldStartSection(report: ColdStartBenchReport, reuse?: ReuseRepo
     "",
     breakdown,
     "",
+    ...(disk.markdown ? [disk.markdown, ""] : []),
     ...charts.filter((c) => c.file !== "coldstart-latency.svg" && c.file !== "coldstart-ratios.svg").flatMap((c) => [`![${c.alt}](${c.file})`, ""]),
   ].join("\n");
   return { markdown, charts };
+}
+
+const fmtShare = (share: number | null) => (share === null || !Number.isFinite(share) ? "" : `${share.toFixed(2)}x`);
+
+/** The working sets the prefetch modes read, on disk: per function and mode, and a chart per encoding. */
+function wsDiskSection(rows: readonly BenchRow[], summaries: readonly ModeSummary[]): Section {
+  const figures = wsDiskFigures(rows).filter((f) => f.concurrency === 1);
+  if (figures.length === 0) return { markdown: "", charts: [] };
+  const table = markdownTable(
+    ["function", "mode", "encoding, read", "pages", "pages' bytes (format 2 on disk) MiB", "on disk MiB", "on disk / format 2", "read by the pager MiB", "fetch WS ms", "install WS ms", "median ms"],
+    figures.map((f) => {
+      const s = findSummary(summaries, f.function, f.mode);
+      return [
+        f.function,
+        f.mode,
+        [f.codec, f.read].filter(Boolean).join(", "),
+        String(f.pages),
+        fmtMib(f.pageBytes),
+        fmtMib(f.diskBytes),
+        fmtShare(f.ofPageBytes),
+        fmtMib(f.roundReadBytes),
+        fmtMs(s?.fetchWsMs),
+        fmtMs(s?.installWsMs),
+        fmtMs(s?.totalMs.median),
+      ];
+    }),
+  );
+  const bars = new Map<string, WsDiskBar>();
+  for (const f of figures) {
+    bars.set(`${f.function}\0format 2`, { function: f.function, encoding: "format 2 (every page raw)", bytes: f.pageBytes });
+    bars.set(`${f.function}\0${f.codec}`, { function: f.function, encoding: `format 3, ${f.codec}`, bytes: f.diskBytes });
+  }
+  const markdown = [
+    "### Working sets on disk",
+    "",
+    "What each prefetch mode read: the working set of format 3 (zero pages named in the index but not stored, the rest in first-touch order in blocks of 64 pages, raw or compressed), against the bytes of its pages, which format 2 stored whole. Read by the pager is its /proc/<pid>/io read_bytes (page-cache hits excluded), the lazy faults included.",
+    "",
+    table,
+  ].join("\n");
+  return { markdown, charts: [{ file: "ws-disk.svg", alt: "working set on disk per encoding", spec: wsDiskChart([...bars.values()]) }] };
 }
 
 export function concurrencySection(report: ConcurrencyBenchReport): Section {
@@ -280,6 +325,14 @@ export function concurrencySection(report: ConcurrencyBenchReport): Section {
     cells.push(...ratios[i]!.figures.map(formatRatioWithInterval));
     return cells;
   });
+  const reads = wsDiskFigures(report.rows);
+  const readsTable =
+    reads.length === 0
+      ? ""
+      : markdownTable(
+          ["cold starts at once", "mode", "encoding, read", "working set on disk MiB", "read by all pagers of a round MiB", "= working sets", "median ms"],
+          reads.map((f) => [String(f.concurrency), f.mode, [f.codec, f.read].filter(Boolean).join(", "), fmtMib(f.diskBytes), fmtMib(f.roundReadBytes), fmtShare(f.readsOfWs), fmtMs(findSummary(summaries, report.function, f.mode, f.concurrency)?.totalMs.median)]),
+        );
   const charts: Chart[] = [{ file: "concurrency.svg", alt: "concurrent cold starts", spec: concurrencyChart(report.function, summaries) }];
   if (pairs.length > 0) charts.push({ file: "concurrency-ratios.svg", alt: "concurrent ratios with 95% intervals", spec: ratioChart(`Concurrent cold starts of ${report.function}: ratios with 95% intervals, by starts at once`, ratioPoints(ratios)) });
   const markdown = [
@@ -296,6 +349,16 @@ export function concurrencySection(report: ConcurrencyBenchReport): Section {
     "![concurrent cold starts](concurrency.svg)",
     "",
     ...(pairs.length > 0 ? [ratioTable("at once", ratios), "", "![concurrent ratios with 95% intervals](concurrency-ratios.svg)", ""] : []),
+    ...(readsTable
+      ? [
+          "### Working-set reads at once",
+          "",
+          "What all the pagers of one round read from disk together (their /proc/<pid>/io read_bytes summed: page-cache hits excluded; median over the rounds), in working sets: with O_DIRECT (`direct`) each pager reads its own copy, through the page cache (`cached`) the first reads fill it and the others find their pages there.",
+          "",
+          readsTable,
+          "",
+        ]
+      : []),
   ].join("\n");
   return { markdown, charts };
 }

@@ -12,7 +12,7 @@
 import { copyFile, mkdir, open } from "node:fs/promises";
 import { join } from "node:path";
 import type { StoredImage } from "../image/index.js";
-import { loadWorkingSet, readOffsets, workingSetPaths } from "../memory/index.js";
+import { loadWorkingSet, pickEncoding, readOffsets } from "../memory/index.js";
 import { restoreOnce, type Host, usableSnapshot } from "../start/index.js";
 import { VhiveError } from "../shared/errors.js";
 
@@ -143,11 +143,12 @@ export async function benchReuse(host: Host, images: readonly StoredImage[], opt
     for (const [label, input] of [["A", inputs.a], ["B", inputs.b], ["A2", inputs.a]] as const) {
       options.onProgress?.(done, total, `${image.name}: record with input ${label}`);
       const result = await restoreOnce(host, snapshot, input, { mode: "record", evict: true, signal: options.signal, invokeTimeoutMs: options.invokeTimeoutMs });
-      const paths = workingSetPaths(snapshot);
+      const recorded = await loadWorkingSet(snapshot);
+      if (!recorded) throw new VhiveError("ERR_SNAPSHOT_CORRUPT", `snapshot ${snapshot.meta.id} has no working set after recording one`);
       const indexFile = join(wsDir, `${image.name}-${label}.index`);
       const traceFile = join(wsDir, `${image.name}-${label}.trace`);
-      await copyFile(paths.indexPath, indexFile);
-      await copyFile(paths.tracePath, traceFile);
+      await copyFile(pickEncoding(recorded)!.indexPath, indexFile);
+      await copyFile(recorded.tracePath, traceFile);
       recordings.push({ label, input, pages: result.wsPages, bytes: result.wsBytes, totalMs: result.totalMs, indexFile, traceFile, reply: result.text });
       done++;
     }

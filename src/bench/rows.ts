@@ -4,15 +4,51 @@
  * memory mode share the row shape; figures a kind of start does not measure are null.
  */
 import { BOOT_PHASES, RESTORE_PHASES } from "../metrics/index.js";
+import type { WsCodec, WsRead } from "../memory/index.js";
 import type { MemoryMode, RestoreResult, RunResult } from "../start/index.js";
 import { median, summarize, type Summary } from "./stats.js";
 
-/** How an instance came to serve the call: already running, booted, or restored in a memory mode. */
-export const BENCH_MODES = ["warm", "boot", "vanilla", "vanilla-4k", "lazy", "record", "prefetch", "floor"] as const satisfies readonly ("warm" | "boot" | MemoryMode)[];
+/**
+ * prefetch with one of its settings pinned, so that one run compares them: the working set's
+ * encoding (raw: uncompressed; lz4; zstd) and how the pager reads it (direct: O_DIRECT, as REAP;
+ * cached: through the page cache, shared by concurrent restores). Plain `prefetch` uses the
+ * defaults of both (DEFAULT_WS_CODEC, DEFAULT_WS_READ).
+ */
+export const PREFETCH_VARIANTS = {
+  "prefetch-raw": { wsCodec: "raw" },
+  "prefetch-lz4": { wsCodec: "lz4" },
+  "prefetch-zstd": { wsCodec: "zstd" },
+  "prefetch-direct": { wsRead: "direct" },
+  "prefetch-cached": { wsRead: "cached" },
+} as const satisfies Record<string, { wsCodec?: WsCodec; wsRead?: WsRead }>;
+export type PrefetchVariant = keyof typeof PREFETCH_VARIANTS;
+
+/** How an instance came to serve the call: already running, booted, or restored in a memory mode (or a prefetch variant). */
+export const BENCH_MODES = [
+  "warm",
+  "boot",
+  "vanilla",
+  "vanilla-4k",
+  "lazy",
+  "record",
+  "prefetch",
+  ...(Object.keys(PREFETCH_VARIANTS) as PrefetchVariant[]),
+  "floor",
+] as const satisfies readonly ("warm" | "boot" | MemoryMode | PrefetchVariant)[];
 export type BenchMode = (typeof BENCH_MODES)[number];
+/** A mode that restores a snapshot. */
+export type RestoreBenchMode = Exclude<BenchMode, "warm" | "boot">;
 
 /** A mode that restores a snapshot (everything but warm and boot). */
-export const isRestoreMode = (mode: BenchMode): mode is MemoryMode => mode !== "warm" && mode !== "boot";
+export const isRestoreMode = (mode: BenchMode): mode is RestoreBenchMode => mode !== "warm" && mode !== "boot";
+
+/** A prefetch of the working set, plain or a variant. */
+export const isPrefetchMode = (mode: BenchMode): boolean => mode === "prefetch" || mode in PREFETCH_VARIANTS;
+
+/** The restore a bench mode stands for. */
+export function restoreOptionsOf(mode: RestoreBenchMode): { mode: MemoryMode; wsCodec?: WsCodec; wsRead?: WsRead } {
+  return mode in PREFETCH_VARIANTS ? { mode: "prefetch", ...PREFETCH_VARIANTS[mode as PrefetchVariant] } : { mode: mode as MemoryMode };
+}
 
 /** Phases of every kind of start, in the order they happen; a row carries the ones its start has. */
 export const ALL_PHASES = [...new Set([...Object.keys(BOOT_PHASES), ...Object.keys(RESTORE_PHASES)])] as readonly string[];
@@ -24,9 +60,14 @@ export interface MemoryFigures {
   majorFaults: number | null;
   /** Read from storage by QEMU and the pager, bytes (restores only). */
   bytesRead: number | null;
-  /** Pages prefetched (prefetch, floor) or recorded (record). */
+  /** Pages prefetched (prefetch, floor) or recorded (record), zero pages included. */
   wsPages: number | null;
+  /** Those pages' bytes in memory: what working-set format 2 stored on disk. */
   wsBytes: number | null;
+  /** The working set on disk as prefetch read it or record wrote it (format 3: zero pages left out, maybe compressed). */
+  wsDiskBytes: number | null;
+  /** Read from storage by the pager alone (userfaultfd modes). */
+  pagerBytesRead: number | null;
   fetchWsMs: number | null;
   installWsMs: number | null;
 }
@@ -43,6 +84,9 @@ export interface BenchRow extends MemoryFigures {
   totalMs: number;
   /** The start's phases, ms (BOOT_PHASES or RESTORE_PHASES keys; warm has invokeMs only). */
   breakdown: Record<string, number>;
+  /** The working set's encoding (prefetch, record) and how it was read (prefetch); null otherwise. */
+  wsCodec?: WsCodec | null;
+  wsRead?: WsRead | null;
   /** One-line summary of the reply, so a wrong answer shows. */
   reply: string;
 }
@@ -61,6 +105,10 @@ export function restoreRow(fn: string, mode: BenchMode, rep: number, concurrency
     bytesRead: result.bytesRead,
     wsPages: result.wsPages,
     wsBytes: result.wsBytes,
+    wsDiskBytes: result.wsCodec ? result.wsDiskBytes : null,
+    pagerBytesRead: result.pagerBytesRead,
+    wsCodec: result.wsCodec ?? null,
+    wsRead: result.wsRead ?? null,
     fetchWsMs: result.fetchWsMs,
     installWsMs: result.installWsMs,
     reply: result.text,
@@ -74,6 +122,8 @@ const NO_MEMORY_FIGURES: MemoryFigures = {
   bytesRead: null,
   wsPages: null,
   wsBytes: null,
+  wsDiskBytes: null,
+  pagerBytesRead: null,
   fetchWsMs: null,
   installWsMs: null,
 };
@@ -133,7 +183,7 @@ export function summarizeRows(rows: readonly BenchRow[]): ModeSummary[] {
   return [...groups.values()].map((group) => {
     const first = group[0]!;
     const phases = ALL_PHASES.filter((phase) => group.some((row) => phase in row.breakdown));
-    const pick = (field: "faults" | "majorFaults" | "bytesRead" | "wsPages" | "wsBytes" | "fetchWsMs" | "installWsMs") => medianOrNull(group.map((row) => row[field]));
+    const pick = (field: keyof MemoryFigures) => medianOrNull(group.map((row) => row[field] ?? null));
     return {
       function: first.function,
       mode: first.mode,
@@ -145,6 +195,8 @@ export function summarizeRows(rows: readonly BenchRow[]): ModeSummary[] {
       bytesRead: pick("bytesRead"),
       wsPages: pick("wsPages"),
       wsBytes: pick("wsBytes"),
+      wsDiskBytes: pick("wsDiskBytes"),
+      pagerBytesRead: pick("pagerBytesRead"),
       fetchWsMs: pick("fetchWsMs"),
       installWsMs: pick("installWsMs"),
     };

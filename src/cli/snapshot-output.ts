@@ -43,8 +43,11 @@ export function describeRestore(result: RestoreResult): string {
       ...phases.map((phase) => [`  ${phase}`, formatMs(result.breakdown[phase]), RESTORE_PHASES[phase]]),
       ["faults", String(result.faults), result.pager ? "page faults served by the pager" : "page faults of QEMU that needed I/O"],
       ["wsPages", `${result.wsPages} (${formatBytes(result.wsBytes)})`, result.mode === "record" ? "working set recorded" : "pages installed before resume"],
+      ...(result.wsCodec
+        ? [["wsDiskBytes", formatBytes(result.wsDiskBytes), `the working set on disk (${result.wsCodec}${result.wsRead ? `, read ${result.wsRead}` : ""}; zero pages not stored)`]]
+        : []),
       ["fetchWsMs", formatMs(result.fetchWsMs), "reading the working set"],
-      ["installWsMs", formatMs(result.installWsMs), "installing it with UFFDIO_COPY"],
+      ["installWsMs", formatMs(result.installWsMs), "installing it (UFFDIO_COPY, UFFDIO_ZEROPAGE for zero pages)"],
       ["majorFaults", String(result.majorFaults), "page faults of QEMU that needed I/O"],
       ["bytesRead", formatBytes(result.bytesRead), "read from storage by QEMU and the pager (page-cache hits excluded)"],
     ]),

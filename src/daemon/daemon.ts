@@ -148,7 +148,17 @@ async function snapshotsOf(paths: StatePaths, fn: string): Promise<unknown[]> {
   for (const snapshot of snapshots.filter((s) => s.meta.function === fn)) {
     const { meta } = snapshot;
     const ws = await loadWorkingSet(snapshot).then(
-      (set) => (set ? { pages: set.meta.pages, bytes: set.meta.bytes, recordedAt: set.meta.recordedAt, input: set.meta.input } : null),
+      (set) =>
+        set
+          ? {
+              pages: set.meta.pages,
+              bytes: set.meta.pages * set.meta.pageSize,
+              zeroPages: set.meta.zeroPages,
+              onDisk: Object.fromEntries(set.encodings.map((encoding) => [encoding.codec, encoding.bytes])),
+              recordedAt: set.meta.recordedAt,
+              input: set.meta.input,
+            }
+          : null,
       (error: unknown) => ({ damaged: messageOf(error) }),
     );
     views.push({ id: meta.id, imageId: meta.imageId, createdAt: meta.createdAt, memMib: meta.fingerprint.memMib, vcpus: meta.fingerprint.vcpus, accel: meta.fingerprint.accel, memBytes: meta.files.mem.bytes, dir: snapshot.dir, workingSet: ws });

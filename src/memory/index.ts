@@ -1,3 +1,20 @@
 /** REAP memory management: the pager process, and the working sets it records and prefetches. */
-export { Pager, shimEnv, type PagerMode, type PagerStats, type PagerOptions, type WorkingSetFiles } from "./pager.js";
-export { loadWorkingSet, commitWorkingSet, removeWorkingSet, moveWorkingSetAside, workingSetPaths, readOffsets, WORKING_SET_FORMAT, type WorkingSet, type WorkingSetMeta } from "./working-set.js";
+export { Pager, shimEnv, DEFAULT_WS_READ, WS_READS, type PagerMode, type PagerStats, type PagerOptions, type PrefetchFiles, type RecordEncoding, type WorkingSetFiles, type WsRead } from "./pager.js";
+export {
+  addEncoding,
+  commitWorkingSet,
+  DEFAULT_WS_CODEC,
+  encodingPaths,
+  loadWorkingSet,
+  moveWorkingSetAside,
+  pickEncoding,
+  readOffsets,
+  removeWorkingSet,
+  workingSetPaths,
+  WORKING_SET_FORMAT,
+  WS_CODECS,
+  type WorkingSet,
+  type WorkingSetEncoding,
+  type WorkingSetMeta,
+  type WsCodec,
+} from "./working-set.js";

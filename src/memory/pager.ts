@@ -16,8 +16,20 @@ import type { Log } from "../shared/log.js";
 import { assertNativeBuilt, nativePath } from "../shared/native.js";
 import { makeTempDir, type TempDir } from "../shared/tmp.js";
 import { damagedFile } from "../snapshot/index.js";
+import type { WrittenEncoding, WsCodec } from "./working-set.js";
 
 export type PagerMode = "lazy" | "record" | "prefetch" | "all";
+
+/**
+ * How the pager reads a working set: `direct` with O_DIRECT, as REAP does, so the host holds no
+ * second copy of it in the page cache; `cached` through the page cache, so that concurrent
+ * restores of one snapshot read it from disk once (the first pager's reads fill the cache, the
+ * others find it there), at the cost of the cache keeping it until memory is needed.
+ */
+export const WS_READS = ["direct", "cached"] as const;
+export type WsRead = (typeof WS_READS)[number];
+/** Chosen by measurement (README): see WS_READS. */
+export const DEFAULT_WS_READ: WsRead = "cached";
 
 /** What the pager counted, as it prints it. */
 export interface PagerStats {
@@ -27,10 +39,20 @@ export interface PagerStats {
   faultZeroPages: number;
   faultEexist: number;
   faultServeUs: number;
+  /** Working-set pages installed with UFFDIO_COPY, and its zero pages with UFFDIO_ZEROPAGE. */
   prefetchPages: number;
+  prefetchZeroPages: number;
   prefetchSkipped: number;
+  /** Pages in the working set, zero pages included. */
   wsPages: number;
+  wsZeroPages: number;
+  /** Bytes of the working set's pages file, as stored (compressed, zero pages left out). */
+  wsStoredBytes: number;
+  wsCodec: WsCodec;
+  wsRead: WsRead;
   fetchUs: number;
+  /** Checking and decoding the working set's blocks (part of verifyUs). */
+  decodeUs: number;
   installUs: number;
   bytesRead: number;
   directIo: boolean;
@@ -46,6 +68,19 @@ export interface WorkingSetFiles {
   indexPath: string;
 }
 
+/** The working set a prefetch reads, and how. */
+export interface PrefetchFiles extends WorkingSetFiles {
+  read: WsRead;
+}
+
+/** How record mode writes the working set. */
+export interface RecordEncoding {
+  codec: WsCodec;
+  /** The codec's level (lz4: 1 fast, 2-12 LZ4HC; zstd: 1-19); the pager's default if absent. */
+  level?: number;
+  blockPages?: number;
+}
+
 export interface PagerOptions {
   mode: PagerMode;
   memPath: string;
@@ -54,7 +89,7 @@ export interface PagerOptions {
   /** The snapshot the files belong to, for messages. */
   snapshotId: string;
   /** Required for prefetch. */
-  workingSet?: WorkingSetFiles;
+  workingSet?: PrefetchFiles;
   log: Log;
 }
 
@@ -108,7 +143,7 @@ export class Pager implements AsyncDisposable {
     // A short path: Unix socket paths are limited to 108 bytes.
     this.socketPath = `${dir.path}/pager.sock`;
     const args = ["--socket", this.socketPath, "--mem", options.memPath, "--mem-sums", options.memSumsPath, "--mode", options.mode];
-    if (options.workingSet) args.push("--ws-pages", options.workingSet.pagesPath, "--ws-index", options.workingSet.indexPath);
+    if (options.workingSet) args.push("--ws-pages", options.workingSet.pagesPath, "--ws-index", options.workingSet.indexPath, "--ws-read", options.workingSet.read);
     this.#child = new ChildHandle("pager", nativePath("vhive-pager"), args, { stdio: ["pipe", "pipe", "pipe"] });
     this.#child.process.stdin?.on("error", () => {}); // a dead pager is reported through `failure`
     this.#child.process.stderr?.resume();
@@ -163,14 +198,25 @@ export class Pager implements AsyncDisposable {
   }
 
   /** Record mode: write the trace and the working set (each via a rename, so readers see whole files). */
-  async writeWorkingSet(files: WorkingSetFiles & { tracePath: string }): Promise<{ pages: number; bytes: number; pageSize: number }> {
+  async writeWorkingSet(files: WorkingSetFiles & { tracePath: string }, encoding: RecordEncoding): Promise<WrittenEncoding> {
     if (/\s/.test(files.pagesPath + files.indexPath + files.tracePath)) {
       throw new VhiveError("ERR_VALIDATION", "working-set paths may not contain white space", { remedy: "use a state directory without spaces in its path" });
     }
     const reply = this.#waitFor((event) => event.event === "ws-written");
-    this.#child.process.stdin?.write(`write-ws ${files.pagesPath} ${files.indexPath} ${files.tracePath}\n`);
+    const level = encoding.level ?? -1; // -1: the codec's default
+    const blockPages = encoding.blockPages ?? "";
+    this.#child.process.stdin?.write(`write-ws ${files.pagesPath} ${files.indexPath} ${files.tracePath} ${encoding.codec} ${level} ${blockPages}`.trimEnd() + "\n");
     const event = await reply;
-    return { pages: Number(event.pages), bytes: Number(event.bytes), pageSize: Number(event.pageSize) };
+    return {
+      pages: Number(event.pages),
+      zeroPages: Number(event.zeroPages),
+      pageSize: Number(event.pageSize),
+      codec: event.codec as WsCodec,
+      bytes: Number(event.bytes),
+      blocks: Number(event.blocks),
+      blockPages: Number(event.blockPages),
+      level: Number(event.level),
+    };
   }
 
   /** Close stdin (the pager then exits) and wait; SIGKILL after a grace period. */

@@ -56,10 +56,10 @@ export async function writePageSums(memPath: string, sumsPath: string): Promise<
   return { pages: Number(written?.pages ?? 0), ms: Number(written?.us ?? 0) / 1000 };
 }
 
-/** Check every page of the memory file (and of a working set, if given) against its checksums. */
-export async function checkPages(files: { memPath: string; sumsPath: string; workingSet?: { pagesPath: string; indexPath: string } }): Promise<FileCheck[]> {
+/** Check every page of the memory file (and of each encoding of a working set, if given) against its checksums. */
+export async function checkPages(files: { memPath: string; sumsPath: string; workingSets?: readonly { pagesPath: string; indexPath: string }[] }): Promise<FileCheck[]> {
   const args = ["verify", files.memPath, files.sumsPath];
-  if (files.workingSet) args.push(files.workingSet.pagesPath, files.workingSet.indexPath);
+  for (const ws of files.workingSets ?? []) args.push(ws.pagesPath, ws.indexPath);
   const events = await pagesum(args, `checking the pages of ${files.memPath}`);
   return events.filter((event) => event.event === "checked").map((event) => CheckEventSchema.parse(event));
 }

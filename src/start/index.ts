@@ -24,7 +24,7 @@ export {
   type RestoreStart,
 } from "./instance.js";
 export { bootInstance, type BootOptions } from "./boot.js";
-export { restoreInstance, checkSnapshot, resolveMode, saveRecordedWorkingSet, RESTORE_MODES, type RestoreMode, type RestoreOptions } from "./restore.js";
+export { restoreInstance, checkSnapshot, evictRestoreFiles, resolveMode, saveRecordedWorkingSet, RESTORE_MODES, type RestoreMode, type RestoreOptions } from "./restore.js";
 export { createSnapshot, saveSnapshot, SnapshotCapture, type CreateSnapshotOptions, type SaveSnapshotInfo } from "./capture.js";
 export { findUsableSnapshot, usableSnapshot, type FindSnapshotOptions } from "./snapshot-find.js";
 export { runOnce, restoreOnce, type RunResult, type RestoreResult } from "./once.js";

@@ -4,7 +4,7 @@
  * returning the reply and the start's breakdown.
  */
 import type { StoredImage } from "../image/index.js";
-import type { PagerStats } from "../memory/index.js";
+import type { PagerStats, WsCodec, WsRead } from "../memory/index.js";
 import { roundMs, type BootBreakdown, type RestoreBreakdown } from "../metrics/index.js";
 import type { StoredSnapshot } from "../snapshot/index.js";
 import { processIo } from "../vm/index.js";
@@ -68,13 +68,21 @@ export interface RestoreResult {
   installWsMs: number;
   /** Page faults that read guest memory: served by the pager (userfaultfd modes), else QEMU's major faults. */
   faults: number;
-  /** Pages prefetched (prefetch, floor) or recorded (record). */
+  /** Pages prefetched (prefetch, floor) or recorded (record), zero pages included. */
   wsPages: number;
+  /** Those pages' bytes in memory (wsPages x page size): what working-set format 2 stored on disk. */
   wsBytes: number;
+  /** The working set's pages file as stored on disk: what prefetch read or record wrote (0 for other modes). */
+  wsDiskBytes: number;
+  /** prefetch and record: the working set's encoding; prefetch: how it was read. */
+  wsCodec?: WsCodec;
+  wsRead?: WsRead;
   /** Of the QEMU process, from its start to the reply. */
   majorFaults: number;
   /** Read from storage by QEMU and the pager (page-cache hits excluded). */
   bytesRead: number;
+  /** Of which by the pager (userfaultfd modes), null otherwise. */
+  pagerBytesRead: number | null;
   /** The pager's own counters, for userfaultfd modes. */
   pager?: PagerStats;
 }
@@ -89,7 +97,14 @@ export async function restoreOnce(host: Host, snapshot: StoredSnapshot, data?: s
   const pagerIo = instance.pager?.pid === undefined ? undefined : await processIo(instance.pager.pid);
   const mode = instance.start.kind;
   let wsPages = pager ? pager.wsPages : 0;
-  if (mode === "record") wsPages = (await saveRecordedWorkingSet(instance, snapshot, input)).meta.pages;
+  let ws: Pick<RestoreResult, "wsDiskBytes" | "wsCodec" | "wsRead"> = { wsDiskBytes: 0 };
+  if (mode === "prefetch" && pager) ws = { wsDiskBytes: pager.wsStoredBytes, wsCodec: pager.wsCodec, wsRead: pager.wsRead };
+  if (mode === "record") {
+    const recorded = await saveRecordedWorkingSet(instance, snapshot, input, options.wsCodec);
+    const encoding = recorded.encodings[0]!;
+    wsPages = recorded.meta.pages;
+    ws = { wsDiskBytes: encoding.bytes, wsCodec: encoding.codec };
+  }
   const { restoreMs, resumeMs, reseedMs, connectMs } = instance.start.times;
   // The floor's pager reads and installs memory while QEMU waits for it in mmap, inside the
   // spawn phase: report that as the memory wait, and leave it out of totalMs.
@@ -117,8 +132,10 @@ export async function restoreOnce(host: Host, snapshot: StoredSnapshot, data?: s
     faults: pager ? pager.faults : io.majorFaults,
     wsPages,
     wsBytes: pager ? wsPages * pager.pageSize : 0,
+    ...ws,
     majorFaults: io.majorFaults,
     bytesRead: io.bytesRead + (pagerIo?.bytesRead ?? 0),
+    pagerBytesRead: pagerIo?.bytesRead ?? null,
     ...(pager ? { pager } : {}),
   };
 }

@@ -9,8 +9,11 @@
  *   lazy        through userfaultfd: the pager serves each fault with one page
  *   record      lazy, and the pager records the pages touched; the working set is written after
  *               the first invocation (REAP's record phase)
- *   prefetch    the pager reads the working set in one read and installs it before the vCPUs
- *               resume; other pages fault lazily (REAP)
+ *   prefetch    the pager reads the working set in one sequential pass and installs it before
+ *               the vCPUs resume; other pages fault lazily (REAP). Which encoding of it (raw,
+ *               lz4, zstd: `wsCodec`, packed first if the snapshot lacks it) and how it is read
+ *               (`wsRead`: O_DIRECT, or through the page cache shared by concurrent restores)
+ *               are options
  *   floor       every non-zero page installed before QEMU even maps guest RAM (it waits for the
  *               pager), that time left out of totalMs: the restore as if loading memory cost nothing
  *   reap        record when the snapshot has no working set yet, prefetch after
@@ -30,14 +33,22 @@
  */
 import { ImageStore, type StoredImage } from "../image/index.js";
 import {
+  addEncoding,
   commitWorkingSet,
+  DEFAULT_WS_CODEC,
+  DEFAULT_WS_READ,
+  encodingPaths,
   loadWorkingSet,
   Pager,
+  pickEncoding,
   removeWorkingSet,
   shimEnv,
   workingSetPaths,
   type PagerMode,
+  type PrefetchFiles,
   type WorkingSet,
+  type WsCodec,
+  type WsRead,
 } from "../memory/index.js";
 import type { ExitInfo } from "../shared/child.js";
 import { isVhiveError, VhiveError, type SnapshotPart } from "../shared/errors.js";
@@ -76,6 +87,14 @@ export interface RestoreOptions extends StartOptions {
   evict?: boolean;
   /** Drop the whole machine's page cache first. */
   dropCaches?: boolean;
+  /**
+   * prefetch: the working set's encoding to read (packed from its trace first if it is not
+   * stored yet; default: DEFAULT_WS_CODEC if stored, else what is). record: the encoding to
+   * write (default DEFAULT_WS_CODEC).
+   */
+  wsCodec?: WsCodec;
+  /** prefetch: how the pager reads the working set (default DEFAULT_WS_READ). */
+  wsRead?: WsRead;
 }
 
 /** Check a snapshot against this host and its own files; returns the image it needs. */
@@ -112,16 +131,33 @@ export function resolveMode(mode: RestoreMode, workingSet: WorkingSet | undefine
 export async function restoreInstance(host: Host, snapshot: StoredSnapshot, options: RestoreOptions = {}): Promise<Instance<RestoreStart>> {
   const image = await checkSnapshot(host, snapshot);
   checkStart(image, options); // a bad --proto/--method or --data fails before any work
-  const workingSet = await loadWorkingSet(snapshot);
+  let workingSet = await loadWorkingSet(snapshot);
   const mode = resolveMode(options.mode ?? "vanilla", workingSet, snapshot.meta.id);
   await assertNativeBuilt();
+  let prefetch: PrefetchFiles | undefined;
+  if (mode === "prefetch" && workingSet) {
+    if (!pickEncoding(workingSet, options.wsCodec)) workingSet = await addEncoding(snapshot, workingSet, options.wsCodec!);
+    prefetch = { ...pickEncoding(workingSet, options.wsCodec)!, read: options.wsRead ?? DEFAULT_WS_READ };
+  }
   if (!PAGER_MODES[mode]) await checkMemoryUnlessUnchanged(snapshot);
   if (options.dropCaches) await dropAllCaches();
-  if (options.evict) {
-    const ws = workingSet ? [workingSet.pagesPath, workingSet.indexPath] : [];
-    await evictFromPageCache([snapshot.memPath, snapshot.sumsPath, snapshot.statePath, image.rootfsPath, ...ws]);
-  }
-  return withHostPort(options.hostPort, (hostPort) => restoreOnPort(host, snapshot, image, hostPort, mode, workingSet, options), options.hostAddress);
+  if (options.evict) await evictFromPageCache(restoreFiles(snapshot, image.rootfsPath, workingSet));
+  return withHostPort(options.hostPort, (hostPort) => restoreOnPort(host, snapshot, image, hostPort, mode, prefetch, options), options.hostAddress);
+}
+
+/** The files a restore reads: the snapshot's, every encoding of its working set, the image's root filesystem. */
+function restoreFiles(snapshot: StoredSnapshot, rootfsPath: string | undefined, workingSet: WorkingSet | undefined): string[] {
+  const ws = workingSet?.encodings.flatMap((encoding) => [encoding.pagesPath, encoding.indexPath]) ?? [];
+  return [snapshot.memPath, snapshot.sumsPath, snapshot.statePath, ...(rootfsPath ? [rootfsPath] : []), ...ws];
+}
+
+/**
+ * Drop what a restore of the snapshot reads from the page cache, as `evict` does: for starts
+ * that run at once and share one eviction, done before any of them begins.
+ */
+export async function evictRestoreFiles(host: Host, snapshot: StoredSnapshot): Promise<void> {
+  const image = await new ImageStore(host.paths).get(snapshot.meta.imageId);
+  await evictFromPageCache(restoreFiles(snapshot, image?.rootfsPath, await loadWorkingSet(snapshot)));
 }
 
 /**
@@ -180,7 +216,7 @@ async function restoreOnPort(
   image: StoredImage,
   hostPort: number,
   mode: MemoryMode,
-  workingSet: WorkingSet | undefined,
+  prefetch: PrefetchFiles | undefined,
   options: RestoreOptions,
 ): Promise<Instance<RestoreStart>> {
   const { fingerprint } = snapshot.meta;
@@ -194,7 +230,7 @@ async function restoreOnPort(
       memPath: snapshot.memPath,
       memSumsPath: snapshot.sumsPath,
       snapshotId: snapshot.meta.id,
-      workingSet: mode === "prefetch" ? workingSet : undefined,
+      workingSet: prefetch,
       log: host.log,
     });
     pager = started;
@@ -270,14 +306,13 @@ async function restoreOnPort(
 
 /**
  * After a record-mode instance has served its first invocation: write the working set the
- * pager recorded beside the snapshot, replacing any older one.
+ * pager recorded beside the snapshot (in `codec`, default DEFAULT_WS_CODEC), replacing any older one.
  */
-export async function saveRecordedWorkingSet(instance: Instance<RestoreStart>, snapshot: StoredSnapshot, input: string): Promise<WorkingSet> {
+export async function saveRecordedWorkingSet(instance: Instance<RestoreStart>, snapshot: StoredSnapshot, input: string, codec: WsCodec = DEFAULT_WS_CODEC): Promise<WorkingSet> {
   if (instance.start.kind !== "record" || !instance.pager) {
     throw new VhiveError("ERR_VALIDATION", `instance was restored in mode ${instance.start.kind}, not record`);
   }
   await removeWorkingSet(snapshot);
-  const paths = workingSetPaths(snapshot);
-  const written = await instance.pager.writeWorkingSet(paths);
+  const written = await instance.pager.writeWorkingSet({ ...encodingPaths(snapshot, codec), tracePath: workingSetPaths(snapshot).tracePath }, { codec });
   return commitWorkingSet(snapshot, { ...written, input });
 }

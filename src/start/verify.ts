@@ -57,7 +57,7 @@ export async function verifySnapshot(paths: StatePaths, snapshot: StoredSnapshot
   };
   await catchDamage(() => new SnapshotStore(paths).verify(snapshot));
   const workingSet = await catchDamage(() => loadWorkingSet(snapshot));
-  const checks = await checkPages({ memPath: snapshot.memPath, sumsPath: snapshot.sumsPath, workingSet });
+  const checks = await checkPages({ memPath: snapshot.memPath, sumsPath: snapshot.sumsPath, workingSets: workingSet?.encodings });
   files.push(...checks.map(fromCheck));
   const ok = files.every((file) => file.ok);
   // A memory file found whole is one the vanilla modes may map without checking it again.

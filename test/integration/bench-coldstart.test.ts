@@ -16,7 +16,7 @@ describe("vhive bench coldstart", () => {
     expect(code, stderr).toBe(0);
     const printed = JSON.parse(stdout);
     expect(printed.outDir).toBe(dir);
-    expect((await readdir(dir)).sort()).toEqual(["coldstart-breakdown.svg", "coldstart-latency.svg", "coldstart-ratios.svg", "coldstart.csv", "coldstart.json", "report.md", "ws-size.svg"]);
+    expect((await readdir(dir)).sort()).toEqual(["coldstart-breakdown.svg", "coldstart-latency.svg", "coldstart-ratios.svg", "coldstart.csv", "coldstart.json", "report.md", "ws-disk.svg", "ws-size.svg"]);
     // one round: the ratio is printed, without an interval (that needs two rounds)
     expect(printed.ratios).toEqual([{ group: "helloworld", figures: [expect.objectContaining({ label: "vanilla / prefetch", rounds: 1, low: null, high: null })] }]);
 
@@ -30,6 +30,10 @@ describe("vhive bench coldstart", () => {
     const prefetch = report.rows[1];
     expect(prefetch.wsPages).toBeGreaterThan(0);
     expect(prefetch.fetchWsMs).toBeGreaterThan(0);
+    // Format 3 on disk: zero pages left out, lz4 blocks, read through the page cache by default.
+    expect(prefetch).toMatchObject({ wsCodec: "lz4", wsRead: "cached" });
+    expect(prefetch.wsDiskBytes).toBeGreaterThan(0);
+    expect(prefetch.wsDiskBytes).toBeLessThan(prefetch.wsBytes * 0.6);
 
     const csv = (await readFile(join(dir, "coldstart.csv"), "utf8")).trimEnd().split("\n");
     expect(csv).toHaveLength(3);
@@ -38,7 +42,8 @@ describe("vhive bench coldstart", () => {
     const markdown = await readFile(join(dir, "report.md"), "utf8");
     expect(markdown).toContain("### vhive beside the paper");
     expect(markdown).toMatch(/\| helloworld \| .*\| 232 \| .*\| 60 \|/); // the paper's vanilla and REAP beside ours
-    for (const svg of ["coldstart-latency.svg", "coldstart-breakdown.svg", "ws-size.svg", "coldstart-ratios.svg"]) {
+    expect(markdown).toMatch(/### Working sets on disk[\s\S]*\| helloworld \| prefetch \| lz4, cached \| \d+ \|/);
+    for (const svg of ["coldstart-latency.svg", "coldstart-breakdown.svg", "ws-size.svg", "ws-disk.svg", "coldstart-ratios.svg"]) {
       const text = await readFile(join(dir, svg), "utf8");
       expect(XMLValidator.validate(text), svg).toBe(true);
       expect(text, svg).toContain("helloworld");

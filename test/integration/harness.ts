@@ -7,7 +7,7 @@ import { liveChildCount } from "../../src/shared/child.js";
 import { NoOpLog } from "../../src/shared/log.js";
 import { StatePaths } from "../../src/shared/paths.js";
 import { packagePath } from "../../src/shared/package-root.js";
-import { loadWorkingSet, workingSetPaths } from "../../src/memory/index.js";
+import { encodingPaths, loadWorkingSet, workingSetPaths } from "../../src/memory/index.js";
 import { SnapshotStore, type StoredSnapshot } from "../../src/snapshot/index.js";
 
 export const stateDir = (): string => inject("stateDir");
@@ -78,9 +78,12 @@ export async function cloneSnapshot(snapshot: StoredSnapshot): Promise<StoredSna
   const clone = await store.commit(draft, { ...snapshot.meta, id: draft.id });
   const workingSet = await loadWorkingSet(snapshot);
   if (workingSet) {
+    for (const encoding of workingSet.encodings) {
+      const to = encodingPaths(clone, encoding.codec);
+      await copyFile(encoding.pagesPath, to.pagesPath);
+      await copyFile(encoding.indexPath, to.indexPath);
+    }
     const to = workingSetPaths(clone);
-    await copyFile(workingSet.pagesPath, to.pagesPath);
-    await copyFile(workingSet.indexPath, to.indexPath);
     await copyFile(workingSet.tracePath, to.tracePath);
     await writeFile(to.metaPath, JSON.stringify({ ...workingSet.meta, snapshotId: clone.meta.id }));
   }

@@ -22,6 +22,7 @@ export function describeColdStarts(report: ColdStartBenchReport, written: Writte
       s.faults === null ? "" : String(s.faults),
       s.bytesRead === null ? "" : formatBytes(s.bytesRead),
       s.wsBytes ? formatBytes(s.wsBytes) : "",
+      s.wsDiskBytes ? formatBytes(s.wsDiskBytes) : "",
       paper === undefined ? "" : `${paper} ms`,
     ];
   });
@@ -30,7 +31,7 @@ export function describeColdStarts(report: ColdStartBenchReport, written: Writte
     `cold starts under ${report.accel}, ${report.reps} per mode, page cache evicted before each; time from QEMU spawn to the reply (warm: the call alone)`,
     ...(report.auto ? [describeAuto(report.auto)] : []),
     "",
-    table([["function", "mode", "median", "min .. max", "faults", "read", "working set", "paper (KVM)"], ...rows]),
+    table([["function", "mode", "median", "min .. max", "faults", "read", "working set", "on disk", "paper (KVM)"], ...rows]),
     "",
     ...(ratios.length > 0 ? [...ratios, ""] : []),
     ...writtenLines(written),

@@ -13,12 +13,13 @@ import {
   summarizeRows,
   type ConcurrencyBenchReport,
   type WrittenResults,
+  wsDiskFigures,
 } from "../../bench/index.js";
 import { openHost } from "../../start/index.js";
 import { printRoundStatus, repsOptions, repsPlan, resolveFunction, resultsOptions, withProgressBar, writeAndPrint, writtenLines } from "../bench-output.js";
 import { defineCommand } from "../command.js";
 import { accelOption, invokeTimeoutOf, timeoutOption } from "../function-options.js";
-import { formatMs, table } from "../format.js";
+import { formatBytes, formatMs, table } from "../format.js";
 
 /** Each level's ratios with their intervals. */
 function concurrencyRatios(report: ConcurrencyBenchReport) {
@@ -38,12 +39,23 @@ function describe(report: ConcurrencyBenchReport, written: WrittenResults): stri
     return cells;
   });
   const ratioTitles = ratios[0]?.figures.map((f) => `${f.label} (95% interval)`) ?? [];
+  const reads = wsDiskFigures(report.rows).map((f) => [
+    String(f.concurrency),
+    f.mode,
+    `${f.codec}, ${f.read}`,
+    formatBytes(f.diskBytes),
+    f.roundReadBytes === null ? "" : formatBytes(f.roundReadBytes),
+    f.readsOfWs === null ? "" : `${f.readsOfWs.toFixed(2)}x`,
+  ]);
   return [
     `${report.function}: concurrent cold starts under ${report.accel}, ${report.reps} rounds each; median time to first response per start`,
     ...(report.auto ? [describeAuto(report.auto)] : []),
     "",
     table([["at once", ...report.modes, ...(paper ? ["paper vanilla / REAP"] : []), ...ratioTitles], ...rows]),
     "",
+    ...(reads.length > 0
+      ? ["working set read from disk by all the pagers of a round (median over rounds):", table([["at once", "mode", "encoding, read", "on disk", "read in all", "working sets"], ...reads]), ""]
+      : []),
     ...writtenLines(written),
   ].join("\n");
 }

@@ -1,3 +1,4 @@
+import { DEFAULT_WS_READ, WS_CODECS, WS_READS } from "../../memory/index.js";
 import { openHost, restoreOnce, RESTORE_MODES } from "../../start/index.js";
 import { SnapshotStore } from "../../snapshot/index.js";
 import { StatePaths } from "../../shared/paths.js";
@@ -16,6 +17,8 @@ export const snapshotRestoreCommand = defineCommand({
         .option("data", { type: "string", describe: "request data, as for vhive run" })
         .option("evict", { type: "boolean", default: false, describe: "drop the snapshot's and image's files from the page cache first (a cold start from disk)" })
         .option("drop-caches", { type: "boolean", default: false, describe: "drop the whole machine's page cache first" })
+        .option("ws-codec", { choices: WS_CODECS, describe: "prefetch: the working set's encoding to read (packed first if missing); record: the one to write (default lz4)" })
+        .option("ws-read", { choices: WS_READS, describe: `prefetch: read the working set with O_DIRECT (direct) or through the page cache, shared by concurrent restores (cached); default ${DEFAULT_WS_READ}` })
         .option("json", { type: "boolean", default: false, describe: "print one JSON object" }),
     ),
   run: async (args, context) => {
@@ -25,6 +28,8 @@ export const snapshotRestoreCommand = defineCommand({
       mode: args.mode,
       evict: args.evict,
       dropCaches: args["drop-caches"],
+      wsCodec: args["ws-codec"],
+      wsRead: args["ws-read"],
       ...startOptionsOf(args, context),
     });
     if (args.json) context.printJson(result);

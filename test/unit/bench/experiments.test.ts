@@ -3,13 +3,20 @@ import { beforeEach, describe, expect, it, vi } from "vitest";
 
 const calls: string[] = [];
 let workingSetInput: string | undefined;
+/** The encodings the fake working set is stored in. */
+let codecs: string[] = [];
 
 vi.mock("../../../src/start/index.js", () => ({
   usableSnapshot: vi.fn(async () => ({ meta: { id: "snap" }, dir: "/nowhere", memPath: "/nowhere/mem", statePath: "/nowhere/state" })),
   defaultRequestData: () => "world",
-  restoreOnce: vi.fn(async (_host: unknown, _snapshot: unknown, data: string, options: { mode: string; evict?: boolean }) => {
-    calls.push(`restore ${options.mode}${options.evict ? " evicted" : ""} ${data}`);
-    if (options.mode === "record") workingSetInput = data;
+  evictRestoreFiles: vi.fn(async () => void calls.push("evict the snapshot's files")),
+  restoreOnce: vi.fn(async (_host: unknown, _snapshot: unknown, data: string, options: { mode: string; evict?: boolean; wsCodec?: string; wsRead?: string }) => {
+    const variant = [options.wsCodec, options.wsRead].filter(Boolean).join(" ");
+    calls.push(`restore ${options.mode}${variant ? ` ${variant}` : ""}${options.evict ? " evicted" : ""} ${data}`);
+    if (options.mode === "record") {
+      workingSetInput = data;
+      codecs = ["lz4"];
+    }
     return {
       snapshot: { id: "snap", function: "helloworld" },
       mode: options.mode,
@@ -44,6 +51,12 @@ vi.mock("../../../src/start/index.js", () => ({
 }));
 vi.mock("../../../src/memory/index.js", () => ({
   loadWorkingSet: vi.fn(async () => (workingSetInput === undefined ? undefined : { meta: { input: workingSetInput } })),
+  pickEncoding: (_ws: unknown, codec?: string) => (codec === undefined || codecs.includes(codec) ? { codec: codec ?? codecs[0] } : undefined),
+  addEncoding: vi.fn(async (_snapshot: unknown, ws: unknown, codec: string) => {
+    calls.push(`pack ${codec}`);
+    codecs.push(codec);
+    return ws;
+  }),
 }));
 vi.mock("../../../src/snapshot/index.js", () => ({
   evictFromPageCache: vi.fn(async (paths: string[]) => void calls.push(`evict ${paths.length} files`)),
@@ -56,6 +69,7 @@ const image = { id: "img", name: "helloworld", rootfsPath: "/r", config: { proto
 beforeEach(() => {
   calls.length = 0;
   workingSetInput = undefined;
+  codecs = [];
 });
 
 describe("the cold-start experiment", () => {
@@ -94,6 +108,20 @@ describe("the cold-start experiment", () => {
     await benchColdStarts(host, [image], { modes: ["prefetch"], reps: 1 });
     expect(calls).toEqual(["restore record world", "restore prefetch evicted world"]);
   });
+
+  it("runs the prefetch variants as prefetch with one setting pinned, each encoding packed first", async () => {
+    const report = await benchColdStarts(host, [image], { modes: ["prefetch-cached", "prefetch-raw", "prefetch", "prefetch-lz4", "prefetch-direct"], reps: 1 });
+    expect(calls).toEqual([
+      "restore record world", // recorded in lz4, the default
+      "pack raw",
+      "restore prefetch evicted world",
+      "restore prefetch raw evicted world",
+      "restore prefetch lz4 evicted world",
+      "restore prefetch direct evicted world",
+      "restore prefetch cached evicted world",
+    ]);
+    expect(report.rows.map((row) => row.mode)).toEqual(["prefetch", "prefetch-raw", "prefetch-lz4", "prefetch-direct", "prefetch-cached"]);
+  });
 });
 
 describe("--reps auto in the experiments", () => {
@@ -122,9 +150,9 @@ describe("--reps auto in the experiments", () => {
 });
 
 describe("the concurrency experiment", () => {
-  it("starts `level` restores at once, evicting once per round", async () => {
+  it("starts `level` restores at once, evicting once per round before any of them", async () => {
     const report = await benchConcurrency(host, image, { levels: [1, 3], modes: ["vanilla"], reps: 1 });
-    expect(calls).toEqual(["restore vanilla evicted world", "restore vanilla evicted world", "restore vanilla world", "restore vanilla world"]);
+    expect(calls).toEqual(["evict the snapshot's files", "restore vanilla world", "evict the snapshot's files", "restore vanilla world", "restore vanilla world", "restore vanilla world"]);
     expect(report.rows.map((row) => row.concurrency)).toEqual([1, 3, 3, 3]);
   });
 });

@@ -6,7 +6,7 @@ import { benchRowsCsv, toCsv } from "../../../src/bench/csv.js";
 import { buildReport, defaultOutDir, loadBundle, markdownTable, writeResults } from "../../../src/bench/report.js";
 import { findSummary, summarizeRows } from "../../../src/bench/rows.js";
 import { makeTempDir, type TempDir } from "../../../src/shared/tmp.js";
-import { syntheticColdStart, syntheticConcurrency, syntheticReuse } from "./synthetic.js";
+import { syntheticColdStart, syntheticConcurrency, syntheticReuse, syntheticRow } from "./synthetic.js";
 
 /** Every text node of an SVG document, which is where the axis labels and legends are. */
 function svgTexts(svg: string): string[] {
@@ -130,7 +130,7 @@ describe("the report", () => {
 
   it("renders each chart as SVG that parses and shows its series", async () => {
     const { svgs } = await buildReport({ coldstart: syntheticColdStart(), reuse: syntheticReuse(), concurrency: syntheticConcurrency() }, "m");
-    expect([...svgs.keys()].sort()).toEqual(["coldstart-breakdown.svg", "coldstart-latency.svg", "coldstart-ratios.svg", "concurrency-ratios.svg", "concurrency.svg", "reuse.svg", "ws-size.svg"]);
+    expect([...svgs.keys()].sort()).toEqual(["coldstart-breakdown.svg", "coldstart-latency.svg", "coldstart-ratios.svg", "concurrency-ratios.svg", "concurrency.svg", "reuse.svg", "ws-disk.svg", "ws-size.svg"]);
     for (const svg of svgs.values()) expectValidSvg(svg);
 
     const latency = svgTexts(svgs.get("coldstart-latency.svg")!);
@@ -176,6 +176,30 @@ describe("the report", () => {
     expect(markdown).toContain("over 97%");
   });
 
+  it("shows the prefetch variants beside prefetch, their ratios, and each working set on disk against format 2", async () => {
+    const modes = ["prefetch", "prefetch-raw", "prefetch-lz4", "prefetch-zstd", "floor"] as const;
+    const { markdown, svgs } = await buildReport({ coldstart: syntheticColdStart(["json_serdes"], modes, 3) }, "m");
+    expect(markdown).toContain("| prefetch (REAP) | paper REAP | prefetch-raw | prefetch-lz4 | prefetch-zstd | floor |");
+    for (const ratio of ["prefetch-lz4 / prefetch-raw", "prefetch-zstd / prefetch-raw", "prefetch-raw / floor"]) expect(markdown).toContain(`| json_serdes | ${ratio} |`);
+    expect(markdown).toContain("### Working sets on disk");
+    // 4000 pages of 4 KiB: 15.6 MiB in format 2; lz4 stores 0.40 of it here
+    expect(markdown).toContain("| json_serdes | prefetch-lz4 | lz4, cached | 4000 | 15.6 | 6.3 | 0.40x |");
+    expect(markdown).toContain("| json_serdes | prefetch-raw | raw, cached | 4000 | 15.6 | 14.5 | 0.93x |");
+    const disk = svgTexts(svgs.get("ws-disk.svg")!);
+    expect(disk).toContain("format 2 (every page raw)");
+  });
+
+  it("shows how many working sets all the pagers of a concurrent round read from disk", async () => {
+    const report = { ...syntheticConcurrency([8]), modes: ["prefetch-direct", "prefetch-cached"] as const };
+    report.rows = (["prefetch-direct", "prefetch-cached"] as const).flatMap((mode) => Array.from({ length: 8 }, () => syntheticRow("json_serdes", mode, 1, 8)));
+    report.function = "json_serdes";
+    const { markdown } = await buildReport({ concurrency: { ...report, modes: [...report.modes] } }, "m");
+    expect(markdown).toContain("### Working-set reads at once");
+    expect(markdown).toContain("| 8 | prefetch-direct | lz4, direct | 6.3 | 50.0 | 8.00x |");
+    expect(markdown).toContain("| 8 | prefetch-cached | lz4, cached | 6.3 | 6.3 | 1.00x |");
+    expect(markdown).toContain("prefetch-cached / prefetch-direct");
+  });
+
   it("markdown tables escape pipes", () => {
     expect(markdownTable(["a"], [["x|y"]])).toBe("| a |\n| --- |\n| x\\|y |");
   });
@@ -185,7 +209,7 @@ describe("writing results", () => {
   it("writes JSON, CSV, report.md and the SVGs, and one report over every experiment in the directory", async () => {
     const out = join(dir.path, "results");
     const first = await writeResults(out, syntheticColdStart());
-    expect((await readdir(out)).sort()).toEqual(["coldstart-breakdown.svg", "coldstart-latency.svg", "coldstart-ratios.svg", "coldstart.csv", "coldstart.json", "report.md", "ws-size.svg"]);
+    expect((await readdir(out)).sort()).toEqual(["coldstart-breakdown.svg", "coldstart-latency.svg", "coldstart-ratios.svg", "coldstart.csv", "coldstart.json", "report.md", "ws-disk.svg", "ws-size.svg"]);
     expect(first.report).toBe(join(out, "report.md"));
     expect(JSON.parse(await readFile(join(out, "coldstart.json"), "utf8")).rows).toHaveLength(2 * 7 * 3);
 

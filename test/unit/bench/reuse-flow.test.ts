@@ -17,14 +17,14 @@ vi.mock("../../../src/start/index.js", () => ({
     const again = recorded.filter((input) => input === data).length > 0;
     recorded.push(`${options.mode} ${data}`.replace(/^record /, ""));
     const pages = again ? [...TOUCHED[data]!, 200] : TOUCHED[data]!;
-    await writeFile(join(snapshot.dir, "ws.index"), indexFile(pages.map((page) => page * PAGE)));
+    await writeFile(join(snapshot.dir, "ws-lz4.index"), indexFile(pages.map((page) => page * PAGE)));
     await writeFile(join(snapshot.dir, "trace"), traceFile([...pages].reverse().map((page) => page * PAGE)));
     return { totalMs: 900, wsPages: pages.length, wsBytes: pages.length * PAGE, text: `Hello, ${data}!` };
   }),
 }));
 vi.mock("../../../src/memory/index.js", async (importOriginal) => ({
   ...(await importOriginal<typeof import("../../../src/memory/index.js")>()),
-  loadWorkingSet: vi.fn(async () => ({ meta: { pageSize: PAGE } })),
+  loadWorkingSet: vi.fn(async () => ({ meta: { pageSize: PAGE }, tracePath: join(dir.path, "trace"), encodings: [{ codec: "lz4", indexPath: join(dir.path, "ws-lz4.index") }] })),
 }));
 
 const { benchReuse } = await import("../../../src/bench/reuse.js");
