@@ -28,9 +28,15 @@
  * usage: vhive-agent --port NAME --hooks SOCKET_PATH
  * It sets up the port and the socket, then forks: the parent exits 0 once the child serves (so
  * init can fail the boot on a non-zero status), the child runs until the VM ends.
+ *
+ * usage: vhive-agent --run-as UID:GID -- COMMAND [ARGS...]
+ * Runs COMMAND as that user and group, with no supplementary groups: the entry script uses it
+ * for a container whose OCI spec names a user (the initramfs's busybox has no chpst or
+ * setuidgid, and su needs the user in /etc/passwd).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <grp.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -286,8 +292,23 @@ static void serve(void)
 	}
 }
 
+static int run_as(int argc, char **argv)
+{
+	unsigned uid, gid;
+	char end;
+	if (argc < 5 || strcmp(argv[3], "--") != 0 || sscanf(argv[2], "%u:%u%c", &uid, &gid, &end) != 2) {
+		fprintf(stderr, "usage: vhive-agent --run-as UID:GID -- COMMAND [ARGS...]\n");
+		return 2;
+	}
+	if (setgroups(0, NULL) != 0 || setgid((gid_t)gid) != 0 || setuid((uid_t)uid) != 0) fail("switching to the container's user");
+	execvp(argv[4], argv + 4);
+	fprintf(stderr, LOG_PREFIX "cannot run %s: %s\n", argv[4], strerror(errno));
+	return 127;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "--run-as") == 0) return run_as(argc, argv);
 	static const struct option options[] = {
 		{ "port", required_argument, NULL, 'p' }, { "hooks", required_argument, NULL, 'k' }, { NULL, 0, NULL, 0 },
 	};

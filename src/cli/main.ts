@@ -35,6 +35,7 @@ import { snapshotVerifyCommand } from "./commands/snapshot-verify.js";
 import { serveCommand } from "./commands/serve.js";
 import { deployCommand } from "./commands/deploy.js";
 import { invokeCommand } from "./commands/invoke.js";
+import { callCommand } from "./commands/call.js";
 import { lsCommand } from "./commands/ls.js";
 import { rmCommand } from "./commands/rm.js";
 import { logsCommand } from "./commands/logs.js";
@@ -101,7 +102,7 @@ const groups: CommandGroup[] = [
   { command: "bench", describe: "cold-start experiments", subcommands: [benchBootVsRestoreCommand, benchReapCommand, benchColdstartCommand, benchReuseCommand, benchConcurrencyCommand, benchLoadCommand, benchTraceCommand, benchDensityCommand] },
 ];
 for (const group of groups) root = registerGroup(root, group);
-const commands: AnyCommand[] = [doctorCommand, runCommand, demoCommand, serveCommand, deployCommand, invokeCommand, lsCommand, rmCommand, logsCommand];
+const commands: AnyCommand[] = [doctorCommand, runCommand, demoCommand, serveCommand, deployCommand, invokeCommand, callCommand, lsCommand, rmCommand, logsCommand];
 for (const spec of commands) root = register(root, spec);
 
 await root.demandCommand(1, "name a command (vhive --help lists them)").strict().recommendCommands().help().wrap(Math.min(110, process.stdout.columns ?? 110)).parseAsync();

@@ -66,8 +66,10 @@ for dir in proc sys dev tmp; do mkdir -p "/newroot/$dir"; done
 mount -t proc proc /newroot/proc
 mount -t sysfs sysfs /newroot/sys
 mount -t devtmpfs devtmpfs /newroot/dev
-# The entrypoint script runs under this busybox, so images without a shell work too.
+# The entrypoint script runs under this busybox, so images without a shell work too, and
+# switches user with the agent (a container's OCI spec may name one).
 cp /bin/busybox /newroot/.vhive/busybox
+cp /bin/vhive-agent /newroot/.vhive/vhive-agent
 mkdir -p /newroot/run/vhive
 /bin/vhive-agent --port vhive.agent --hooks /newroot/run/vhive/restore.sock || fail "cannot start the guest agent"
 

@@ -24,6 +24,8 @@ export interface FunctionConfig {
   memMib?: number;
   /** Request data the function accepts, the first being the default (e.g. input selectors). */
   inputs?: string[];
+  /** Run the entrypoint as this user and group (a container's OCI spec); root if unset. */
+  user?: { uid: number; gid: number };
 }
 
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -33,13 +35,14 @@ export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
  * by init), so it works in images without a shell; `env -i` gives the function exactly the
  * image's environment.
  */
-export function entryScript(config: Pick<FunctionConfig, "argv" | "env" | "workdir">): string {
+export function entryScript(config: Pick<FunctionConfig, "argv" | "env" | "workdir" | "user">): string {
   const env = { PATH: DEFAULT_PATH, HOME: "/root", ...config.env };
   const assignments = Object.entries(env).map(([key, value]) => `${key}=${value}`);
+  const asUser = config.user ? `/.vhive/vhive-agent --run-as ${config.user.uid}:${config.user.gid} -- ` : "";
   return [
     "# Written by vhive: the function's entrypoint, run by the guest's init.",
     `cd ${shellQuote.quote([config.workdir])} || exit 127`,
-    `exec /.vhive/busybox env -i ${shellQuote.quote(assignments)} ${shellQuote.quote(config.argv)}`,
+    `exec ${asUser}/.vhive/busybox env -i ${shellQuote.quote(assignments)} ${shellQuote.quote(config.argv)}`,
     "",
   ].join("\n");
 }

@@ -14,7 +14,9 @@
  *
  * The layer is read out of rootfs.ext4 with debugfs (ext4-tree.ts), without mounting it. vhive's
  * own /.vhive (the entry script, written again from the config on import) and ext4's lost+found
- * are left out. The archive is written in a temp directory beside the destination and renamed
+ * are left out; in their place the layer carries /.vhive/function.json (port, protocol, method,
+ * inputs: what the labels say, for runtimes that see only the root filesystem, such as the
+ * containerd shim) and the .proto beside it. The archive is written in a temp directory beside the destination and renamed
  * into place, so no partial archive is ever left under the destination's name.
  *
  * Throws ERR_IMAGE_NOT_FOUND, ERR_IMAGE_AMBIGUOUS (no such image), ERR_VALIDATION (a bad
@@ -83,14 +85,16 @@ export async function exportImage(paths: StatePaths, imageRef: string, destinati
   await mkdir(blobsDir, { recursive: true });
 
   onProgress?.("reading the root filesystem (debugfs)");
-  const entries = (await readExt4Tree(image.rootfsPath, contentDir, signal)).filter(isFunctionEntry);
+  const protoText = image.protoPath === undefined ? undefined : await readFile(image.protoPath, "utf8");
+  const entries = [...(await readExt4Tree(image.rootfsPath, contentDir, signal)).filter(isFunctionEntry), ...(await vhiveEntries(image, contentDir, protoText))].sort((a, b) =>
+    a.path < b.path ? -1 : a.path > b.path ? 1 : 0,
+  );
   onProgress?.(`writing the layer (${entries.length} entries, gzip)`);
   const layerTemp = join(blobsDir, "layer.partial");
   const layer = await writeLayer(entries, contentDir, layerTemp, signal);
   await rename(layerTemp, join(blobsDir, digestHex(layer.digest)));
   await rm(contentDir, { recursive: true, force: true }); // the copied files, as large as the image
 
-  const protoText = image.protoPath === undefined ? undefined : await readFile(image.protoPath, "utf8");
   const config = await putJsonBlob(blobsDir, imageConfig(image, layer, protoText));
   const manifest = await putJsonBlob(blobsDir, {
     schemaVersion: 2,
@@ -132,6 +136,25 @@ export async function exportImage(paths: StatePaths, imageRef: string, destinati
     layer,
     archiveBytes: (await stat(target)).size,
   };
+}
+
+/**
+ * /.vhive/function.json and the .proto, written into contentDir as the layer expects its files.
+ * Inodes past any ext4's, so no entry is taken for a hard link of another.
+ */
+async function vhiveEntries(image: StoredImage, contentDir: string, protoText: string | undefined): Promise<TreeEntry[]> {
+  const { port, protocol, method, proto, httpPath, memMib, inputs } = image.config;
+  const files: [string, string][] = [[".vhive/function.json", JSON.stringify({ name: image.name, port, protocol, method, proto, httpPath, memMib, inputs }, null, 2) + "\n"]];
+  if (proto !== undefined && protoText !== undefined) files.push([`.vhive/${proto}`, protoText]);
+  await mkdir(join(contentDir, ".vhive"), { recursive: true });
+  const mtimeSec = Math.floor(new Date(image.createdAt).getTime() / 1000);
+  const entry = (path: string, inode: number, kind: "file" | "directory", sizeBytes: number): TreeEntry => ({ path, inode, kind, mode: kind === "file" ? 0o644 : 0o755, uid: 0, gid: 0, mtimeSec, sizeBytes, hasXattrs: false });
+  const entries = [entry(".vhive", 2 ** 32, "directory", 0)];
+  for (const [index, [path, text]] of files.entries()) {
+    await writeFile(join(contentDir, path), text);
+    entries.push(entry(path, 2 ** 32 + 1 + index, "file", Buffer.byteLength(text)));
+  }
+  return entries;
 }
 
 function isFunctionEntry(entry: TreeEntry): boolean {

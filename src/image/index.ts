@@ -5,3 +5,4 @@ export { importImage, type ImportOptions } from "./import.js";
 export { loadRecipe, RecipeSchema, type Recipe } from "./recipe.js";
 export { ImageStore, SHORT_ID_LENGTH, type ImageRecord, type StoredImage } from "./store.js";
 export { entryScript, type FunctionConfig, type Protocol } from "./config.js";
+export { makeExt4, writeEntryScript } from "./rootfs.js";

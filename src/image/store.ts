@@ -10,7 +10,8 @@ import { VhiveError } from "../shared/errors.js";
 import type { StatePaths } from "../shared/paths.js";
 import type { FunctionConfig } from "./config.js";
 
-export type ImageSourceKind = "recipe" | "oci" | "docker-archive";
+/** Where an image came from; "container": a container's root filesystem, made by the containerd shim. */
+export type ImageSourceKind = "recipe" | "oci" | "docker-archive" | "container";
 
 export interface ImageRecord {
   /** 64 hex digits; any unique prefix of 12 or more names the image too. */

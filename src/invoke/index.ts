@@ -85,3 +85,4 @@ export {
 export { createHttpClient, type HttpClientOptions } from "./http.js";
 export { isTransportFailure } from "./transport.js";
 export { DEFAULT_INVOKE_TIMEOUT_MS } from "./timeout.js";
+export { parseFunctionAddress, addressClient, type FunctionAddress, type AddressClientOptions } from "./address.js";

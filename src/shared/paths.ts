@@ -6,6 +6,8 @@
  *   images/<id>/rootfs.ext4   a function image, images/<id>/image.json its metadata
  *   accel.json                cached accelerator probe result
  *   vms/<vmId>/               per-VM runtime files (serial log); removed when the VM stops
+ *   locks/                    lock files of processes that share the state directory (the
+ *                             containerd shims: one makes an image or records a working set)
  */
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -29,6 +31,9 @@ export class StatePaths {
   }
   get vmsDir(): string {
     return join(this.root, "vms");
+  }
+  get locksDir(): string {
+    return join(this.root, "locks");
   }
   /** Scratch space on the same filesystem as the images, so finished builds are renamed in. */
   get tmpDir(): string {

@@ -81,6 +81,12 @@ export class SerialConsole {
     return () => this.#events.off("event", listener);
   }
 
+  /** Every line the guest prints from now on but init's own markers: the function's output. */
+  onLine(listener: (line: string) => void): () => void {
+    this.#events.on("line", listener);
+    return () => this.#events.off("line", listener);
+  }
+
   /** Resolves when the console's pipe has closed and the log file is flushed. */
   closed(): Promise<void> {
     return this.#closed;
@@ -102,6 +108,8 @@ export class SerialConsole {
     if (event) {
       this.#seen.push(event);
       this.#events.emit("event", event);
+    } else if (!line.includes(MARKER)) {
+      this.#events.emit("line", line);
     }
   }
 }

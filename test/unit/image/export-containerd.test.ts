@@ -63,6 +63,6 @@ describe("an exported image in containerd", () => {
     expect(devNull.rdev).toBe((1 << 8) | 3);
     expect((await at("run/fifo")).isFIFO()).toBe(true);
     expect(await readlink(join(fs, "abs-link"))).toBe("/bin/busybox");
-    expect((await readdir(fs)).sort()).toEqual(["abs-link", "app", "bin", "deep", "dev", "etc", "run", "slow-link", "tmp"]);
+    expect((await readdir(fs)).sort()).toEqual([".vhive", "abs-link", "app", "bin", "deep", "dev", "etc", "run", "slow-link", "tmp"]);
   });
 });

@@ -167,9 +167,11 @@ describe("vhive image export", () => {
     expect(entry(LONG_PATH)).toMatchObject({ type: "File", content: "long\n" });
     expect(entry(UNICODE_NAME)).toMatchObject({ type: "File", content: "unicode\n" });
     expect(entry("bin/busybox").content).toBe((await readFile("/bin/busybox")).toString());
-    // Left out: vhive's entry script, ext4's lost+found, and the socket no tar can hold.
+    // Left out: vhive's entry script, ext4's lost+found, and the socket no tar can hold; in
+    // their place vhive's function config and .proto, for runtimes that see only the rootfs.
     const paths = [...entries.keys()];
-    expect(paths.filter((path) => /^(\.vhive|lost\+found)(\/|$)/.test(path) || path === "run/sock")).toEqual([]);
+    expect(paths.filter((path) => /^(\.vhive|lost\+found)(\/|$)/.test(path) || path === "run/sock")).toEqual([".vhive/", ".vhive/function.json", ".vhive/tiny.proto"]);
+    expect(JSON.parse(entry(".vhive/function.json").content!)).toMatchObject({ port: image.config.port, protocol: image.config.protocol });
     // Parents come before their children, in one fixed order.
     expect(paths).toEqual([...paths].sort());
   });

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Try vhive as a containerd runtime, after scripts/setup.sh: start a private containerd (Debian's
+# package; its own config, root, state and socket in a temp dir, the vhive runtime registered as
+# io.containerd.vhive.v2), import helloworld as an OCI image (vhive image export), run it three
+# times with `ctr run --runtime io.containerd.vhive.v2`, call the function each time, stop
+# everything it started, and print as its last line one JSON object:
+#   {"starts":["boot","record","prefetch"],"replies":[...],"ms":[...]}
+# ms: from `ctr run` to the function's first reply. The shim keeps its images and snapshots in a
+# fresh state directory of the try's own, so the first run boots; helloworld's recipe image is
+# built (once) in the usual state directory ($VHIVE_STATE or ~/.local/share/vhive) to export it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/containerd-try.sh must run as root (containerd, mounts, /dev/userfaultfd)" >&2
+  exit 1
+fi
+for tool in containerd ctr node; do
+  command -v "$tool" >/dev/null || { echo "$tool is missing: run scripts/setup.sh first" >&2; exit 1; }
+done
+[ -f dist/containerd/shim/main.js ] || { echo "vhive is not built: run scripts/setup.sh first" >&2; exit 1; }
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+vhive() { node dist/cli/main.js "$@"; }
+
+work=$(mktemp -d /tmp/vhive-containerd-try-XXXXXX)
+containerd_pid=""
+cleanup() {
+  for id in try-1 try-2 try-3; do
+    ctr --address "$work/containerd.sock" task kill -s SIGKILL "$id" >/dev/null 2>&1 || true
+    ctr --address "$work/containerd.sock" task delete "$id" >/dev/null 2>&1 || true
+    ctr --address "$work/containerd.sock" container rm "$id" >/dev/null 2>&1 || true
+  done
+  if [ -n "$containerd_pid" ]; then
+    kill "$containerd_pid" 2>/dev/null || true
+    wait "$containerd_pid" 2>/dev/null || true
+  fi
+  # The containers' rootfs mounts go with their tasks; a snapshotter mount left by a crash would not.
+  grep -o " $work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# containerd runs shims by name from its PATH: this checkout's shim first, whatever is installed.
+mkdir -p "$work/bin"
+printf '#!/bin/sh\nexec %s %s/dist/containerd/shim/main.js "$@"\n' "$(command -v node)" "$PWD" > "$work/bin/containerd-shim-vhive-v2"
+chmod 755 "$work/bin/containerd-shim-vhive-v2"
+cat > "$work/config.toml" <<EOF
+version = 2
+root = "$work/root"
+state = "$work/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$work/containerd.sock"
+[ttrpc]
+  address = "$work/containerd.sock.ttrpc"
+EOF
+
+say "building and exporting helloworld"
+vhive image build functions/helloworld >&2
+vhive image export helloworld "$work/helloworld.tar" --name vhive.local/helloworld:try >&2
+
+say "starting a private containerd in $work"
+PATH="$work/bin:$PATH" VHIVE_STATE="$work/vhive-state" containerd --config "$work/config.toml" > "$work/containerd.log" 2>&1 &
+containerd_pid=$!
+for _ in $(seq 100); do
+  grep -q "containerd successfully booted" "$work/containerd.log" && break
+  kill -0 "$containerd_pid" 2>/dev/null || { cat "$work/containerd.log" >&2; echo "containerd did not start" >&2; exit 1; }
+  sleep 0.1
+done
+ctr() { command ctr --address "$work/containerd.sock" "$@"; }
+ctr images import "$work/helloworld.tar" >&2
+
+results="$work/results.jsonl"
+for run in 1 2 3; do
+  id="try-$run"
+  say "run $run: ctr run --runtime io.containerd.vhive.v2 vhive.local/helloworld:try $id"
+  began=$(date +%s%N)
+  ctr run -d --null-io --net-host --runtime io.containerd.vhive.v2 vhive.local/helloworld:try "$id" >&2
+  reply=$(vhive call 127.0.0.1:50051 --data "containerd run $run" --wait 60s)
+  took=$(( ($(date +%s%N) - began) / 1000000 ))
+  node -e '
+    const [startFile, reply, ms] = process.argv.slice(1);
+    const { start } = JSON.parse(require("fs").readFileSync(startFile, "utf8"));
+    console.log(JSON.stringify({ start, reply, ms: Number(ms) }));
+  ' "$work/state/io.containerd.runtime.v2.task/default/$id/vhive-start.json" "$reply" "$took" >> "$results"
+  echo "run $run: $(tail -n1 "$results")" >&2
+  ctr task kill "$id" >&2
+  # The first container becomes the image's snapshot as it stops; the second writes its working set.
+  for _ in $(seq 600); do
+    [ "$(ctr task ls | awk -v id="$id" '$1 == id { print $3 }')" = STOPPED ] && break
+    sleep 0.1
+  done
+  ctr task delete "$id" >&2
+  ctr container rm "$id" >&2
+done
+
+node -e '
+  const runs = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map((line) => JSON.parse(line));
+  console.log(JSON.stringify({ starts: runs.map((r) => r.start), replies: runs.map((r) => r.reply), ms: runs.map((r) => r.ms) }));
+' "$results"

@@ -1,0 +1,81 @@
+/**
+ * Where a shim's things live, derived the same way by every subcommand (start, the server,
+ * delete), so that delete can clean up after a server that was SIGKILLed:
+ *
+ *   the socket     <containerd's socket dir>/s/<sha256(address/namespace/group)>, as containerd's
+ *                  shim library names it (runtime/v2/shim/util_unix.go SocketAddress): one shim
+ *                  per pod (the group is the CRI sandbox id) or per container
+ *   <bundle>/address         the socket's address, which a restarted containerd reconnects to
+ *   <bundle>/vhive-start.json how the container's VM started (task.ts)
+ *   a network namespace      /run/netns/vhive-<digest>, made for a container whose spec asks
+ *                  for a new one (no path), removed with the shim
+ */
+import { createHash } from "node:crypto";
+import { readFile, rename, writeFile } from "node:fs/promises";
+import { createConnection } from "node:net";
+import { dirname, join } from "node:path";
+import { runTool } from "../../shared/tool.js";
+
+/** The pod a container belongs to, for grouping containers into one shim (CRI's annotation). */
+const GROUP_ANNOTATIONS = ["io.kubernetes.cri.sandbox-id"];
+
+export interface BundleSpecSummary {
+  annotations: Record<string, string>;
+  /** The network namespace's path, "new" (a namespace of its own), or undefined (the host's). */
+  network: string | "new" | undefined;
+}
+
+/** What start needs of config.json, read leniently: Create reads and checks it whole. */
+export async function readBundleSpec(bundle: string): Promise<BundleSpecSummary> {
+  const text = await readFile(join(bundle, "config.json"), "utf8").catch(() => "{}");
+  const spec = JSON.parse(text) as { annotations?: Record<string, string>; linux?: { namespaces?: { type: string; path?: string }[] } };
+  const namespace = spec.linux?.namespaces?.find((entry) => entry.type === "network");
+  return { annotations: spec.annotations ?? {}, network: namespace ? (namespace.path ?? "new") : undefined };
+}
+
+export function shimGroup(id: string, annotations: Record<string, string>): string {
+  for (const key of GROUP_ANNOTATIONS) if (annotations[key]) return annotations[key]!;
+  return id;
+}
+
+/** unix://<dir of containerd's socket>/s/<sha256>: beside containerd's, like the runc shim's. */
+export function shimSocketAddress(containerdAddress: string, namespace: string, group: string): string {
+  const digest = createHash("sha256").update(join(containerdAddress, namespace, group)).digest("hex");
+  return `unix://${join(dirname(containerdAddress), "s", digest)}`;
+}
+
+/** Whether a server answers on a Unix socket path. */
+export function canConnect(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ path });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+/** Write <bundle>/address through a temporary file (containerd reads it after a restart). */
+export async function writeAddressFile(bundle: string, address: string): Promise<void> {
+  const path = join(bundle, "address");
+  await writeFile(`${path}.partial`, address, { mode: 0o600 });
+  await rename(`${path}.partial`, path);
+}
+
+/** The name of the network namespace a container of its own gets. */
+export function ownNetnsName(namespace: string, group: string): string {
+  return `vhive-${createHash("sha256").update(`${namespace}/${group}`).digest("hex").slice(0, 16)}`;
+}
+
+/** Make a named network namespace with its loopback up (as runc gives a new one). */
+export async function makeNetns(name: string): Promise<string> {
+  await runTool("ip", ["netns", "add", name], { failCode: "ERR_HOST_UNSUPPORTED", step: `making network namespace ${name}` });
+  await runTool("ip", ["-n", name, "link", "set", "lo", "up"], { failCode: "ERR_HOST_UNSUPPORTED", step: `bringing up lo in ${name}` });
+  return `/run/netns/${name}`;
+}
+
+/** Remove a network namespace made by makeNetns; nothing to do if it is gone. */
+export async function removeNetns(name: string): Promise<void> {
+  await runTool("ip", ["netns", "delete", name], { failCode: "ERR_HOST_UNSUPPORTED", step: `removing network namespace ${name}` }).catch(() => {});
+}

@@ -1,0 +1,32 @@
+/**
+ * `containerd-shim-vhive-v2 ... -bundle DIR delete`: containerd runs it when a shim died (its
+ * ttrpc connection closed) to clean up after it, and reads a DeleteResponse from its stdout.
+ * The VMs died with the server (PR_SET_PDEATHSIG); what is left to undo is the rootfs mount, a
+ * network namespace of the container's own, and the socket.
+ */
+import { readFile, rm } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { shim } from "../api.js";
+import { socketPathOf } from "../ttrpc/index.js";
+import { unmountRootfs } from "./container-image.js";
+import { canConnect, ownNetnsName, readBundleSpec, removeNetns, shimGroup, shimSocketAddress } from "./bundle.js";
+import type { ShimFlags } from "./flags.js";
+
+/** What a container killed with its shim exits with: SIGKILL's status, as runc's shim reports. */
+const KILLED_STATUS = 128 + 9;
+
+export async function deleteShim(flags: ShimFlags): Promise<Uint8Array> {
+  const bundle = flags.bundle ?? process.cwd();
+  const spec = await readBundleSpec(bundle);
+  const config = JSON.parse(await readFile(join(bundle, "config.json"), "utf8").catch(() => "{}")) as { root?: { path?: string } };
+  await unmountRootfs(resolve(bundle, config.root?.path ?? "rootfs")).catch(() => {});
+  const group = shimGroup(flags.id, spec.annotations);
+  const socket = socketPathOf(shimSocketAddress(flags.address, flags.namespace, group));
+  // A pod's shim may serve other containers still: only a dead one's socket and namespace go.
+  if (!(await canConnect(socket))) {
+    await rm(socket, { force: true });
+    if (spec.network === "new") await removeNetns(ownNetnsName(flags.namespace, group));
+  }
+  const started = JSON.parse(await readFile(join(bundle, "vhive-start.json"), "utf8").catch(() => "{}")) as { pid?: number };
+  return shim.DeleteResponse.encode({ pid: started.pid ?? 0, exitStatus: KILLED_STATUS, exitedAt: new Date() }).finish();
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+/**
+ * containerd-shim-vhive-v2: vhive as a containerd runtime (io.containerd.vhive.v2). containerd
+ * runs it with `start` (start.ts) to get a shim's address, without an action as the server it
+ * then talks to (serve.ts), and with `delete` (delete.ts) to clean up after a shim that died.
+ * Each module is loaded only for its action: start and delete must be quick.
+ */
+import { parseShimFlags } from "./flags.js";
+
+async function main(): Promise<void> {
+  const flags = parseShimFlags(process.argv.slice(2));
+  if (flags.version) {
+    process.stdout.write("containerd-shim-vhive-v2 (vhive)\n");
+    return;
+  }
+  switch (flags.action) {
+    case "start": {
+      const { startShim } = await import("./start.js");
+      process.stdout.write(await startShim(flags));
+      return;
+    }
+    case "delete": {
+      const { deleteShim } = await import("./delete.js");
+      process.stdout.write(await deleteShim(flags));
+      return;
+    }
+    case "serve": {
+      const { serveShim } = await import("./serve.js");
+      await serveShim(flags);
+    }
+  }
+}
+
+main().catch((error: unknown) => {
+  const message = error instanceof Error ? error.message : String(error);
+  const remedy = (error as { remedy?: string } | null)?.remedy;
+  process.stderr.write(`containerd-shim-vhive-v2: ${message}${remedy ? ` (what to do: ${remedy})` : ""}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,71 @@
+/**
+ * The shim server: containerd.task.v2.Task over ttrpc on the socket start made for it, running
+ * in the container's network namespace (start put it there), until containerd's Shutdown finds
+ * no task left, or a signal ends it (then its VMs end at once; if it is SIGKILLed, its VMs die
+ * with it: they run with PR_SET_PDEATHSIG, and pagers exit when their stdin closes).
+ *
+ * Where vhive keeps images, snapshots and working sets: $VHIVE_STATE, else /var/lib/vhive (the
+ * shim inherits containerd's environment); the accelerator: $VHIVE_ACCEL (auto, kvm, tcg).
+ */
+import { closeSync, writeSync } from "node:fs";
+import { messageOf } from "../../shared/errors.js";
+import { createLog, type Log } from "../../shared/log.js";
+import { openHost, type Host } from "../../start/index.js";
+import type { AccelRequest } from "../../vm/index.js";
+import { shim } from "../api.js";
+import { EventPublisher } from "../publisher.js";
+import { TtrpcServer } from "../ttrpc/index.js";
+import { removeNetns } from "./bundle.js";
+import type { ShimFlags } from "./flags.js";
+import { ShimService } from "./service.js";
+
+/** The shim's state directory when containerd's environment names none. */
+export const DEFAULT_SHIM_STATE = "/var/lib/vhive";
+/** The fd start reads "ready" on. */
+const READY_FD = 3;
+
+/** The host context, opened on first use: the server answers containerd before a guest kernel is prepared. */
+function lazyHost(log: Log): () => Promise<Host> {
+  let host: Promise<Host> | undefined;
+  return () =>
+    (host ??= openHost({
+      stateDir: process.env.VHIVE_STATE || DEFAULT_SHIM_STATE,
+      accel: (process.env.VHIVE_ACCEL as AccelRequest | undefined) ?? "auto",
+      log,
+    }));
+}
+
+export async function serveShim(flags: ShimFlags): Promise<void> {
+  const log = createLog(flags.debug ? "debug" : "info").child({ shim: "vhive", namespace: flags.namespace, id: flags.id });
+  if (!flags.socket) throw new Error("the server needs -socket (start gives it)");
+  const ttrpcAddress = process.env.TTRPC_ADDRESS ?? `${flags.address}.ttrpc`;
+  const publisher = new EventPublisher({ address: ttrpcAddress, namespace: flags.namespace, log });
+  const host = lazyHost(log);
+  const server = new TtrpcServer({ log });
+  let ending: Promise<void> | undefined;
+  const end = (how: "close" | "destroy", code: number) =>
+    (ending ??= (async () => {
+      log.info("shim shutting down", { how });
+      if (how === "destroy") await service.destroy();
+      await server[how]();
+      await publisher.close();
+      if (process.env.VHIVE_SHIM_NETNS) await removeNetns(process.env.VHIVE_SHIM_NETNS);
+      process.exit(code);
+    })());
+  const service = new ShimService({
+    host,
+    publisher,
+    log,
+    onShutdown: () => void end("close", 0),
+  });
+  server.register(shim.TaskDefinition, service.implementation());
+  await server.listen({ path: flags.socket });
+  for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => void end("destroy", 0));
+  process.on("uncaughtException", (error) => {
+    log.error("uncaught error: ending every VM", { error: messageOf(error) });
+    void end("destroy", 1);
+  });
+  writeSync(READY_FD, "ready\n");
+  closeSync(READY_FD);
+  log.info("shim serving", { socket: flags.socket });
+}

@@ -1,0 +1,102 @@
+/**
+ * `containerd-shim-vhive-v2 ... start`: containerd runs it in the bundle directory, reads the
+ * shim's address from its stdout (stdout and stderr together: nothing else may be printed), and
+ * connects. It starts the server (this same program without an action) as a process of its own
+ * session that outlives it, inside the container's network namespace, so that the VM's
+ * forwarded port and the shim's own readiness checks are both in the container's network; and
+ * waits until the server listens before it prints the address.
+ *
+ * A second container of the same pod finds its pod's shim already answering and reuses it.
+ */
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, lstatSync, openSync } from "node:fs";
+import { mkdir, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { VhiveError } from "../../shared/errors.js";
+import { socketPathOf } from "../ttrpc/index.js";
+import { canConnect, makeNetns, ownNetnsName, readBundleSpec, removeNetns, shimGroup, shimSocketAddress, writeAddressFile } from "./bundle.js";
+import type { ShimFlags } from "./flags.js";
+
+/** How long the server may take to listen (a Node process loading vhive). */
+const READY_TIMEOUT_MS = 30_000;
+
+/** The shim's log: containerd's FIFO in the bundle (it copies what comes out into its own log), else a file. */
+function openLog(bundle: string): number {
+  const fifo = join(bundle, "log");
+  // O_RDWR: a FIFO opened so never waits for a reader.
+  if (existsSync(fifo) && lstatSync(fifo).isFIFO()) return openSync(fifo, "r+");
+  return openSync(join(bundle, "shim.log"), "a");
+}
+
+export async function startShim(flags: ShimFlags): Promise<string> {
+  const bundle = process.cwd();
+  const spec = await readBundleSpec(bundle);
+  const group = shimGroup(flags.id, spec.annotations);
+  const address = shimSocketAddress(flags.address, flags.namespace, group);
+  const socket = socketPathOf(address);
+  if (await canConnect(socket)) {
+    await writeAddressFile(bundle, address);
+    return address;
+  }
+  await rm(socket, { force: true }); // a server that died left it
+  await mkdir(dirname(socket), { recursive: true, mode: 0o700 });
+
+  let netns: string | undefined;
+  let ownNetns: string | undefined;
+  if (spec.network === "new") {
+    ownNetns = ownNetnsName(flags.namespace, group);
+    await removeNetns(ownNetns); // one a killed shim left
+    netns = await makeNetns(ownNetns);
+  } else {
+    netns = spec.network;
+  }
+
+  const serverArgs = [fileURLToPath(new URL("./main.js", import.meta.url)), "-namespace", flags.namespace, "-id", flags.id, "-address", flags.address, "-socket", socket];
+  if (flags.publishBinary) serverArgs.push("-publish-binary", flags.publishBinary);
+  if (flags.debug) serverArgs.push("-debug");
+  const [command, ...args] = netns ? ["nsenter", `--net=${netns}`, "--", process.execPath, ...serverArgs] : [process.execPath, ...serverArgs];
+  const log = openLog(bundle);
+  try {
+    const server = spawn(command!, args, {
+      cwd: bundle,
+      detached: true, // its own session: it outlives this process and containerd's restarts
+      stdio: ["ignore", log, log, "pipe"],
+      env: { ...process.env, ...(ownNetns ? { VHIVE_SHIM_NETNS: ownNetns } : {}) },
+    });
+    await waitReady(server);
+    server.unref();
+  } catch (error) {
+    if (ownNetns) await removeNetns(ownNetns);
+    throw error;
+  } finally {
+    closeSync(log);
+  }
+  await writeAddressFile(bundle, address);
+  return address;
+}
+
+/** The server writes "ready" on fd 3 once it listens; it exiting first is its failure. */
+function waitReady(server: ReturnType<typeof spawn>): Promise<void> {
+  const channel = server.stdio[3] as NodeJS.ReadableStream;
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => fail(`it did not listen within ${READY_TIMEOUT_MS / 1000} s`), READY_TIMEOUT_MS);
+    const done = () => {
+      clearTimeout(timer);
+      server.off("exit", onExit);
+      (channel as unknown as { destroy(): void }).destroy();
+    };
+    const fail = (why: string) => {
+      done();
+      server.kill("SIGKILL");
+      reject(new VhiveError("ERR_VALIDATION", `the vhive shim server did not start: ${why}`, { remedy: "read the shim's log (containerd's log, or shim.log in the bundle)" }));
+    };
+    const onExit = (code: number | null, signal: string | null) => fail(signal ? `it was killed by ${signal}` : `it exited with status ${code}`);
+    server.once("exit", onExit);
+    channel.on("data", (chunk: Buffer) => {
+      if (!chunk.toString().includes("ready")) return;
+      done();
+      resolve();
+    });
+  });
+}
