@@ -18,7 +18,7 @@
 # imports them, runs the suite (2 to 3 minutes with runc), and stops everything.
 #
 # Writes STATE/cri/results-<handler>.tsv and .md (each test: pass, fail or skip, its seconds
-# and a one-line reason), prints each result on stderr as it comes, and prints as its last line
+# and a one-line reason) and .jsonl (the suite's whole output, as test2json events), prints each result on stderr as it comes, and prints as its last line
 # "N passed, M failed, K skipped". Exits 0 when the suite ran, whatever its results; 1 when it
 # could not run (build, containerd). --run REGEX runs the matching tests only (go test -run);
 # --list prints the suite's test names.
@@ -134,7 +134,7 @@ RESULTS=$STATE/cri/results-$HANDLER
 mkdir -p "$STATE/cri"
 work=$(mktemp -d "${TMPDIR:-/tmp}/vhive-cri-run-XXXXXX")
 trap 'private_containerd_stop; rm -rf "$work"' EXIT
-say "running the suite with -runtime-handler $HANDLER${RUN:+ -run $RUN} (results: $RESULTS.tsv, .md)"
+say "running the suite with -runtime-handler $HANDLER${RUN:+ -run $RUN} (results: $RESULTS.tsv, .md, .jsonl)"
 started=$SECONDS
 args=(-test.v -test.timeout "$TIMEOUT"
   -cri-endpoint "unix://$PRIVATE_CONTAINERD_SOCKET" -cri-root "$PRIVATE_CONTAINERD_CRI_ROOT"
@@ -143,7 +143,7 @@ args=(-test.v -test.timeout "$TIMEOUT"
 # The suite's own temporary files go to the work directory; its output is framed by test2json.
 # The binary exits non-zero when a test fails: that is a result, not an error of this script.
 summary=$(cd "$work" && TMPDIR=$work go tool test2json -t -p integration "$TEST_BIN" "${args[@]}" 2>&1 |
-  node "$ROOT/scripts/lib/go-test-results.mjs" --tsv "$RESULTS.tsv" --md "$RESULTS.md" \
+  tee "$RESULTS.jsonl" | node "$ROOT/scripts/lib/go-test-results.mjs" --tsv "$RESULTS.tsv" --md "$RESULTS.md" \
     --title "containerd $VERSION CRI integration suite, -runtime-handler $HANDLER${RUN:+, -run $RUN}") || true
 [ -n "$summary" ] || die "the suite's results could not be read (see above)"
 say "ran in $((SECONDS - started)) s"
