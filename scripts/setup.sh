@@ -31,6 +31,9 @@ PACKAGES=(
   golang-github-containerd-containerd-dev  # containerd 1.6's .proto files (runtime v2 shim, events), read by the build
   golang-github-gogo-protobuf-dev golang-github-gogo-googleapis-dev  # gogoproto/gogo.proto and google/rpc/{status,code}.proto they import
   containerd runc                 # the containerd runtime: containerd, ctr, containerd-shim-runc-v2 (tests talk to them)
+  containernetworking-plugins     # CNI bridge, host-local and loopback in /usr/lib/cni: pod networks of the private containerd (scripts/lib/private-containerd.sh)
+  stress                          # in the resource-consumer image of containerd's CRI suite (scripts/lib/cri-images.sh)
+  dpkg-dev                        # dpkg-source, which `apt-get source` unpacks containerd's source package with
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -42,6 +45,47 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# Debian's containerd source package: the CRI api.proto the CRI tests load
+# (vendor/k8s.io/cri-api) and the CRI integration suite scripts/cri-conformance.sh builds.
+# Fetched once per containerd version into /var/cache/vhive/containerd-source/<version>, with
+# `current` pointing at the installed version's; deb-src lines are added in a sources file of
+# vhive's own when the machine has none.
+CONTAINERD_SOURCE=/var/cache/vhive/containerd-source
+containerd_version=$(dpkg-query -W -f='${Version}' containerd)
+if [ ! -f "$CONTAINERD_SOURCE/$containerd_version/.complete" ]; then
+  say "fetching Debian's containerd $containerd_version source package"
+  if ! apt-get source --print-uris -qq "containerd=$containerd_version" >/dev/null 2>&1; then
+    deb_src=/etc/apt/sources.list.d/vhive-deb-src.sources
+    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+      sed -e 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources >"$deb_src"
+    else
+      cat >"$deb_src" <<'EOF'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb-src
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+    fi
+    apt-get update -qq
+  fi
+  mkdir -p "$CONTAINERD_SOURCE"
+  fetch=$(mktemp -d "$CONTAINERD_SOURCE/.fetch-XXXXXX")
+  chown _apt "$fetch" 2>/dev/null || true # apt downloads as _apt where it may
+  (cd "$fetch" && apt-get source -qq "containerd=$containerd_version" >/dev/null)
+  rm -rf "${CONTAINERD_SOURCE:?}/$containerd_version"
+  mv "$fetch"/containerd-*/ "$CONTAINERD_SOURCE/$containerd_version"
+  rm -rf "$fetch"
+  touch "$CONTAINERD_SOURCE/$containerd_version/.complete"
+fi
+ln -sfn "$containerd_version" "$CONTAINERD_SOURCE/current"
 
 # npm ci only when package-lock.json changed since the last install.
 stamp=node_modules/.vhive-lock-sha
