@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Try vhive as a containerd runtime, after scripts/setup.sh: start a private containerd (Debian's
 # package; its own config, root, state and socket in a temp dir, the vhive runtime registered as
-# io.containerd.vhive.v2), import helloworld as an OCI image (vhive image export), run it three
+# io.containerd.vhive.v2: scripts/lib/private-containerd.sh), import helloworld as an OCI image (vhive image export), run it three
 # times with `ctr run --runtime io.containerd.vhive.v2`, call the function each time, stop
 # everything it started, and print as its last line one JSON object:
 #   {"starts":["boot","record","prefetch"],"replies":[...],"ms":[...]}
@@ -24,53 +24,28 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 vhive() { node dist/cli/main.js "$@"; }
 
 work=$(mktemp -d /tmp/vhive-containerd-try-XXXXXX)
-containerd_pid=""
+. scripts/lib/private-containerd.sh
 cleanup() {
-  for id in try-1 try-2 try-3; do
-    ctr --address "$work/containerd.sock" task kill -s SIGKILL "$id" >/dev/null 2>&1 || true
-    ctr --address "$work/containerd.sock" task delete "$id" >/dev/null 2>&1 || true
-    ctr --address "$work/containerd.sock" container rm "$id" >/dev/null 2>&1 || true
-  done
-  if [ -n "$containerd_pid" ]; then
-    kill "$containerd_pid" 2>/dev/null || true
-    wait "$containerd_pid" 2>/dev/null || true
-  fi
-  # The containers' rootfs mounts go with their tasks; a snapshotter mount left by a crash would not.
-  grep -o " $work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount 2>/dev/null || true
+  private_containerd_stop || true
   rm -rf "$work"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # containerd runs shims by name from its PATH: this checkout's shim first, whatever is installed.
 mkdir -p "$work/bin"
 printf '#!/bin/sh\nexec %s %s/dist/containerd/shim/main.js "$@"\n' "$(command -v node)" "$PWD" > "$work/bin/containerd-shim-vhive-v2"
 chmod 755 "$work/bin/containerd-shim-vhive-v2"
-cat > "$work/config.toml" <<EOF
-version = 2
-root = "$work/root"
-state = "$work/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$work/containerd.sock"
-[ttrpc]
-  address = "$work/containerd.sock.ttrpc"
-EOF
 
 say "building and exporting helloworld"
 vhive image build functions/helloworld >&2
 vhive image export helloworld "$work/helloworld.tar" --name vhive.local/helloworld:try >&2
 
-say "starting a private containerd in $work"
-PATH="$work/bin:$PATH" VHIVE_STATE="$work/vhive-state" containerd --config "$work/config.toml" > "$work/containerd.log" 2>&1 &
-containerd_pid=$!
-for _ in $(seq 100); do
-  grep -q "containerd successfully booted" "$work/containerd.log" && break
-  kill -0 "$containerd_pid" 2>/dev/null || { cat "$work/containerd.log" >&2; echo "containerd did not start" >&2; exit 1; }
-  sleep 0.1
-done
-ctr() { command ctr --address "$work/containerd.sock" "$@"; }
+say "starting a private containerd"
+export VHIVE_STATE="$work/vhive-state" # the shim's: images, snapshots and working sets of this try only
+private_containerd_start --shim-dir "$work/bin"
+trap cleanup EXIT
+ctr() { command ctr --address "$PRIVATE_CONTAINERD_SOCKET" "$@"; }
 ctr images import "$work/helloworld.tar" >&2
+task_state="$PRIVATE_CONTAINERD_DIR/state/io.containerd.runtime.v2.task/default"
 
 results="$work/results.jsonl"
 for run in 1 2 3; do
@@ -84,7 +59,7 @@ for run in 1 2 3; do
     const [startFile, reply, ms] = process.argv.slice(1);
     const { start } = JSON.parse(require("fs").readFileSync(startFile, "utf8"));
     console.log(JSON.stringify({ start, reply, ms: Number(ms) }));
-  ' "$work/state/io.containerd.runtime.v2.task/default/$id/vhive-start.json" "$reply" "$took" >> "$results"
+  ' "$task_state/$id/vhive-start.json" "$reply" "$took" >> "$results"
   echo "run $run: $(tail -n1 "$results")" >&2
   ctr task kill "$id" >&2
   # The first container becomes the image's snapshot as it stops; the second writes its working set.

@@ -35,7 +35,7 @@ async function bootOnPort(host: Host, image: StoredImage, hostPort: number, opti
       tscKhz: host.tscKhz,
       forward: { hostPort, hostAddress: options.hostAddress, guestPort: image.config.port },
     },
-    { log: host.log, runRoot: host.paths.vmsDir, keepRunDir: options.keepRunDir, signal: options.signal, dieWithParent: options.dieWithParent },
+    { log: host.log, runRoot: host.paths.vmsDir, keepRunDir: options.keepRunDir, signal: options.signal, dieWithParent: options.dieWithParent, onConsoleLine: options.onConsoleLine },
   );
   undo.defer("stop the VM", () => vm.destroy());
   const client = createClient(image, hostPort, options);

@@ -74,6 +74,8 @@ export interface StartOptions extends ClientOptions {
   hostAddress?: string;
   /** QEMU dies with this process even on SIGKILL (see MicroVm's StartOptions). */
   dieWithParent?: boolean;
+  /** The function's console output, line by line, from the VM's start (a container's stdout). */
+  onConsoleLine?: (line: string) => void;
   /** From spawn until the function answers. */
   readyTimeoutMs?: number;
   keepRunDir?: boolean;

@@ -259,6 +259,7 @@ async function restoreOnPort(
         signal: options.signal,
         env,
         dieWithParent: options.dieWithParent,
+        onConsoleLine: options.onConsoleLine,
         explainFailure: (error, exit) => blameSnapshot(error, snapshot, mode, exit),
       },
     );

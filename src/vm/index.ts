@@ -1,5 +1,5 @@
 /** QEMU microVMs: command line, QMP, accelerator probe, boot, stop. */
-export { MicroVm, type StartOptions, type VmTimeline } from "./microvm.js";
+export { MicroVm, GuestExitedError, type StartOptions, type VmTimeline } from "./microvm.js";
 export { qemuArgs, kernelCommandLine, type Accel, type VmSpec, type PortForward } from "./cmdline.js";
 export { QmpClient, type QmpEvent } from "./qmp.js";
 export { SerialConsole, parseConsoleLine, type GuestEvent } from "./serial.js";

@@ -38,6 +38,8 @@ export interface StartOptions {
    * shim). Without it, the process-wide exit hook covers every exit but SIGKILL.
    */
   dieWithParent?: boolean;
+  /** Every line the guest prints but init's markers (the function's output), from the start. */
+  onConsoleLine?: (line: string) => void;
   /**
    * Rewrites the VM's failure before it is reported (a restore adds which snapshot's files the
    * VM ran from, the likely cause of a crash), given how QEMU exited if it did. Not applied to
@@ -56,6 +58,16 @@ export interface VmTimeline {
 }
 
 const STDERR_TAIL = 20;
+
+/** ERR_GUEST_EXITED with the entrypoint's exit status, for owners that report it (the containerd shim). */
+export class GuestExitedError extends VhiveError {
+  readonly status: number;
+  constructor(status: number, message: string, options: ConstructorParameters<typeof VhiveError>[2] = {}) {
+    super("ERR_GUEST_EXITED", message, options);
+    this.name = "GuestExitedError";
+    this.status = status;
+  }
+}
 
 export class MicroVm implements AsyncDisposable {
   readonly id: string;
@@ -101,6 +113,7 @@ export class MicroVm implements AsyncDisposable {
       }
     });
     this.console = new SerialConsole(qemu.stdio[SERIAL_FD] as Readable, join(runDir, "serial.log"));
+    if (options.onConsoleLine) this.console.onLine(options.onConsoleLine);
     if (spec.incoming) {
       // QEMU never writes on the migration channel; flowing, it reaches its end when QEMU exits,
       // so the child's 'close' is not held up by it.
@@ -319,7 +332,7 @@ export class MicroVm implements AsyncDisposable {
       case "panic":
         return new VhiveError("ERR_GUEST_PANIC", `guest kernel panic: ${event.message}`, { details });
       case "exit":
-        return new VhiveError("ERR_GUEST_EXITED", `the function's entrypoint exited with status ${event.status}`, {
+        return new GuestExitedError(event.status, `the function's entrypoint exited with status ${event.status}`, {
           details,
           remedy: "check the entrypoint, env and workdir of the image; the serial console above shows its output",
         });

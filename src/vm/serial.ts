@@ -81,7 +81,11 @@ export class SerialConsole {
     return () => this.#events.off("event", listener);
   }
 
-  /** Every line the guest prints from now on but init's own markers: the function's output. */
+  /**
+   * The function's output from now on: every line but init's markers, and in a boot only from
+   * the entrypoint's start (init's own set-up is not the function's); a restored guest's from
+   * its first line.
+   */
   onLine(listener: (line: string) => void): () => void {
     this.#events.on("line", listener);
     return () => this.#events.off("line", listener);
@@ -108,7 +112,7 @@ export class SerialConsole {
     if (event) {
       this.#seen.push(event);
       this.#events.emit("event", event);
-    } else if (!line.includes(MARKER)) {
+    } else if (!line.includes(MARKER) && (!this.#seen.some((seen) => seen.kind === "init-start") || this.#seen.some((seen) => seen.kind === "exec"))) {
       this.#events.emit("line", line);
     }
   }

@@ -150,7 +150,9 @@ export async function containerImage(paths: StatePaths, spec: ContainerSpec, mou
   try {
     const made = await store.get(id);
     if (made) return made;
-    return await packImage(paths, store, spec, config, protoFile, { id, key, name: name ?? options.name, signal: options.signal });
+    // Named apart from the image it was exported from: `vhive snapshot restore NAME` and friends
+    // resolve names, and a container's image (its own ext4 and snapshots) is another image.
+    return await packImage(paths, store, spec, config, protoFile, { id, key, name: name ? `container-${name}` : options.name, signal: options.signal });
   } finally {
     await release();
   }

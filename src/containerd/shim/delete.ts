@@ -2,7 +2,7 @@
  * `containerd-shim-vhive-v2 ... -bundle DIR delete`: containerd runs it when a shim died (its
  * ttrpc connection closed) to clean up after it, and reads a DeleteResponse from its stdout.
  * The VMs died with the server (PR_SET_PDEATHSIG); what is left to undo is the rootfs mount, a
- * network namespace of the container's own, and the socket.
+ * network namespace of the container's own, the socket, and the VM's run directory.
  */
 import { readFile, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -27,6 +27,8 @@ export async function deleteShim(flags: ShimFlags): Promise<Uint8Array> {
     await rm(socket, { force: true });
     if (spec.network === "new") await removeNetns(ownNetnsName(flags.namespace, group));
   }
-  const started = JSON.parse(await readFile(join(bundle, "vhive-start.json"), "utf8").catch(() => "{}")) as { pid?: number };
+  const started = JSON.parse(await readFile(join(bundle, "vhive-start.json"), "utf8").catch(() => "{}")) as { pid?: number; runDir?: string };
+  // The VM died with its shim, before it could remove its run directory (serial log).
+  if (started.runDir) await rm(started.runDir, { recursive: true, force: true });
   return shim.DeleteResponse.encode({ pid: started.pid ?? 0, exitStatus: KILLED_STATUS, exitedAt: new Date() }).finish();
 }

@@ -47,6 +47,8 @@ export interface ContainerStartOptions {
   vcpus: number;
   /** The function's port in the container's network namespace, on every address of it. */
   hostPort: number;
+  /** The function's console output, line by line (the container's stdout). */
+  onConsoleLine?: (line: string) => void;
   signal?: AbortSignal;
 }
 
@@ -97,6 +99,7 @@ export class ContainerStarter {
       hostAddress: "0.0.0.0",
       dieWithParent: true,
       signal: options.signal,
+      onConsoleLine: options.onConsoleLine,
     };
     const notes: string[] = [];
     if (options.policy === "boot") return plain(await bootInstance(this.#host, image, boot), notes);

@@ -21,6 +21,7 @@ import { roundMs } from "../../metrics/index.js";
 import { isVhiveError, messageOf, VhiveError } from "../../shared/errors.js";
 import type { Log } from "../../shared/log.js";
 import { DEFAULT_VCPUS, memMibFor, type Host } from "../../start/index.js";
+import { GuestExitedError } from "../../vm/index.js";
 import type { Mount } from "../api.js";
 import { containerImage, mountRootfs } from "./container-image.js";
 import { readContainerSpec, type ContainerSpec } from "./spec.js";
@@ -140,8 +141,16 @@ export class ContainerTask {
         memMib: this.#spec.memMib ?? memMibFor(this.#image),
         vcpus: this.#spec.vcpus ?? DEFAULT_VCPUS,
         hostPort: this.#image.config.port,
+        onConsoleLine: (line) => this.#out?.write(line + "\n"),
       });
     } catch (error) {
+      // An entrypoint that exits before it answers started all the same, as a runc process
+      // that exits at once does: its status is the task's exit, not a failed start.
+      if (error instanceof GuestExitedError) {
+        this.#say(`vhive: ${error.message}`);
+        this.#end(error.status);
+        return 0;
+      }
       this.#say(`vhive: the container did not start: ${messageOf(error)}`);
       this.#end(VM_DIED_STATUS);
       throw error;
@@ -155,6 +164,8 @@ export class ContainerTask {
       snapshotId: "snapshotId" in start ? start.snapshotId : undefined,
       image: this.#image.id,
       pid: instance.vm.pid,
+      /** The VM's run directory: the delete of a shim that died removes it. */
+      runDir: instance.vm.runDir,
       startMs: roundMs(startMs),
       breakdown: Object.fromEntries(Object.entries(start.times).map(([phase, ms]) => [phase, roundMs(ms)])),
       notes: started.notes,
@@ -163,7 +174,6 @@ export class ContainerTask {
     const phases = Object.entries(record.breakdown).map(([phase, ms]) => `${phase} ${ms}`).join(", ");
     this.#say(`vhive: started by ${start.kind}${record.snapshotId ? ` from snapshot ${record.snapshotId}` : ""} in ${Math.round(startMs)} ms (${phases})`);
     for (const note of started.notes) this.#say(`vhive: ${note}`);
-    instance.vm.console.onLine((line) => this.#out?.write(line + "\n"));
     void instance.vm.failure.then((error) => this.#vmEnded(error));
     return instance.vm.pid!;
   }
