@@ -2,9 +2,12 @@
  * Where a shim's things live, derived the same way by every subcommand (start, the server,
  * delete), so that delete can clean up after a server that was SIGKILLed:
  *
- *   the socket     <containerd's socket dir>/s/<sha256(address/namespace/group)>, as containerd's
- *                  shim library names it (runtime/v2/shim/util_unix.go SocketAddress): one shim
- *                  per pod (the group is the CRI sandbox id) or per container
+ *   the socket     <containerd's socket dir>/s/vhive-<sha256(address/namespace/group)>, as
+ *                  containerd's shim library names it (runtime/v2/shim/util_unix.go SocketAddress)
+ *                  but for the prefix, so it never is the runc shim's of the same pod: one vhive
+ *                  shim per pod (the group is the CRI sandbox id) or per container
+ *   <bundle>/vhive-delegate  "runc" for a container vhive handed to runc's shim (a pod's sandbox
+ *                  and its sidecars): delete is then runc's
  *   <bundle>/address         the socket's address, which a restarted containerd reconnects to
  *   <bundle>/vhive-start.json how the container's VM started (task.ts)
  *   a network namespace      /run/netns/vhive-<digest>, made for a container whose spec asks
@@ -16,8 +19,17 @@ import { createConnection } from "node:net";
 import { dirname, join } from "node:path";
 import { runTool } from "../../shared/tool.js";
 
-/** The pod a container belongs to, for grouping containers into one shim (CRI's annotation). */
-const GROUP_ANNOTATIONS = ["io.kubernetes.cri.sandbox-id"];
+/** CRI's annotations on a pod's containers (containerd's pkg/cri/annotations). */
+export const CRI_ANNOTATIONS = {
+  /** The pod a container belongs to: groups a pod's containers into one shim. */
+  sandboxId: "io.kubernetes.cri.sandbox-id",
+  /** "sandbox" (the pod's pause container) or "container". */
+  containerType: "io.kubernetes.cri.container-type",
+  containerName: "io.kubernetes.cri.container-name",
+  imageName: "io.kubernetes.cri.image-name",
+} as const;
+
+const GROUP_ANNOTATIONS = [CRI_ANNOTATIONS.sandboxId];
 
 export interface BundleSpecSummary {
   annotations: Record<string, string>;
@@ -41,7 +53,7 @@ export function shimGroup(id: string, annotations: Record<string, string>): stri
 /** unix://<dir of containerd's socket>/s/<sha256>: beside containerd's, like the runc shim's. */
 export function shimSocketAddress(containerdAddress: string, namespace: string, group: string): string {
   const digest = createHash("sha256").update(join(containerdAddress, namespace, group)).digest("hex");
-  return `unix://${join(dirname(containerdAddress), "s", digest)}`;
+  return `unix://${join(dirname(containerdAddress), "s", `vhive-${digest}`)}`;
 }
 
 /** Whether a server answers on a Unix socket path. */
@@ -79,3 +91,6 @@ export async function makeNetns(name: string): Promise<string> {
 export async function removeNetns(name: string): Promise<void> {
   await runTool("ip", ["netns", "delete", name], { failCode: "ERR_HOST_UNSUPPORTED", step: `removing network namespace ${name}` }).catch(() => {});
 }
+
+/** The marker of a bundle handed to runc's shim (see the header). */
+export const DELEGATE_FILE = "vhive-delegate";

@@ -6,10 +6,13 @@
  */
 import { readFile, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { PassThrough } from "node:stream";
 import { shim } from "../api.js";
 import { socketPathOf } from "../ttrpc/index.js";
 import { unmountRootfs } from "./container-image.js";
-import { canConnect, ownNetnsName, readBundleSpec, removeNetns, shimGroup, shimSocketAddress } from "./bundle.js";
+import { runTool } from "../../shared/tool.js";
+import { canConnect, DELEGATE_FILE, ownNetnsName, readBundleSpec, removeNetns, shimGroup, shimSocketAddress } from "./bundle.js";
+import { RUNC_SHIM } from "./pod.js";
 import type { ShimFlags } from "./flags.js";
 
 /** What a container killed with its shim exits with: SIGKILL's status, as runc's shim reports. */
@@ -17,6 +20,7 @@ const KILLED_STATUS = 128 + 9;
 
 export async function deleteShim(flags: ShimFlags): Promise<Uint8Array> {
   const bundle = flags.bundle ?? process.cwd();
+  if ((await readFile(join(bundle, DELEGATE_FILE), "utf8").catch(() => "")).trim() === "runc") return deleteThroughRunc(flags, bundle);
   const spec = await readBundleSpec(bundle);
   const config = JSON.parse(await readFile(join(bundle, "config.json"), "utf8").catch(() => "{}")) as { root?: { path?: string } };
   await unmountRootfs(resolve(bundle, config.root?.path ?? "rootfs")).catch(() => {});
@@ -31,4 +35,15 @@ export async function deleteShim(flags: ShimFlags): Promise<Uint8Array> {
   // The VM died with its shim, before it could remove its run directory (serial log).
   if (started.runDir) await rm(started.runDir, { recursive: true, force: true });
   return shim.DeleteResponse.encode({ pid: started.pid ?? 0, exitStatus: KILLED_STATUS, exitedAt: new Date() }).finish();
+}
+
+/** A container runc's shim ran (a pod's sandbox or sidecar): its delete is runc's, answer and all. */
+async function deleteThroughRunc(flags: ShimFlags, bundle: string): Promise<Uint8Array> {
+  const args = ["-namespace", flags.namespace, "-address", flags.address, "-id", flags.id, "-bundle", bundle];
+  if (flags.publishBinary) args.push("-publish-binary", flags.publishBinary);
+  const chunks: Buffer[] = [];
+  const out = new PassThrough();
+  out.on("data", (chunk: Buffer) => chunks.push(chunk));
+  await runTool(RUNC_SHIM, [...args, "delete"], { failCode: "ERR_VALIDATION", step: "deleting the container through containerd-shim-runc-v2", cwd: bundle, stdout: out });
+  return Buffer.concat(chunks);
 }

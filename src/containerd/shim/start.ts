@@ -6,16 +6,19 @@
  * forwarded port and the shim's own readiness checks are both in the container's network; and
  * waits until the server listens before it prints the address.
  *
- * A second container of the same pod finds its pod's shim already answering and reuses it.
+ * In a pod (pod.ts), the sandbox and the containers that are not the function are handed to
+ * containerd-shim-runc-v2: its start runs in their place, and its address is the one printed.
  */
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, lstatSync, openSync } from "node:fs";
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { VhiveError } from "../../shared/errors.js";
+import { runTool } from "../../shared/tool.js";
 import { socketPathOf } from "../ttrpc/index.js";
-import { canConnect, makeNetns, ownNetnsName, readBundleSpec, removeNetns, shimGroup, shimSocketAddress, writeAddressFile } from "./bundle.js";
+import { canConnect, DELEGATE_FILE, makeNetns, ownNetnsName, readBundleSpec, removeNetns, shimGroup, shimSocketAddress, writeAddressFile } from "./bundle.js";
+import { podRole, RUNC_SHIM } from "./pod.js";
 import type { ShimFlags } from "./flags.js";
 
 /** How long the server may take to listen (a Node process loading vhive). */
@@ -35,10 +38,9 @@ export async function startShim(flags: ShimFlags): Promise<string> {
   const group = shimGroup(flags.id, spec.annotations);
   const address = shimSocketAddress(flags.address, flags.namespace, group);
   const socket = socketPathOf(address);
-  if (await canConnect(socket)) {
-    await writeAddressFile(bundle, address);
-    return address;
-  }
+  const functionStarted = await canConnect(socket);
+  if (podRole(spec.annotations, functionStarted) === "runc") return delegateToRunc(flags, bundle);
+  if (functionStarted) throw new VhiveError("ERR_VALIDATION", `the pod of container ${flags.id} already runs its function container`, { remedy: "a pod runs one function as a vhive microVM" });
   await rm(socket, { force: true }); // a server that died left it
   await mkdir(dirname(socket), { recursive: true, mode: 0o700 });
 
@@ -74,6 +76,20 @@ export async function startShim(flags: ShimFlags): Promise<string> {
   }
   await writeAddressFile(bundle, address);
   return address;
+}
+
+/**
+ * Run runc's shim's start for this container instead (same flags, same bundle, no runtime
+ * options: vhive's are not runc's), mark the bundle so delete goes to runc too, and return the
+ * address runc's shim printed: containerd talks to it directly from here on.
+ */
+async function delegateToRunc(flags: ShimFlags, bundle: string): Promise<string> {
+  const args = ["-namespace", flags.namespace, "-address", flags.address, "-id", flags.id];
+  if (flags.publishBinary) args.push("-publish-binary", flags.publishBinary);
+  if (flags.debug) args.push("-debug");
+  await writeFile(join(bundle, DELEGATE_FILE), "runc\n");
+  const { stdout } = await runTool(RUNC_SHIM, [...args, "start"], { failCode: "ERR_VALIDATION", step: "handing the container to containerd-shim-runc-v2", cwd: bundle, input: "" });
+  return stdout.trim();
 }
 
 /** The server writes "ready" on fd 3 once it listens; it exiting first is its failure. */

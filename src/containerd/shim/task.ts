@@ -47,6 +47,8 @@ export interface TaskListener {
 
 /** Exit statuses as a shell reports them: 128 + the signal that ended it. */
 const SIGNALS: Record<number, string> = { 2: "SIGINT", 9: "SIGKILL", 15: "SIGTERM" };
+/** The least guest memory a function gets: the guest kernel, init and a language runtime. */
+const MIN_GUEST_MIB = 128;
 /** The VM died without its entrypoint exiting (QEMU crashed, the guest panicked). */
 const VM_DIED_STATUS = 255;
 
@@ -99,6 +101,12 @@ export class ContainerTask {
     try {
       const name = spec.annotations["io.kubernetes.cri.image-name"] ?? `container-${request.id}`; // unless the image names itself
       const image = await containerImage(context.host.paths, spec, request.rootfs, { name });
+      const needsMib = image.config.memMib ?? MIN_GUEST_MIB;
+      if (spec.memMib !== undefined && spec.memMib < needsMib) {
+        throw new VhiveError("ERR_VALIDATION", `the container's memory limit (${spec.memMib} MiB) is less than its function needs (${needsMib} MiB${image.config.memMib ? ", as its image says" : ": a guest kernel and runtime"})`, {
+          remedy: `give the container a memory limit of at least ${needsMib} MiB (resources.limits.memory: ${needsMib}Mi)`,
+        });
+      }
       return new ContainerTask(request.id, request.bundle, request.io, context, spec, image, unmount);
     } catch (error) {
       await unmount().catch(() => {});

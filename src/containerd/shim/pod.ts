@@ -1,0 +1,48 @@
+/**
+ * The pod model, as Kata and vHive's CRI service have it: with runtime handler `vhive`, a pod's
+ * sandbox (its pause container) and every container that is not the function run as ordinary
+ * Linux containers, handed at start to containerd-shim-runc-v2 (containerd then talks to runc's
+ * shim for them directly); the function container runs as a vhive microVM in the pod's network
+ * namespace, so it answers at the pod IP and at localhost for the pod's other containers.
+ *
+ * Which container is the function: the one the pod annotation dev.vhive.function-container
+ * names (CRI passes pod annotations to the containers when containerd's pod_annotations lets
+ * it through), else the pod's first container: Knative's user-container, which Knative lists
+ * first, or the only container of a pod of one. Either way it must be the first container the
+ * pod creates (Kubernetes creates them in the pod spec's order): the vhive shim decides as each
+ * container starts and sees no further. So an annotation that names a container the pod does
+ * not have is refused as the pod's first container is created, naming both.
+ */
+import { VhiveError } from "../../shared/errors.js";
+import { CRI_ANNOTATIONS } from "./bundle.js";
+
+export const FUNCTION_CONTAINER_ANNOTATION = "dev.vhive.function-container";
+/** runc's shim, from containerd's PATH (Debian's containerd package installs it). */
+export const RUNC_SHIM = "containerd-shim-runc-v2";
+
+export type PodRole = "function" | "runc";
+
+/**
+ * What a container is in its pod; `functionStarted`: whether the pod's vhive shim (its function
+ * container's) already runs. A container outside any pod (ctr run) is a function.
+ */
+export function podRole(annotations: Record<string, string>, functionStarted: boolean): PodRole {
+  const type = annotations[CRI_ANNOTATIONS.containerType];
+  if (type === "sandbox") return "runc";
+  if (type !== "container") return "function";
+  const name = annotations[CRI_ANNOTATIONS.containerName] ?? "";
+  const named = annotations[FUNCTION_CONTAINER_ANNOTATION];
+  if (named !== undefined) {
+    if (name === named) {
+      if (functionStarted) throw new VhiveError("ERR_VALIDATION", `pod annotation ${FUNCTION_CONTAINER_ANNOTATION}=${named}: the pod already has a function container`, { remedy: "a pod runs one function as a vhive microVM; its other containers run under runc" });
+      return "function";
+    }
+    if (!functionStarted) {
+      throw new VhiveError("ERR_VALIDATION", `pod annotation ${FUNCTION_CONTAINER_ANNOTATION}=${named} names no container the pod has started: its first container is ${name}`, {
+        remedy: `name one of the pod's containers, and list the function container first in the pod spec`,
+      });
+    }
+    return "runc";
+  }
+  return functionStarted ? "runc" : "function";
+}

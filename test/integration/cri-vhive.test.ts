@@ -1,0 +1,204 @@
+/**
+ * Kubernetes pods on vhive, tested through the interface kubelet uses: containerd's CRI plugin
+ * (a private containerd with real CNI, containerd-env.ts) and a CRI client, with runtime handler
+ * `vhive`. The pod's sandbox and its sidecar run under runc; the function container is a vhive
+ * microVM in the pod's network namespace: it answers at the pod IP from the host and on
+ * localhost to the sidecar. The first pod of an image boots (and is saved as it stops), the
+ * second restores recording its working set, the third prefetches; eight pods at once all
+ * answer; bad pods get a clear CRI error and leave the node's snapshots alone; nothing is left.
+ */
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildImage, exportImage, ImageStore } from "../../src/image/index.js";
+import { addressClient, parseFunctionAddress } from "../../src/invoke/index.js";
+import { packagePath } from "../../src/shared/package-root.js";
+import { StatePaths } from "../../src/shared/paths.js";
+import { makeTempDir, type TempDir } from "../../src/shared/tmp.js";
+import { SnapshotStore } from "../../src/snapshot/index.js";
+import { Cleanups } from "../unit/test-shared/cleanups.js";
+import { startPrivateContainerd, type PrivateContainerd } from "./containerd-env.js";
+import { connectCri, podSandboxConfig, readCriLog, waitContainerExited, type CriClient, type CriMessage } from "./cri-client.js";
+import { expectNothingLeft, stateDir } from "./harness.js";
+
+const FUNCTION_IMAGE = "vhive.local/helloworld:cri";
+/** Makes this run's images its own (a new ext4, new snapshots), whatever an earlier run left. */
+const RUN_ENV = { key: "VHIVE_TEST_RUN", value: `cri-${Date.now().toString(36)}` };
+/** A sidecar of the same image: Python's gRPC client calls the function on the pod's localhost. */
+const SIDECAR_CALL = [
+  "python3",
+  "-c",
+  [
+    "import sys, grpc",
+    "sys.path.insert(0, '/app')",
+    "import helloworld_pb2, helloworld_pb2_grpc",
+    "stub = helloworld_pb2_grpc.GreeterStub(grpc.insecure_channel('localhost:50051'))",
+    "print(stub.SayHello(helloworld_pb2.HelloRequest(name='sidecar'), timeout=60).message)",
+  ].join("; "),
+];
+
+const cleanups = new Cleanups();
+let env: PrivateContainerd;
+let cri: CriClient;
+let work: TempDir;
+const podIds: string[] = [];
+const containerIds: string[] = [];
+
+beforeAll(async () => {
+  work = await makeTempDir("cri-vhive");
+  cleanups.push(() => work.remove());
+  const bin = join(work.path, "bin");
+  await mkdir(bin);
+  await writeFile(join(bin, "containerd-shim-vhive-v2"), `#!/bin/sh\nexec ${process.execPath} ${packagePath("dist", "containerd", "shim", "main.js")} "$@"\n`);
+  await chmod(join(bin, "containerd-shim-vhive-v2"), 0o755);
+  process.env.VHIVE_STATE = stateDir(); // containerd passes its environment to the shim
+  const paths = new StatePaths(stateDir());
+  await buildImage(paths, "functions/helloworld");
+  await exportImage(paths, "helloworld", join(work.path, "helloworld.tar"), { ref: FUNCTION_IMAGE });
+  env = await startPrivateContainerd({ shimDirs: [bin] });
+  cleanups.push(() => env.stop());
+  await env.importImages(["pause", "busybox"]);
+  const { execFile } = await import("node:child_process");
+  await new Promise<void>((resolve, reject) =>
+    execFile("ctr", ["--address", env.socket, "-n", "k8s.io", "images", "import", join(work.path, "helloworld.tar")], (error) => (error ? reject(error) : resolve())),
+  );
+  cri = connectCri(env.socket);
+  cleanups.push(() => cri.close());
+}, 900_000);
+
+afterAll(async () => {
+  await cleanups.run();
+  expect(await env.leftovers({ pods: podIds, containers: containerIds })).toEqual([]);
+  const paths = new StatePaths(stateDir());
+  const images = (await new ImageStore(paths).list()).filter((image) => image.source.kind === "container" && image.config.env[RUN_ENV.key] === RUN_ENV.value);
+  const snapshots = new SnapshotStore(paths);
+  for (const snapshot of (await snapshots.list({ includeQuarantined: true })).snapshots) if (images.some((image) => image.id === snapshot.meta.imageId)) await snapshots.remove(snapshot.meta.id);
+  for (const image of images) await new ImageStore(paths).remove(image.id);
+  await expectNothingLeft();
+}, 300_000);
+
+/** The function's reply at the pod IP, from the host. */
+async function callPod(ip: string, name: string): Promise<string> {
+  const client = addressClient(parseFunctionAddress(`${ip}:50051`));
+  try {
+    await client.waitReady({ timeoutMs: 60_000 });
+    return (await client.invoke(name, { timeoutMs: 60_000 })).text;
+  } finally {
+    client.close();
+  }
+}
+
+/** How the vhive shim started a container's VM (the start record in its bundle). */
+async function startOf(containerId: string): Promise<{ start: string; startMs: number }> {
+  return JSON.parse(await readFile(join(env.dir, "state", "io.containerd.runtime.v2.task", "k8s.io", containerId, "vhive-start.json"), "utf8"));
+}
+
+interface Pod {
+  podSandboxId: string;
+  config: CriMessage;
+  ip: string;
+}
+
+async function runPod(name: string, annotations: Record<string, string> = {}): Promise<Pod> {
+  const config = podSandboxConfig(name, { logDirectory: work.path, annotations });
+  const { podSandboxId } = await cri.runtime("RunPodSandbox", { config, runtimeHandler: "vhive" });
+  podIds.push(podSandboxId);
+  const { status } = await cri.runtime("PodSandboxStatus", { podSandboxId });
+  expect(status.state).toBe("SANDBOX_READY");
+  return { podSandboxId, config, ip: status.network.ip };
+}
+
+async function startContainer(pod: Pod, config: CriMessage): Promise<string> {
+  const { containerId } = await cri.runtime("CreateContainer", { podSandboxId: pod.podSandboxId, sandboxConfig: pod.config, config });
+  containerIds.push(containerId);
+  await cri.runtime("StartContainer", { containerId });
+  return containerId;
+}
+
+function functionContainer(name = "user-container", extra: CriMessage = {}): CriMessage {
+  return { metadata: { name }, image: { image: FUNCTION_IMAGE }, envs: [RUN_ENV], logPath: `${name}-${Date.now()}.log`, ...extra };
+}
+
+async function removePod(pod: Pod, functionId?: string): Promise<void> {
+  if (functionId) {
+    await cri.runtime("StopContainer", { containerId: functionId, timeout: 30 });
+    await waitContainerExited(cri, functionId, 60_000);
+  }
+  await cri.runtime("StopPodSandbox", { podSandboxId: pod.podSandboxId });
+  await cri.runtime("RemovePodSandbox", { podSandboxId: pod.podSandboxId });
+}
+
+describe("pods with runtime handler vhive", () => {
+  it("run the function as a microVM at the pod IP and on localhost for a sidecar: booted, then restored recording, then prefetching", async () => {
+    const starts: string[] = [];
+    for (const round of [1, 2, 3]) {
+      const pod = await runPod(`fn-${round}`);
+      const fn = await startContainer(pod, functionContainer());
+      starts.push((await startOf(fn)).start);
+      expect(await callPod(pod.ip, `pod ${round}`)).toBe(`Hello, pod ${round}!`);
+      const { status } = await cri.runtime("ContainerStatus", { containerId: fn });
+      expect(status.state).toBe("CONTAINER_RUNNING");
+      const sidecarLog = `sidecar-${round}.log`;
+      const sidecar = await startContainer(pod, { metadata: { name: "sidecar" }, image: { image: FUNCTION_IMAGE }, command: SIDECAR_CALL, logPath: sidecarLog });
+      const exited = await waitContainerExited(cri, sidecar, 120_000);
+      expect(exited.exitCode, (await readCriLog(join(work.path, sidecarLog))).stderr).toBe(0);
+      expect((await readCriLog(join(work.path, sidecarLog))).stdout).toBe("Hello, sidecar!\n");
+      const { containers } = await cri.runtime("ListContainers", { filter: { podSandboxId: pod.podSandboxId } });
+      expect(containers.map((c: CriMessage) => [c.metadata.name, c.state]).sort()).toEqual([
+        ["sidecar", "CONTAINER_EXITED"],
+        ["user-container", "CONTAINER_RUNNING"],
+      ]);
+      await removePod(pod, fn);
+    }
+    expect(starts).toEqual(["boot", "record", "prefetch"]);
+  });
+
+  it("eight pods started at once all answer at their pod IPs, and are removed", async () => {
+    const pods = await Promise.all(
+      Array.from({ length: 8 }, async (_, i) => {
+        const pod = await runPod(`at-once-${i}`);
+        const fn = await startContainer(pod, functionContainer());
+        return { pod, fn, reply: await callPod(pod.ip, `pod ${i}`) };
+      }),
+    );
+    expect(pods.map((p) => p.reply)).toEqual(Array.from({ length: 8 }, (_, i) => `Hello, pod ${i}!`));
+    expect(new Set(pods.map((p) => p.pod.ip)).size).toBe(8);
+    const starts = await Promise.all(pods.map((p) => startOf(p.fn).then((s) => s.start)));
+    expect(starts.every((start) => start === "prefetch" || start === "vanilla" || start === "record"), starts.join(",")).toBe(true);
+    await Promise.all(pods.map((p) => removePod(p.pod, p.fn)));
+    expect((await cri.runtime("ListPodSandbox", {})).items).toEqual([]);
+  });
+
+  it("refuses bad pods with a clear CRI error, and the pod's other containers and the node's snapshots are unaffected", async () => {
+    const snapshotsBefore = (await new SnapshotStore(new StatePaths(stateDir())).list()).snapshots.map((s) => s.meta.id);
+    const failing = async (pod: Pod, config: CriMessage) => {
+      const { containerId } = await cri.runtime("CreateContainer", { podSandboxId: pod.podSandboxId, sandboxConfig: pod.config, config });
+      containerIds.push(containerId);
+      return cri.runtime("StartContainer", { containerId }).then(
+        () => "started",
+        (error: Error) => error.message,
+      );
+    };
+    const noPort = await runPod("no-port");
+    expect(await failing(noPort, { metadata: { name: "user-container" }, image: { image: "ghcr.io/containerd/busybox:1.28" }, command: ["sleep", "60"], logPath: "no-port.log" })).toContain("does not say which TCP port its function listens on");
+    // The pod itself is fine: a sidecar still runs under runc.
+    const sidecar = await startContainer(noPort, { metadata: { name: "sleeper" }, image: { image: "ghcr.io/containerd/busybox:1.28" }, command: ["true"], logPath: "sleeper.log" });
+    expect((await waitContainerExited(cri, sidecar)).exitCode).toBe(0);
+    await removePod(noPort);
+
+    const misnamed = await runPod("misnamed", { "dev.vhive.function-container": "no-such-container" });
+    expect(await failing(misnamed, functionContainer())).toContain("dev.vhive.function-container=no-such-container names no container the pod has started");
+    await removePod(misnamed);
+
+    const small = await runPod("too-small");
+    expect(await failing(small, functionContainer("user-container", { linux: { resources: { memoryLimitInBytes: 64 * 1024 * 1024 } } }))).toContain("memory limit (64 MiB) is less than its function needs");
+    await removePod(small);
+
+    expect((await new SnapshotStore(new StatePaths(stateDir())).list()).snapshots.map((s) => s.meta.id)).toEqual(snapshotsBefore);
+    const after = await runPod("after-bad");
+    const fn = await startContainer(after, functionContainer());
+    expect(await callPod(after.ip, "after")).toBe("Hello, after!");
+    expect((await startOf(fn)).start).toBe("prefetch");
+    await removePod(after, fn);
+  });
+});
