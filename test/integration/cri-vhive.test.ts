@@ -108,10 +108,13 @@ async function runPod(name: string, annotations: Record<string, string> = {}): P
   return { podSandboxId, config, ip: status.network.ip };
 }
 
+/** A start of a function container waits until it answers: eight restores at once under TCG take minutes. */
+const START_TIMEOUT_MS = 600_000;
+
 async function startContainer(pod: Pod, config: CriMessage): Promise<string> {
   const { containerId } = await cri.runtime("CreateContainer", { podSandboxId: pod.podSandboxId, sandboxConfig: pod.config, config });
   containerIds.push(containerId);
-  await cri.runtime("StartContainer", { containerId });
+  await cri.runtime("StartContainer", { containerId }, { timeoutMs: START_TIMEOUT_MS });
   return containerId;
 }
 
@@ -131,9 +134,11 @@ async function removePod(pod: Pod, functionId?: string): Promise<void> {
 describe("pods with runtime handler vhive", () => {
   it("run the function as a microVM at the pod IP and on localhost for a sidecar: booted, then restored recording, then prefetching", async () => {
     const starts: string[] = [];
+    const logs: string[] = [];
     for (const round of [1, 2, 3]) {
       const pod = await runPod(`fn-${round}`);
-      const fn = await startContainer(pod, functionContainer());
+      const config = functionContainer();
+      const fn = await startContainer(pod, config);
       starts.push((await startOf(fn)).start);
       expect(await callPod(pod.ip, `pod ${round}`)).toBe(`Hello, pod ${round}!`);
       const { status } = await cri.runtime("ContainerStatus", { containerId: fn });
@@ -149,8 +154,9 @@ describe("pods with runtime handler vhive", () => {
         ["user-container", "CONTAINER_RUNNING"],
       ]);
       await removePod(pod, fn);
+      logs.push((await readCriLog(join(work.path, config.logPath as string))).stderr);
     }
-    expect(starts).toEqual(["boot", "record", "prefetch"]);
+    expect(starts, logs.join("\n")).toEqual(["boot", "record", "prefetch"]);
   });
 
   it("eight pods started at once all answer at their pod IPs, and are removed", async () => {
@@ -174,7 +180,7 @@ describe("pods with runtime handler vhive", () => {
     const failing = async (pod: Pod, config: CriMessage) => {
       const { containerId } = await cri.runtime("CreateContainer", { podSandboxId: pod.podSandboxId, sandboxConfig: pod.config, config });
       containerIds.push(containerId);
-      return cri.runtime("StartContainer", { containerId }).then(
+      return cri.runtime("StartContainer", { containerId }, { timeoutMs: START_TIMEOUT_MS }).then(
         () => "started",
         (error: Error) => error.message,
       );

@@ -59,6 +59,13 @@ export async function unmountRootfs(rootPath: string): Promise<void> {
   await runTool("umount", [rootPath], { failCode: "ERR_VALIDATION", step: `unmounting ${rootPath}` });
 }
 
+/**
+ * Environment variables that differ from pod to pod of one image (CRI sets HOSTNAME to the pod's
+ * name). They are left out of the function's environment: all pods of an image share its
+ * snapshot, and a clone restored from it could not carry its own values anyway.
+ */
+const PER_POD_ENV = ["HOSTNAME"];
+
 /** The function config: annotations, then the image's own vhive config, then $PORT. */
 export async function functionConfigOf(spec: ContainerSpec): Promise<{ config: FunctionConfig; protoFile?: string; name?: string }> {
   const exportedText = await readFile(join(spec.rootPath, FUNCTION_CONFIG_PATH), "utf8").catch(() => undefined);
@@ -88,7 +95,7 @@ export async function functionConfigOf(spec: ContainerSpec): Promise<{ config: F
   return {
     config: {
       argv: spec.argv,
-      env: spec.env,
+      env: Object.fromEntries(Object.entries(spec.env).filter(([key]) => !PER_POD_ENV.includes(key))),
       workdir: spec.cwd,
       port,
       protocol,

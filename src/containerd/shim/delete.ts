@@ -11,8 +11,8 @@ import { shim } from "../api.js";
 import { socketPathOf } from "../ttrpc/index.js";
 import { unmountRootfs } from "./container-image.js";
 import { runTool } from "../../shared/tool.js";
-import { canConnect, DELEGATE_FILE, ownNetnsName, readBundleSpec, removeNetns, shimGroup, shimSocketAddress } from "./bundle.js";
-import { RUNC_SHIM } from "./pod.js";
+import { canConnect, CRI_ANNOTATIONS, DELEGATE_FILE, ownNetnsName, readBundleSpec, removeNetns, shimGroup, shimSocketAddress } from "./bundle.js";
+import { releasePod, RUNC_SHIM } from "./pod.js";
 import type { ShimFlags } from "./flags.js";
 
 /** What a container killed with its shim exits with: SIGKILL's status, as runc's shim reports. */
@@ -20,8 +20,12 @@ const KILLED_STATUS = 128 + 9;
 
 export async function deleteShim(flags: ShimFlags): Promise<Uint8Array> {
   const bundle = flags.bundle ?? process.cwd();
-  if ((await readFile(join(bundle, DELEGATE_FILE), "utf8").catch(() => "")).trim() === "runc") return deleteThroughRunc(flags, bundle);
   const spec = await readBundleSpec(bundle);
+  if ((await readFile(join(bundle, DELEGATE_FILE), "utf8").catch(() => "")).trim() === "runc") {
+    // The pod's sandbox goes last: its function claim goes with it.
+    if (spec.annotations[CRI_ANNOTATIONS.containerType] === "sandbox") await releasePod(socketPathOf(shimSocketAddress(flags.address, flags.namespace, shimGroup(flags.id, spec.annotations))));
+    return deleteThroughRunc(flags, bundle);
+  }
   const config = JSON.parse(await readFile(join(bundle, "config.json"), "utf8").catch(() => "{}")) as { root?: { path?: string } };
   await unmountRootfs(resolve(bundle, config.root?.path ?? "rootfs")).catch(() => {});
   const group = shimGroup(flags.id, spec.annotations);

@@ -12,7 +12,13 @@
  * pod creates (Kubernetes creates them in the pod spec's order): the vhive shim decides as each
  * container starts and sees no further. So an annotation that names a container the pod does
  * not have is refused as the pod's first container is created, naming both.
+ *
+ * The decision is kept in the pod's claim file (beside the pod's shim socket, holding the
+ * function container's name) so that it survives a function container that failed to start or
+ * exited: its restart (same name) is the function again, every other container runc's. The
+ * pod's sandbox delete removes the claim.
  */
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { VhiveError } from "../../shared/errors.js";
 import { CRI_ANNOTATIONS } from "./bundle.js";
 
@@ -22,27 +28,46 @@ export const RUNC_SHIM = "containerd-shim-runc-v2";
 
 export type PodRole = "function" | "runc";
 
-/**
- * What a container is in its pod; `functionStarted`: whether the pod's vhive shim (its function
- * container's) already runs. A container outside any pod (ctr run) is a function.
- */
-export function podRole(annotations: Record<string, string>, functionStarted: boolean): PodRole {
+export interface PodState {
+  /** The name of the container the pod's claim file names as its function, if any yet. */
+  claimedBy: string | undefined;
+  /** Whether the pod's vhive shim (its function container's) runs now. */
+  running: boolean;
+}
+
+const alreadyRuns = (named: string) =>
+  new VhiveError("ERR_VALIDATION", `the pod already runs its function container (${named})`, { remedy: "a pod runs one function as a vhive microVM; its other containers run under runc" });
+
+/** What a container is in its pod. A container outside any pod (ctr run) is a function. */
+export function podRole(annotations: Record<string, string>, pod: PodState): PodRole {
   const type = annotations[CRI_ANNOTATIONS.containerType];
   if (type === "sandbox") return "runc";
   if (type !== "container") return "function";
   const name = annotations[CRI_ANNOTATIONS.containerName] ?? "";
   const named = annotations[FUNCTION_CONTAINER_ANNOTATION];
-  if (named !== undefined) {
-    if (name === named) {
-      if (functionStarted) throw new VhiveError("ERR_VALIDATION", `pod annotation ${FUNCTION_CONTAINER_ANNOTATION}=${named}: the pod already has a function container`, { remedy: "a pod runs one function as a vhive microVM; its other containers run under runc" });
-      return "function";
-    }
-    if (!functionStarted) {
-      throw new VhiveError("ERR_VALIDATION", `pod annotation ${FUNCTION_CONTAINER_ANNOTATION}=${named} names no container the pod has started: its first container is ${name}`, {
-        remedy: `name one of the pod's containers, and list the function container first in the pod spec`,
-      });
-    }
-    return "runc";
+  const isFunction = named !== undefined ? name === named : pod.claimedBy === undefined || pod.claimedBy === name;
+  if (named !== undefined && !isFunction && pod.claimedBy === undefined) {
+    throw new VhiveError("ERR_VALIDATION", `pod annotation ${FUNCTION_CONTAINER_ANNOTATION}=${named} names no container the pod has started: its first container is ${name}`, {
+      remedy: `name one of the pod's containers, and list the function container first in the pod spec`,
+    });
   }
-  return functionStarted ? "runc" : "function";
+  if (!isFunction) return "runc";
+  if (pod.running) throw alreadyRuns(pod.claimedBy ?? name);
+  return "function";
+}
+
+/** The claim file of the pod whose shim socket is `socket`. */
+const claimPath = (socket: string) => `${socket}.function`;
+
+export async function readPodClaim(socket: string): Promise<string | undefined> {
+  const text = await readFile(claimPath(socket), "utf8").catch(() => undefined);
+  return text === undefined ? undefined : text.trim();
+}
+
+export async function claimPod(socket: string, containerName: string): Promise<void> {
+  await writeFile(claimPath(socket), `${containerName}\n`);
+}
+
+export async function releasePod(socket: string): Promise<void> {
+  await rm(claimPath(socket), { force: true });
 }

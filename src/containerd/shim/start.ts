@@ -17,8 +17,8 @@ import { fileURLToPath } from "node:url";
 import { VhiveError } from "../../shared/errors.js";
 import { runTool } from "../../shared/tool.js";
 import { socketPathOf } from "../ttrpc/index.js";
-import { canConnect, DELEGATE_FILE, makeNetns, ownNetnsName, readBundleSpec, removeNetns, shimGroup, shimSocketAddress, writeAddressFile } from "./bundle.js";
-import { podRole, RUNC_SHIM } from "./pod.js";
+import { canConnect, CRI_ANNOTATIONS, DELEGATE_FILE, makeNetns, ownNetnsName, readBundleSpec, removeNetns, shimGroup, shimSocketAddress, writeAddressFile } from "./bundle.js";
+import { claimPod, podRole, readPodClaim, RUNC_SHIM } from "./pod.js";
 import type { ShimFlags } from "./flags.js";
 
 /** How long the server may take to listen (a Node process loading vhive). */
@@ -38,11 +38,13 @@ export async function startShim(flags: ShimFlags): Promise<string> {
   const group = shimGroup(flags.id, spec.annotations);
   const address = shimSocketAddress(flags.address, flags.namespace, group);
   const socket = socketPathOf(address);
-  const functionStarted = await canConnect(socket);
-  if (podRole(spec.annotations, functionStarted) === "runc") return delegateToRunc(flags, bundle);
-  if (functionStarted) throw new VhiveError("ERR_VALIDATION", `the pod of container ${flags.id} already runs its function container`, { remedy: "a pod runs one function as a vhive microVM" });
+  const running = await canConnect(socket);
+  if (podRole(spec.annotations, { claimedBy: await readPodClaim(socket), running }) === "runc") return delegateToRunc(flags, bundle);
+  if (running) throw new VhiveError("ERR_VALIDATION", `container ${flags.id} shares its shim with a running container`, { remedy: "each container outside a pod needs its own id" });
   await rm(socket, { force: true }); // a server that died left it
   await mkdir(dirname(socket), { recursive: true, mode: 0o700 });
+  const containerName = spec.annotations[CRI_ANNOTATIONS.containerName];
+  if (containerName !== undefined) await claimPod(socket, containerName);
 
   let netns: string | undefined;
   let ownNetns: string | undefined;
