@@ -21,7 +21,7 @@ export function toCsv(header: readonly string[], records: readonly (readonly Csv
 /** Bench rows as CSV, one column per phase present in any row (empty where a start has no such phase). */
 export function benchRowsCsv(rows: readonly BenchRow[]): string {
   const phases = ALL_PHASES.filter((phase) => rows.some((row) => phase in row.breakdown));
-  const header = ["function", "mode", "rep", "concurrency", "accel", "totalMs", ...phases, "faults", "majorFaults", "bytesRead", "pagerBytesRead", "wsPages", "wsBytes", "wsDiskBytes", "wsCodec", "wsRead", "fetchWsMs", "installWsMs", "reply"];
+  const header = ["function", "mode", "rep", "concurrency", "accel", "totalMs", ...phases, "faults", "majorFaults", "bytesRead", "pagerBytesRead", "wsPages", "wsBytes", "wsDiskBytes", "wsCodec", "wsRead", "fetchWsMs", "installWsMs", "verifyMs", "reply"];
   const records = rows.map((row) => [
     row.function,
     row.mode,
@@ -41,6 +41,7 @@ export function benchRowsCsv(rows: readonly BenchRow[]): string {
     row.wsRead,
     row.fetchWsMs,
     row.installWsMs,
+    row.verifyMs,
     row.reply,
   ]);
   return toCsv(header, records);

@@ -12,6 +12,7 @@ export { writeResults, buildReport, loadBundle, defaultOutDir, describeLoadShape
 export { PAPER_FUNCTIONS, PAPER_CONCURRENCY, PAPER_FACTS, paperFunction, paperLatencyMs } from "./paper.js";
 export { renderSvg } from "./charts.js";
 export { bootstrapIntervals, ratioOfMedians, relativeHalfWidth, roundsOf, type Interval, type Round, type Statistic } from "./bootstrap.js";
+export { checksCost, type ChecksCost } from "./checks-cost.js";
 export { benchRatios, ratioPairs, ratioFigures, tooWide, formatRatio, formatBounds, formatHalfWidth, formatRatioWithInterval, type RatioFigure, type RatioPair } from "./ratios.js";
 export { parseReps, assertSomethingToNarrow, runSeries, stopReason, describeWide, TimeBudget, DEFAULT_TARGET_SHARE, MIN_AUTO_ROUNDS, type AutoReps, type AutoRepsRecord, type RepsPlan, type RoundStatus, type RoundListener, type SeriesOutcome, type StopReason } from "./auto-reps.js";
 export { benchDensity, summarizeDensity, parseDensityModes, checkInstances, headroomBytes, DENSITY_MODES, type DensityMode, type DensityReport, type DensityRow, type DensityModeResult, type DensitySummary, type DensityOptions } from "./density.js";

@@ -28,6 +28,7 @@ const RATIO_PAIRS: readonly (RatioPair | { numerator: "record"; denominator: rea
   { numerator: "prefetch-zstd", denominator: "prefetch-raw" },
   { numerator: "prefetch-raw", denominator: "floor" },
   { numerator: "prefetch-cached", denominator: "prefetch-direct" },
+  { numerator: "prefetch", denominator: "prefetch-unseeded" },
 ];
 
 export interface RatioFigure extends RatioPair, Interval {

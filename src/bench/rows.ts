@@ -12,7 +12,8 @@ import { median, summarize, type Summary } from "./stats.js";
  * prefetch with one of its settings pinned, so that one run compares them: the working set's
  * encoding (raw: uncompressed; lz4; zstd) and how the pager reads it (direct: O_DIRECT, as REAP;
  * cached: through the page cache, shared by concurrent restores). Plain `prefetch` uses the
- * defaults of both (DEFAULT_WS_CODEC, DEFAULT_WS_READ).
+ * defaults of both (DEFAULT_WS_CODEC, DEFAULT_WS_READ). `prefetch-unseeded` skips the guest's
+ * reseed (clones then share their randomness): only to measure what the reseed costs.
  */
 export const PREFETCH_VARIANTS = {
   "prefetch-raw": { wsCodec: "raw" },
@@ -20,7 +21,8 @@ export const PREFETCH_VARIANTS = {
   "prefetch-zstd": { wsCodec: "zstd" },
   "prefetch-direct": { wsRead: "direct" },
   "prefetch-cached": { wsRead: "cached" },
-} as const satisfies Record<string, { wsCodec?: WsCodec; wsRead?: WsRead }>;
+  "prefetch-unseeded": { reseed: false },
+} as const satisfies Record<string, { wsCodec?: WsCodec; wsRead?: WsRead; reseed?: false }>;
 export type PrefetchVariant = keyof typeof PREFETCH_VARIANTS;
 
 /** How an instance came to serve the call: already running, booted, or restored in a memory mode (or a prefetch variant). */
@@ -46,7 +48,7 @@ export const isRestoreMode = (mode: BenchMode): mode is RestoreBenchMode => mode
 export const isPrefetchMode = (mode: BenchMode): boolean => mode === "prefetch" || mode in PREFETCH_VARIANTS;
 
 /** The restore a bench mode stands for. */
-export function restoreOptionsOf(mode: RestoreBenchMode): { mode: MemoryMode; wsCodec?: WsCodec; wsRead?: WsRead } {
+export function restoreOptionsOf(mode: RestoreBenchMode): { mode: MemoryMode; wsCodec?: WsCodec; wsRead?: WsRead; reseed?: false } {
   return mode in PREFETCH_VARIANTS ? { mode: "prefetch", ...PREFETCH_VARIANTS[mode as PrefetchVariant] } : { mode: mode as MemoryMode };
 }
 
@@ -70,6 +72,8 @@ export interface MemoryFigures {
   pagerBytesRead: number | null;
   fetchWsMs: number | null;
   installWsMs: number | null;
+  /** The pager checking the pages it read against their checksums (within fetch and install). */
+  verifyMs: number | null;
 }
 
 export interface BenchRow extends MemoryFigures {
@@ -111,6 +115,7 @@ export function restoreRow(fn: string, mode: BenchMode, rep: number, concurrency
     wsRead: result.wsRead ?? null,
     fetchWsMs: result.fetchWsMs,
     installWsMs: result.installWsMs,
+    verifyMs: result.verifyMs,
     reply: result.text,
   };
 }
@@ -126,6 +131,7 @@ const NO_MEMORY_FIGURES: MemoryFigures = {
   pagerBytesRead: null,
   fetchWsMs: null,
   installWsMs: null,
+  verifyMs: null,
 };
 
 export function bootRow(fn: string, rep: number, result: RunResult): BenchRow {
@@ -199,6 +205,7 @@ export function summarizeRows(rows: readonly BenchRow[]): ModeSummary[] {
       pagerBytesRead: pick("pagerBytesRead"),
       fetchWsMs: pick("fetchWsMs"),
       installWsMs: pick("installWsMs"),
+      verifyMs: pick("verifyMs"),
     };
   });
 }

@@ -33,7 +33,8 @@ export interface RestoreTimes {
   resumeMs: number;
   /** Resumed to the guest agent's answer: the CRNG reseeded with host entropy, the after-restore hooks run. */
   reseedMs: number;
-  /** Reseeded to the function answering at the protocol level on a new connection. */
+  /** Reseeded to the function answering at the protocol level on a new connection (a gRPC
+   *  connect overlaps the reseed, so this is what is left of it). */
   connectMs: number;
 }
 

@@ -66,6 +66,8 @@ export interface RestoreResult {
   fetchWsMs: number;
   /** Installing those pages into guest memory. */
   installWsMs: number;
+  /** The pager checking every page it read against its checksum (within the two above); null without a pager. */
+  verifyMs: number | null;
   /** Page faults that read guest memory: served by the pager (userfaultfd modes), else QEMU's major faults. */
   faults: number;
   /** Pages prefetched (prefetch, floor) or recorded (record), zero pages included. */
@@ -129,6 +131,7 @@ export async function restoreOnce(host: Host, snapshot: StoredSnapshot, data?: s
     },
     fetchWsMs: roundMs((pager?.fetchUs ?? 0) / 1000),
     installWsMs: roundMs((pager?.installUs ?? 0) / 1000),
+    verifyMs: pager ? roundMs(pager.verifyUs / 1000) : null,
     faults: pager ? pager.faults : io.majorFaults,
     wsPages,
     wsBytes: pager ? wsPages * pager.pageSize : 0,

@@ -281,14 +281,22 @@ async function restoreOnPort(
     reseeded.catch(() => {}); // awaited below, after resume
     await vm.resume();
     const resumed = performance.now();
-    const agent = await Promise.race([reseeded, died()]);
-    const reseededAt = performance.now();
+    let reseededAt = resumed;
+    const agentDone = Promise.race([reseeded, died()]).then((reply) => {
+      reseededAt = performance.now();
+      return reply;
+    });
+    const deadline = vm.timeline.spawnAt + (options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
+    const connect = () => waitFunctionReady(vm, client, image, deadline - performance.now(), options.signal);
+    // A gRPC channel's connect is the server library's HTTP/2 handshake and runs none of the
+    // function's code, so it overlaps the reseed; HTTP's readiness probe is a request, so it waits.
+    const connected = image.config.protocol === "grpc" ? connect() : agentDone.then(connect);
+    connected.catch(() => {}); // awaited with the reseed below
+    const [agent] = await Promise.all([agentDone, connected]);
+    const ready = performance.now();
     if (agent.hooksAnswered < agent.hooks) {
       host.log.warn("an after-restore hook did not answer in time", { snapshot: snapshot.meta.id, hooks: agent.hooks, answered: agent.hooksAnswered });
     }
-    const deadline = vm.timeline.spawnAt + (options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
-    await waitFunctionReady(vm, client, image, deadline - performance.now(), options.signal);
-    const ready = performance.now();
     undo.release();
     const times = {
       loadVmmMs: vm.timeline.qmpReadyAt! - vm.timeline.spawnAt,

@@ -1,4 +1,4 @@
-import { assertSomethingToNarrow, benchColdStarts, benchRatios, BENCH_MODES, describeAuto, orderModes, paperLatencyMs, ratioPairs, summarizeRows, type ColdStartBenchReport, type WrittenResults } from "../../bench/index.js";
+import { assertSomethingToNarrow, benchColdStarts, checksCost, benchRatios, BENCH_MODES, describeAuto, orderModes, paperLatencyMs, ratioPairs, summarizeRows, type ColdStartBenchReport, type WrittenResults } from "../../bench/index.js";
 import { openHost } from "../../start/index.js";
 import { printRoundStatus, ratioLines, repsOptions, repsPlan, resolveFunctions, resultsOptions, withProgressBar, writeAndPrint, writtenLines } from "../bench-output.js";
 import { defineCommand } from "../command.js";
@@ -27,6 +27,14 @@ export function describeColdStarts(report: ColdStartBenchReport, written: Writte
     ];
   });
   const ratios = ratioLines("function", coldStartRatios(report));
+  const checks = report.functions.flatMap((f) => {
+    const cost = checksCost(summarizeRows(report.rows), f.function);
+    if (!cost) return [];
+    const percent = (share: number) => `${(share * 100).toFixed(1)}%`;
+    return [
+      `${f.function}: the clone checks add ${percent(cost.share)} to prefetch (a start with neither: ${formatMs(cost.unseededMs - cost.verifyMs)}): reseed ${formatMs(cost.reseedMs)} (prefetch ${formatMs(cost.prefetchMs)} - prefetch-unseeded ${formatMs(cost.unseededMs)}), page verification ${formatMs(cost.verifyMs)} (the pager's, at most what it adds)`,
+    ];
+  });
   return [
     `cold starts under ${report.accel}, ${report.reps} per mode, page cache evicted before each; time from QEMU spawn to the reply (warm: the call alone)`,
     ...(report.auto ? [describeAuto(report.auto)] : []),
@@ -34,6 +42,7 @@ export function describeColdStarts(report: ColdStartBenchReport, written: Writte
     table([["function", "mode", "median", "min .. max", "faults", "read", "working set", "on disk", "paper (KVM)"], ...rows]),
     "",
     ...(ratios.length > 0 ? [...ratios, ""] : []),
+    ...(checks.length > 0 ? [...checks, ""] : []),
     ...writtenLines(written),
   ].join("\n");
 }
