@@ -96,6 +96,7 @@ static struct {
 	const char *ws_pages_path;
 	const char *ws_index_path;
 	bool ws_cached;       /* --ws-read cached: the working set through the page cache */
+	bool no_verify;       /* --no-verify: pages installed unchecked, only to measure what checking costs */
 	int mem_fd;
 	int uffd;
 	int conn;
@@ -168,6 +169,7 @@ static void corrupt(const char *role, const char *path, uint64_t offset, const c
 /* Check one page read from the memory file at `offset` against mem.sums. */
 static void verify_memory_page(const uint8_t *page, uint64_t offset)
 {
+	if (pager.no_verify) return;
 	uint64_t started = now_us();
 	uint64_t index = offset / pager.page_size;
 	if (index >= pager.sums_count || vhive_page_hash(page, pager.page_size) != pager.sums[index])
@@ -488,8 +490,18 @@ static void *ws_decoder_thread(void *arg)
 	for (uint64_t b = 0; b < index->block_count; b++) {
 		ws_wait(&ws.bytes_in, index->block_at[b] + index->blocks[b].stored_bytes);
 		uint64_t started = now_us(), bad_page;
-		const char *problem = vhive_ws_decode_block(decoder, index, b, ws.stored + index->block_at[b],
-							    ws.decoded + b * index->block_pages * pager.page_size, &bad_page);
+		const uint8_t *stored = ws.stored + index->block_at[b];
+		uint8_t *decoded = ws.decoded + b * index->block_pages * pager.page_size;
+		const char *problem;
+		if (pager.no_verify) {
+			bad_page = UINT64_MAX;
+			problem = vhive_ws_decode(decoder, index->codec, stored, index->blocks[b].stored_bytes, decoded,
+						  (size_t)index->blocks[b].pages * pager.page_size)
+					  ? NULL
+					  : "the block does not decode to its pages";
+		} else {
+			problem = vhive_ws_decode_block(decoder, index, b, stored, decoded, &bad_page);
+		}
 		if (problem) {
 			bool in_place = index->codec == VHIVE_WS_RAW && bad_page != UINT64_MAX;
 			corrupt("working-set pages", pager.ws_pages_path, in_place ? raw_page_offset(index, b, bad_page) : index->block_at[b], problem);
@@ -549,8 +561,10 @@ static void prefetch_ws(void)
 	pager.stats.decode_us = ws.decode_us;
 	pager.stats.install_us = done - started;
 	pager.stats.direct_io = ws.direct;
-	pager.stats.pages_verified += index->stored_pages;
-	pager.stats.verify_us += ws.decode_us;
+	if (!pager.no_verify) {
+		pager.stats.pages_verified += index->stored_pages;
+		pager.stats.verify_us += ws.decode_us;
+	}
 	pthread_mutex_unlock(&pager.lock);
 	if (ws.decoded != ws.stored) free(ws.decoded);
 	free(ws.stored);
@@ -729,7 +743,7 @@ static int listen_on(const char *path)
 static void usage(void)
 {
 	fprintf(stderr, "usage: vhive-pager --socket PATH --mem FILE --mem-sums FILE --mode lazy|record|prefetch|all"
-			" [--ws-pages FILE --ws-index FILE [--ws-read direct|cached]]\n");
+			" [--ws-pages FILE --ws-index FILE [--ws-read direct|cached]] [--no-verify]\n");
 	exit(2);
 }
 
@@ -740,6 +754,7 @@ static void parse_args(int argc, char **argv)
 		{ "mem-sums", required_argument, NULL, 'c' },
 		{ "mode", required_argument, NULL, 'o' },   { "ws-pages", required_argument, NULL, 'p' },
 		{ "ws-index", required_argument, NULL, 'i' }, { "ws-read", required_argument, NULL, 'r' },
+		{ "no-verify", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *mode = NULL;
@@ -752,6 +767,7 @@ static void parse_args(int argc, char **argv)
 		case 'o': mode = optarg; break;
 		case 'p': pager.ws_pages_path = optarg; break;
 		case 'i': pager.ws_index_path = optarg; break;
+		case 'n': pager.no_verify = true; break;
 		case 'r':
 			if (strcmp(optarg, "cached") != 0 && strcmp(optarg, "direct") != 0) usage();
 			pager.ws_cached = strcmp(optarg, "cached") == 0;

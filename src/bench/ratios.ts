@@ -29,6 +29,8 @@ const RATIO_PAIRS: readonly (RatioPair | { numerator: "record"; denominator: rea
   { numerator: "prefetch-raw", denominator: "floor" },
   { numerator: "prefetch-cached", denominator: "prefetch-direct" },
   { numerator: "prefetch", denominator: "prefetch-unseeded" },
+  { numerator: "prefetch", denominator: "prefetch-unchecked" },
+  { numerator: "prefetch-unseeded", denominator: "prefetch-unchecked" },
 ];
 
 export interface RatioFigure extends RatioPair, Interval {

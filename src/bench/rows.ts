@@ -13,7 +13,8 @@ import { median, summarize, type Summary } from "./stats.js";
  * encoding (raw: uncompressed; lz4; zstd) and how the pager reads it (direct: O_DIRECT, as REAP;
  * cached: through the page cache, shared by concurrent restores). Plain `prefetch` uses the
  * defaults of both (DEFAULT_WS_CODEC, DEFAULT_WS_READ). `prefetch-unseeded` skips the guest's
- * reseed (clones then share their randomness): only to measure what the reseed costs.
+ * reseed (clones then share their randomness) and `prefetch-unchecked` the pager's page checks
+ * too: only to measure what they cost.
  */
 export const PREFETCH_VARIANTS = {
   "prefetch-raw": { wsCodec: "raw" },
@@ -22,7 +23,8 @@ export const PREFETCH_VARIANTS = {
   "prefetch-direct": { wsRead: "direct" },
   "prefetch-cached": { wsRead: "cached" },
   "prefetch-unseeded": { reseed: false },
-} as const satisfies Record<string, { wsCodec?: WsCodec; wsRead?: WsRead; reseed?: false }>;
+  "prefetch-unchecked": { reseed: false, verifyPages: false },
+} as const satisfies Record<string, { wsCodec?: WsCodec; wsRead?: WsRead; reseed?: false; verifyPages?: false }>;
 export type PrefetchVariant = keyof typeof PREFETCH_VARIANTS;
 
 /** How an instance came to serve the call: already running, booted, or restored in a memory mode (or a prefetch variant). */
@@ -48,7 +50,7 @@ export const isRestoreMode = (mode: BenchMode): mode is RestoreBenchMode => mode
 export const isPrefetchMode = (mode: BenchMode): boolean => mode === "prefetch" || mode in PREFETCH_VARIANTS;
 
 /** The restore a bench mode stands for. */
-export function restoreOptionsOf(mode: RestoreBenchMode): { mode: MemoryMode; wsCodec?: WsCodec; wsRead?: WsRead; reseed?: false } {
+export function restoreOptionsOf(mode: RestoreBenchMode): { mode: MemoryMode; wsCodec?: WsCodec; wsRead?: WsRead; reseed?: false; verifyPages?: false } {
   return mode in PREFETCH_VARIANTS ? { mode: "prefetch", ...PREFETCH_VARIANTS[mode as PrefetchVariant] } : { mode: mode as MemoryMode };
 }
 

@@ -90,6 +90,8 @@ export interface PagerOptions {
   snapshotId: string;
   /** Required for prefetch. */
   workingSet?: PrefetchFiles;
+  /** Install pages unchecked (default false): only a benchmark measuring what checking costs. */
+  noVerify?: boolean;
   log: Log;
 }
 
@@ -144,6 +146,7 @@ export class Pager implements AsyncDisposable {
     this.socketPath = `${dir.path}/pager.sock`;
     const args = ["--socket", this.socketPath, "--mem", options.memPath, "--mem-sums", options.memSumsPath, "--mode", options.mode];
     if (options.workingSet) args.push("--ws-pages", options.workingSet.pagesPath, "--ws-index", options.workingSet.indexPath, "--ws-read", options.workingSet.read);
+    if (options.noVerify) args.push("--no-verify");
     this.#child = new ChildHandle("pager", nativePath("vhive-pager"), args, { stdio: ["pipe", "pipe", "pipe"] });
     this.#child.process.stdin?.on("error", () => {}); // a dead pager is reported through `failure`
     this.#child.process.stderr?.resume();

@@ -7,7 +7,7 @@ import type { StoredImage } from "../image/index.js";
 import type { PagerStats, WsCodec, WsRead } from "../memory/index.js";
 import { roundMs, type BootBreakdown, type RestoreBreakdown } from "../metrics/index.js";
 import type { StoredSnapshot } from "../snapshot/index.js";
-import { processIo } from "../vm/index.js";
+import { processIo, type AgentRestoreReply } from "../vm/index.js";
 import { bootInstance, type BootOptions } from "./boot.js";
 import type { Host } from "./host.js";
 import { defaultRequestData, type MemoryMode } from "./instance.js";
@@ -87,6 +87,8 @@ export interface RestoreResult {
   pagerBytesRead: number | null;
   /** The pager's own counters, for userfaultfd modes. */
   pager?: PagerStats;
+  /** What the guest agent said of the reseed: its hooks, and its own time on the reseed and on them. */
+  agent: AgentRestoreReply;
 }
 
 export async function restoreOnce(host: Host, snapshot: StoredSnapshot, data?: string, options: RestoreOptions = {}): Promise<RestoreResult> {
@@ -140,5 +142,6 @@ export async function restoreOnce(host: Host, snapshot: StoredSnapshot, data?: s
     bytesRead: io.bytesRead + (pagerIo?.bytesRead ?? 0),
     pagerBytesRead: pagerIo?.bytesRead ?? null,
     ...(pager ? { pager } : {}),
+    agent: instance.start.reseed,
   };
 }

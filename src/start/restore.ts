@@ -83,6 +83,11 @@ export interface RestoreOptions extends StartOptions {
    * benchmark measuring what the reseed costs turns it off: clones then share their randomness.
    */
   reseed?: boolean;
+  /**
+   * Check every page the pager reads against its checksum (default true). Only a benchmark
+   * measuring what the checks cost turns it off: a damaged page would then reach the guest.
+   */
+  verifyPages?: boolean;
   /** Drop the snapshot's, its working set's and the image's files from the page cache first. */
   evict?: boolean;
   /** Drop the whole machine's page cache first. */
@@ -231,6 +236,7 @@ async function restoreOnPort(
       memSumsPath: snapshot.sumsPath,
       snapshotId: snapshot.meta.id,
       workingSet: prefetch,
+      noVerify: options.verifyPages === false,
       log: host.log,
     });
     pager = started;

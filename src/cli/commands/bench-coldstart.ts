@@ -31,9 +31,12 @@ export function describeColdStarts(report: ColdStartBenchReport, written: Writte
     const cost = checksCost(summarizeRows(report.rows), f.function);
     if (!cost) return [];
     const percent = (share: number) => `${(share * 100).toFixed(1)}%`;
-    return [
-      `${f.function}: the clone checks add ${percent(cost.share)} to prefetch (a start with neither: ${formatMs(cost.unseededMs - cost.verifyMs)}): reseed ${formatMs(cost.reseedMs)} (prefetch ${formatMs(cost.prefetchMs)} - prefetch-unseeded ${formatMs(cost.unseededMs)}), page verification ${formatMs(cost.verifyMs)} (the pager's, at most what it adds)`,
+    const parts = [
+      ...(cost.reseedMs === null ? [] : [`reseed ${formatMs(cost.reseedMs)}`]),
+      ...(cost.verifyMs === null ? [] : [`page checks ${formatMs(cost.verifyMs)}${cost.measured ? "" : " (the pager's own time on them, at most what they add)"}`]),
     ];
+    const against = cost.measured ? "prefetch-unchecked" : "an estimated start with neither";
+    return [`${f.function}: the clone checks add ${percent(cost.share)} to prefetch (${formatMs(cost.prefetchMs)} against ${against}, ${formatMs(cost.uncheckedMs)}): ${parts.join(", ")}`];
   });
   return [
     `cold starts under ${report.accel}, ${report.reps} per mode, page cache evicted before each; time from QEMU spawn to the reply (warm: the call alone)`,
