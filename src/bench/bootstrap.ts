@@ -23,7 +23,7 @@
  * on normal data it covered the true ratio 76% of the time with 3 rounds and 94-96% with 5 to 30
  * (the unit tests check 5 and 30), so `--reps auto` never stops before MIN_AUTO_ROUNDS.
  */
-import { seededRandom } from "./load.js";
+import { seededRandom } from "./random.js";
 import { median, percentileOfSorted } from "./stats.js";
 
 /** One interleaved round: the samples (ms) of each mode in it, by mode. */

@@ -14,8 +14,13 @@ function field(value: CsvValue): string {
   return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
+/** One record as a CSV line, without its newline: for files written line by line. */
+export function csvLine(record: readonly CsvValue[]): string {
+  return record.map(field).join(",");
+}
+
 export function toCsv(header: readonly string[], records: readonly (readonly CsvValue[])[]): string {
-  return [header, ...records].map((record) => record.map(field).join(",")).join("\n") + "\n";
+  return [header, ...records].map(csvLine).join("\n") + "\n";
 }
 
 /** Bench rows as CSV, one column per phase present in any row (empty where a start has no such phase). */

@@ -15,7 +15,10 @@ import { isVhiveError, messageOf, VhiveError } from "../shared/errors.js";
 import type { FunctionRecord, StartKind } from "../store/index.js";
 import type { ProgressListener } from "./experiments.js";
 import { setTimeout as sleep } from "node:timers/promises";
+import { seededRandom } from "./random.js";
 import { median, percentileOfSorted } from "./stats.js";
+
+export { seededRandom };
 
 export const ARRIVALS = ["poisson", "uniform"] as const;
 export type Arrival = (typeof ARRIVALS)[number];
@@ -80,18 +83,6 @@ export interface LoadReport {
   timeoutMs: number;
   data: string | null;
   rows: LoadRow[];
-}
-
-/** A small seeded generator (mulberry32): the same seed gives the same arrival times. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Send times in ms from the start, all before `durationMs`. */

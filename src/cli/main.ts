@@ -19,6 +19,7 @@ import { benchLoadCommand } from "./commands/bench-load.js";
 import { benchReapCommand } from "./commands/bench-reap.js";
 import { benchReuseCommand } from "./commands/bench-reuse.js";
 import { benchTraceCommand } from "./commands/bench-trace.js";
+import { benchTraceSynthCommand } from "./commands/bench-trace-synth.js";
 import { demoCommand } from "./commands/demo.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { imageBuildCommand } from "./commands/image-build.js";
@@ -99,7 +100,7 @@ let root = yargs(hideBin(process.argv))
 const groups: CommandGroup[] = [
   { command: "image", describe: "build, import, export, list and remove function images", subcommands: [imageBuildCommand, imageImportCommand, imageExportCommand, imageLsCommand, imageRmCommand] },
   { command: "snapshot", describe: "create, list, restore, verify and remove VM snapshots", subcommands: [snapshotCreateCommand, snapshotLsCommand, snapshotRestoreCommand, snapshotVerifyCommand, snapshotRmCommand] },
-  { command: "bench", describe: "cold-start experiments", subcommands: [benchBootVsRestoreCommand, benchReapCommand, benchColdstartCommand, benchReuseCommand, benchConcurrencyCommand, benchLoadCommand, benchTraceCommand, benchDensityCommand] },
+  { command: "bench", describe: "cold-start experiments", subcommands: [benchBootVsRestoreCommand, benchReapCommand, benchColdstartCommand, benchReuseCommand, benchConcurrencyCommand, benchLoadCommand, benchTraceCommand, benchTraceSynthCommand, benchDensityCommand] },
 ];
 for (const group of groups) root = registerGroup(root, group);
 const commands: AnyCommand[] = [doctorCommand, runCommand, demoCommand, serveCommand, deployCommand, invokeCommand, callCommand, lsCommand, rmCommand, logsCommand];

@@ -6,13 +6,13 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { writeAzureTrace, type TraceFileFunction } from "../../src/bench/trace/write.js";
 import { startDaemon } from "../../src/daemon/index.js";
 import { buildImage } from "../../src/image/index.js";
 import { NoOpLog } from "../../src/shared/log.js";
 import { StatePaths } from "../../src/shared/paths.js";
 import { makeTempDir } from "../../src/shared/tmp.js";
 import { SnapshotStore } from "../../src/snapshot/index.js";
-import { writeAzureTrace, type FakeTraceFunction } from "../unit/test-shared/azure-trace.js";
 import { Cleanups } from "../unit/test-shared/cleanups.js";
 import { expectNothingLeft, runCli, stateDir } from "./harness.js";
 
@@ -22,7 +22,7 @@ afterEach(async () => {
   await expectNothingLeft();
 });
 
-const traceFunction = (id: string, counts: number[], medianMs: number, mb: number): FakeTraceFunction => ({
+const traceFunction = (id: string, counts: number[], medianMs: number, mb: number): TraceFileFunction => ({
   owner: "o1",
   app: `app${id}`,
   fn: `fn${id}`,

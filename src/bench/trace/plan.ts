@@ -12,7 +12,7 @@
  *
  * All of it from one seeded generator: the same inputs give the same requests.
  */
-import { seededRandom } from "../load.js";
+import { seededRandom } from "../random.js";
 import type { Percentiles, TraceFunction } from "./azure.js";
 
 export interface PlannedRequest {

@@ -31,7 +31,7 @@ function describeRun(r: TraceReport): string {
   const d = r.deployment;
   return (
     `\`${r.label}\` (${d.keepalivePolicy === "fixed" ? `fixed keep-alive ${d.keepaliveMs / 1000} s` : "hybrid histogram policy"}): ${r.functions.length} functions sampled (seed ${r.seed}, best of ${r.sample.trials} candidates, ` +
-    `distance ${r.sample.score.mean.toFixed(3)} against the median candidate's ${r.sample.medianCandidateScore.toFixed(3)}) from ${r.sample.population} invoked in minutes ${r.startMinute}..${r.startMinute + r.minutes - 1} of day ${r.day}, ` +
+    `distance ${r.sample.score.mean.toFixed(3)} against the median candidate's ${r.sample.medianCandidateScore.toFixed(3)}) from ${r.sample.population} invoked in minutes ${r.startMinute}..${r.startMinute + r.minutes - 1} of day ${r.day} of the trace in ${r.traceDir}, ` +
     `counts scaled by ${r.scale}; start policy ${d.start}, ${d.memMib} MiB guests, runtimes capped at ${d.maxRuntimeMs} ms and memory at ${d.maxMemoryMib} MiB; on ${r.url}${r.accel ? ` (${r.accel})` : ""} from ${r.startedAt} to ${r.endedAt}.`
   );
 }
@@ -71,7 +71,8 @@ export function traceSection(reports: readonly TraceReport[]): { markdown: strin
   const markdown = [
     "## Trace replay",
     "",
-    "Requests replayed from the Azure Functions trace 2019 (per-minute counts of the sampled functions, arrivals spread uniformly within each minute, execution time and memory drawn from each function's percentiles), as an open loop. " +
+    "Requests replayed as an open loop from files in the Azure Functions trace 2019's format, the real trace's or a synthetic day `vhive bench trace-synth` wrote (each run below names its directory): " +
+      "per-minute counts of the sampled functions, arrivals spread uniformly within each minute, execution time and memory drawn from each function's percentiles. " +
       "Cold-start share: answered requests that waited for an instance to start. Memory-time: GiB-seconds of instances alive (guest memory reserved) during the run. Slowdown: latency over the execution time asked for.",
     "",
     side,

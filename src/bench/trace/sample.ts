@@ -22,7 +22,7 @@
  * the same sample.
  */
 import { VhiveError } from "../../shared/errors.js";
-import { seededRandom } from "../load.js";
+import { seededRandom } from "../random.js";
 import type { TraceFunction } from "./azure.js";
 
 export interface SampleOptions {

@@ -2,14 +2,10 @@
 import { describe, expect, it } from "vitest";
 import { runSeries, stopReason, TimeBudget, parseReps, type AutoReps } from "../../../src/bench/auto-reps.js";
 import { bootstrapIntervals, ratioOfMedians, relativeHalfWidth, roundsOf, type Round } from "../../../src/bench/bootstrap.js";
-import { seededRandom } from "../../../src/bench/load.js";
+import { normalDraw as normal, seededRandom } from "../../../src/bench/random.js";
 import { ratioFigures, ratioPairs, tooWide } from "../../../src/bench/ratios.js";
 import { isVhiveError } from "../../../src/shared/errors.js";
 
-/** A standard normal draw (Box-Muller) from a seeded uniform generator. */
-function normal(random: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
 
 /** Rounds of two modes: `a` around meanA, `b` around meanB, independent normal noise of sd `sd` (a share of the mean). */
 function independentRounds(count: number, meanA: number, meanB: number, sd: number, random: () => number): Round[] {

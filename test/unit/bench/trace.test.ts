@@ -4,21 +4,24 @@ import { afterEach, describe, expect, it } from "vitest";
 import { readInvocationCounts, readTraceFunctions, traceFiles } from "../../../src/bench/trace/azure.js";
 import { fromPercentiles, idleTimesFromCounts, planRequests } from "../../../src/bench/trace/plan.js";
 import { features, sampleFunctions, wasserstein } from "../../../src/bench/trace/sample.js";
+import { synthesizeTrace } from "../../../src/bench/trace/synth.js";
+import { writeAzureTrace, type TraceFileFunction } from "../../../src/bench/trace/write.js";
 import { makeTempDir } from "../../../src/shared/tmp.js";
-import { syntheticPopulation, writeAzureTrace, type FakeTraceFunction } from "../test-shared/azure-trace.js";
 import { Cleanups } from "../test-shared/cleanups.js";
 
 const cleanups = new Cleanups();
+/** A synthetic day (synth.ts), as `vhive bench trace-synth` writes it. */
+const synthetic = (functions: number, seed: number) => synthesizeTrace({ functions, seed, day: 1, minutes: 1440 });
 afterEach(() => cleanups.run());
 
-async function traceDir(functions: readonly FakeTraceFunction[], day = 1): Promise<string> {
+async function traceDir(functions: Iterable<TraceFileFunction>, day = 1): Promise<string> {
   const dir = await makeTempDir("trace");
   cleanups.push(() => dir.remove());
   await writeAzureTrace(dir.path, day, functions);
   return dir.path;
 }
 
-const fn = (id: string, app: string, counts: number[]): FakeTraceFunction => ({
+const fn = (id: string, app: string, counts: number[]): TraceFileFunction => ({
   owner: "o1",
   app,
   fn: id,
@@ -55,7 +58,7 @@ describe("the Azure Functions trace reader", () => {
   });
 
   it("reads a whole day of thousands of functions", async () => {
-    const dir = await traceDir(syntheticPopulation(3000, 5));
+    const dir = await traceDir(synthetic(3000, 5));
     const functions = await readTraceFunctions(dir, 1, { startMinute: 0, minutes: 1440 });
     expect(functions).toHaveLength(3000);
     expect(functions.some((f) => f.invocations > 100_000)).toBe(true);
@@ -104,7 +107,7 @@ describe("sampling functions from a trace", () => {
   });
 
   it("keeps the trace's distributions of invocation rates, durations and memory better than a typical random sample", async () => {
-    const dir = await traceDir(syntheticPopulation(2000, 11));
+    const dir = await traceDir(synthetic(2000, 11));
     const population = await readTraceFunctions(dir, 1, { startMinute: 0, minutes: 60 });
     const sample = sampleFunctions(population, { size: 30, seed: 7, trials: 400, minutes: 60 });
     expect(sample.functions).toHaveLength(30);
@@ -124,7 +127,7 @@ describe("sampling functions from a trace", () => {
   });
 
   it("the same seed gives the same sample; another seed another; too large a sample is refused", async () => {
-    const dir = await traceDir(syntheticPopulation(300, 3));
+    const dir = await traceDir(synthetic(300, 3));
     const population = await readTraceFunctions(dir, 1, { startMinute: 0, minutes: 30 });
     const keys = (seed: number) => sampleFunctions(population, { size: 10, seed, trials: 50, minutes: 30 }).functions.map((f) => f.key);
     expect(keys(1)).toEqual(keys(1));
