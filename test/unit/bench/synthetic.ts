@@ -16,6 +16,8 @@ const BASE_MS: Record<BenchMode, number> = {
   "prefetch-zstd": 390,
   "prefetch-direct": 381,
   "prefetch-cached": 380,
+  "prefetch-unseeded": 377,
+  "prefetch-unchecked": 375,
   floor: 350,
 };
 /** The modes the paper has (no lazy, no prefetch variants). */
@@ -54,6 +56,7 @@ export function syntheticRow(fn: string, mode: BenchMode, rep: number, concurren
     pagerBytesRead: restore && !mode.startsWith("vanilla") ? Math.round((4000 * 4096 * (disk ?? 1)) / (mode === "prefetch-cached" ? concurrency : 1)) : null,
     fetchWsMs: restore ? (mode.startsWith("prefetch") ? 15 : 0) : null,
     installWsMs: restore ? (mode.startsWith("prefetch") ? 5 : 0) : null,
+    verifyMs: restore && mode !== "prefetch-unchecked" && !mode.startsWith("vanilla") ? 2 : null,
     reply: `Hello, ${fn}, rep ${rep}!`,
   };
 }
