@@ -221,7 +221,8 @@ const START_KINDS: readonly StartKind[] = ["boot", "vanilla", "record", "prefetc
 
 /** Each request's latency over the run, coloured by how it got its instance (log scale). */
 export function loadChart(fn: string, rows: readonly LoadRow[]): TopLevelSpec {
-  const values = rows.filter((row) => row.status === "ok").map((row) => ({ t: row.dueMs / 1000, ms: Math.max(row.latencyMs, 0.1), start: row.start }));
+  // A function behind an address reports no start kind.
+  const values = rows.filter((row) => row.status === "ok").map((row) => ({ t: row.dueMs / 1000, ms: Math.max(row.latencyMs, 0.1), start: row.start ?? "unknown" }));
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: { text: `${fn} under load: latency of each request (ms, log scale)`, subtitle: "x: when it was sent; colour: how the daemon found it an instance" },
@@ -230,7 +231,7 @@ export function loadChart(fn: string, rows: readonly LoadRow[]): TopLevelSpec {
     encoding: {
       x: { field: "t", type: "quantitative", title: "s since the run began" },
       y: { field: "ms", type: "quantitative", scale: { type: "log" }, title: "ms" },
-      color: { field: "start", type: "nominal", sort: [...START_KINDS], title: "start" },
+      color: { field: "start", type: "nominal", sort: [...START_KINDS, "unknown"], title: "start" },
     },
     width: 520,
     height: 260,

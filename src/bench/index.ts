@@ -7,7 +7,7 @@ export { benchColdStarts, benchConcurrency, orderModes, parseLevels, parseConcur
 export { benchReuse, pageOverlap, countNonZeroPages, reuseInputs, type ReuseReport, type ReuseFunctionResult, type PageOverlap } from "./reuse.js";
 export { BENCH_MODES, PREFETCH_VARIANTS, isPrefetchMode, isRestoreMode, restoreOptionsOf, summarizeRows, findSummary, type BenchMode, type BenchRow, type ModeSummary, type PrefetchVariant, type RestoreBenchMode } from "./rows.js";
 export { wsDiskFigures, type WsDiskFigures } from "./ws-disk.js";
-export { runLoad, summarizeLoad, describeErrors, arrivalTimes, seededRandom, ARRIVALS, type Arrival, type LoadShape, type LoadReply, type LoadReport, type LoadRow, type LoadSummary, type LatencyFigures } from "./load.js";
+export { runLoad, addressTarget, summarizeLoad, describeErrors, arrivalTimes, seededRandom, ARRIVALS, type Arrival, type LoadShape, type LoadReply, type LoadReport, type LoadRow, type LoadTarget, type LoadSummary, type LatencyFigures } from "./load.js";
 export { writeResults, buildReport, loadBundle, defaultOutDir, describeLoadShape, describeAuto, fmtMs, fmtPct, REPORT_FILE, type ExperimentReport, type ResultsBundle, type WrittenResults } from "./report.js";
 export { PAPER_FUNCTIONS, PAPER_CONCURRENCY, PAPER_FACTS, paperFunction, paperLatencyMs } from "./paper.js";
 export { renderSvg } from "./charts.js";

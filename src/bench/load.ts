@@ -1,5 +1,6 @@
 /**
- * `vhive bench load`: load against a function deployed on a daemon, as vHive's invoker drives it.
+ * `vhive bench load`: load against a function deployed on a daemon, as vHive's invoker drives it,
+ * or against a function behind any gRPC or HTTP address (--url: a pod IP, a Knative route).
  *
  * Open loop (the default): every send time is drawn before the run (poisson: exponential gaps
  * of mean 1/rps from a seeded generator; uniform: gaps of exactly 1/rps), and each request goes
@@ -8,8 +9,10 @@
  * (`clients`): N clients invoke back to back, for the most a deployment can serve.
  *
  * Each request becomes a row: its latency as the client saw it, the start kind the daemon
- * reports (warm, boot, vanilla, record, prefetch) and the daemon's own split of the time.
+ * reports (warm, boot, vanilla, record, prefetch) and the daemon's own split of the time. A
+ * function behind an address reports none of that: its rows have latency only, start kind null.
  */
+import type { FunctionClient } from "../invoke/index.js";
 import { roundMs } from "../metrics/index.js";
 import { isVhiveError, messageOf, VhiveError } from "../shared/errors.js";
 import type { FunctionRecord, StartKind } from "../store/index.js";
@@ -33,8 +36,19 @@ export interface LoadReply {
   breakdown: Record<string, number>;
 }
 
-/** Invokes the function once; rejects with a VhiveError when the daemon answers an error. */
-export type LoadTarget = (signal: AbortSignal) => Promise<LoadReply>;
+/**
+ * Invokes the function once; rejects with a VhiveError when it answers an error. Resolves with
+ * the daemon's account of the request, or null from a function behind an address, which gives none.
+ */
+export type LoadTarget = (signal: AbortSignal) => Promise<LoadReply | null>;
+
+/** A function behind an address as a load target: each request one call with `data` on `client`. */
+export function addressTarget(client: FunctionClient, data: string): LoadTarget {
+  return async (signal) => {
+    await client.invoke(data, { signal });
+    return null;
+  };
+}
 
 export interface LoadRow {
   seq: number;
@@ -45,6 +59,7 @@ export interface LoadRow {
   /** Sent until the reply arrived, as the client saw it. */
   latencyMs: number;
   status: "ok" | "error";
+  /** How the daemon found it an instance; null for an error, and for every request to an address (unknown). */
   start: StartKind | null;
   instance: string | null;
   /** The daemon's time from arrival to reply. */
@@ -69,10 +84,16 @@ export interface LoadOptions {
 
 export interface LoadReport {
   experiment: "load";
+  /** The daemon's URL, or the function's address (--url: grpc://host:port, http://host:port/path). */
   url: string;
   function: string;
-  /** The deployment as the daemon had it when the run began. */
-  deployment: Pick<FunctionRecord, "imageRef" | "memMib" | "vcpus" | "start" | "keepaliveMs" | "minInstances" | "maxInstances" | "concurrency">;
+  /**
+   * The deployment as the daemon had it when the run began; null for a function behind an
+   * address, which vhive knows nothing of but how to call it.
+   */
+  deployment: Pick<FunctionRecord, "imageRef" | "memMib" | "vcpus" | "start" | "keepaliveMs" | "minInstances" | "maxInstances" | "concurrency"> | null;
+  /** The gRPC method called at an address (absent on a daemon, and for HTTP). */
+  method?: string;
   accel: string | null;
   startedAt: string;
   arrival: Arrival | "closed";
@@ -81,6 +102,7 @@ export interface LoadReport {
   clients: number | null;
   durationMs: number;
   timeoutMs: number;
+  /** The request data (null: the daemon's function's default request). */
   data: string | null;
   rows: LoadRow[];
 }
@@ -103,6 +125,10 @@ export async function sendOne(target: LoadTarget, seq: number, dueMs: number, ru
   const base = { seq, dueMs: roundMs(dueMs), lagMs: roundMs(Math.max(0, sent - runStart - dueMs)) };
   try {
     const reply = await target(signal);
+    if (reply === null) {
+      const unknown = { start: null, instance: null, serverMs: null, queueMs: null, startMs: null, invokeMs: null };
+      return { ...base, latencyMs: roundMs(performance.now() - sent), status: "ok", ...unknown, error: null };
+    }
     const queueMs = reply.breakdown.queueMs ?? null;
     const invokeMs = reply.breakdown.invokeMs ?? null;
     const cold = reply.start !== "warm";

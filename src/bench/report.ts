@@ -407,12 +407,17 @@ export function loadSection(report: LoadReport): Section {
     ["start", "requests", "share", "p50 ms", "p90 ms", "p99 ms", "max ms", "median start ms", "median queue ms"],
     summary.latency.map((f) => [f.start, String(f.requests), fmtPct(f.requests / Math.max(1, summary.ok)), fmtMs(f.p50), fmtMs(f.p90), fmtMs(f.p99), fmtMs(f.max), fmtMs(f.startMs), fmtMs(f.queueMs)]),
   );
+  const where = d
+    ? `${report.function} on the daemon at ${report.url}${report.accel ? ` (${report.accel})` : ""}, from ${report.startedAt}: ${describeLoadShape(report)}. ` +
+      `Deployed from ${d.imageRef} with start policy ${d.start}, keep-alive ${d.keepaliveMs / 1000} s, ${d.minInstances}..${d.maxInstances} instances serving ${d.concurrency} request${d.concurrency === 1 ? "" : "s"} each, ${d.memMib} MiB. ` +
+      "Latency is the client's: request sent until reply received. The start is how the daemon found the request an instance (warm: an idle one; otherwise the kind of cold start it waited for)."
+    : `${report.function} at ${report.url}${report.method ? ` (gRPC ${report.method})` : ""}, from ${report.startedAt}: ${describeLoadShape(report)}. ` +
+      "Latency is the client's: request sent until reply received, through one client kept for the run (gRPC: one HTTP/2 connection; HTTP: kept-alive connections). " +
+      "Start kinds are unknown: a function behind an address, not on a vhive daemon, does not say how it got an instance (on a vhive node the container's vhive-start.json does).";
   const markdown = [
     "## Load",
     "",
-    `${report.function} on the daemon at ${report.url}${report.accel ? ` (${report.accel})` : ""}, from ${report.startedAt}: ${describeLoadShape(report)}. ` +
-      `Deployed from ${d.imageRef} with start policy ${d.start}, keep-alive ${d.keepaliveMs / 1000} s, ${d.minInstances}..${d.maxInstances} instances serving ${d.concurrency} request${d.concurrency === 1 ? "" : "s"} each, ${d.memMib} MiB. ` +
-      "Latency is the client's: request sent until reply received. The start is how the daemon found the request an instance (warm: an idle one; otherwise the kind of cold start it waited for).",
+    where,
     "",
     markdownTable(
       ["sent", "ok", "errors", "offered req/s", "achieved req/s", "max send lag ms"],

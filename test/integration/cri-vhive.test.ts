@@ -5,11 +5,15 @@
  * microVM in the pod's network namespace: it answers at the pod IP from the host and on
  * localhost to the sidecar. The first pod of an image boots (and is saved as it stops), the
  * second restores recording its working set, the third prefetches; eight pods at once all
- * answer; bad pods get a clear CRI error and leave the node's snapshots alone; nothing is left.
+ * answer; bad pods get a clear CRI error and leave the node's snapshots alone; the Pod of
+ * deploy/kubernetes/pod.yaml, sent as kubelet sends a pod, answers, and `vhive bench load --url`
+ * drives it at its pod IP; nothing is left.
  */
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import type { LoadReport } from "../../src/bench/index.js";
 import { buildImage, exportImage, ImageStore } from "../../src/image/index.js";
 import { addressClient, parseFunctionAddress } from "../../src/invoke/index.js";
 import { packagePath } from "../../src/shared/package-root.js";
@@ -19,7 +23,7 @@ import { SnapshotStore } from "../../src/snapshot/index.js";
 import { Cleanups } from "../unit/test-shared/cleanups.js";
 import { startPrivateContainerd, type PrivateContainerd } from "./containerd-env.js";
 import { connectCri, podSandboxConfig, readCriLog, waitContainerExited, type CriClient, type CriMessage } from "./cri-client.js";
-import { expectNothingLeft, stateDir } from "./harness.js";
+import { expectNothingLeft, runCli, stateDir } from "./harness.js";
 
 const FUNCTION_IMAGE = "vhive.local/helloworld:cri";
 /** Makes this run's images its own (a new ext4, new snapshots), whatever an earlier run left. */
@@ -206,5 +210,48 @@ describe("pods with runtime handler vhive", () => {
     expect(await callPod(after.ip, "after")).toBe("Hello, after!");
     expect((await startOf(fn)).start).toBe("prefetch");
     await removePod(after, fn);
+  });
+
+  it("the Pod of deploy/kubernetes/pod.yaml, as kubelet sends it, answers at its pod IP and to its caller, and bench load --url drives it", async () => {
+    const manifest = parseYaml(await readFile(packagePath("deploy", "kubernetes", "pod.yaml"), "utf8"));
+    const runtimeClass = parseYaml(await readFile(packagePath("deploy", "kubernetes", "runtimeclass.yaml"), "utf8"));
+    expect(manifest.spec.runtimeClassName).toBe(runtimeClass.metadata.name);
+    // What kubelet makes of the manifest: the pod's annotations on its sandbox, the RuntimeClass's
+    // handler, each container in order with its command and limits (cpu "1": 100000 of 100000 us).
+    const config = podSandboxConfig("manifest", { logDirectory: work.path, annotations: manifest.metadata.annotations });
+    const { podSandboxId } = await cri.runtime("RunPodSandbox", { config, runtimeHandler: runtimeClass.handler });
+    podIds.push(podSandboxId);
+    const pod: Pod = { podSandboxId, config, ip: (await cri.runtime("PodSandboxStatus", { podSandboxId })).status.network.ip };
+    expect(manifest.spec.containers[0].resources.limits).toEqual({ memory: "256Mi", cpu: "1" });
+    const ids: string[] = [];
+    for (const container of manifest.spec.containers) {
+      const limits = container.resources?.limits;
+      ids.push(
+        await startContainer(pod, {
+          metadata: { name: container.name },
+          image: { image: FUNCTION_IMAGE }, // the manifest's vhive.local/helloworld:latest, imported here under this run's name
+          command: container.command ?? [],
+          envs: [RUN_ENV],
+          logPath: `manifest-${container.name}.log`,
+          linux: limits ? { resources: { memoryLimitInBytes: 256 * 1024 * 1024, cpuPeriod: 100_000, cpuQuota: 100_000 } } : {},
+        }),
+      );
+    }
+    expect(await callPod(pod.ip, "manifest")).toBe("Hello, manifest!");
+    const callerLog = join(work.path, `manifest-${manifest.spec.containers[1].name}.log`);
+    const deadline = Date.now() + 120_000;
+    while (!(await readCriLog(callerLog).catch(() => ({ stdout: "" }))).stdout.includes("Hello, caller!\n")) {
+      if (Date.now() > deadline) throw new Error(`the caller sidecar never logged a reply: ${JSON.stringify(await readCriLog(callerLog).catch(() => undefined))}`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+
+    const out = join(work.path, "load");
+    const load = await runCli(["bench", "load", "--url", `${pod.ip}:50051`, "--rps", "4", "--arrival", "uniform", "--duration", "3s", "--data", "load", "--out", out]);
+    expect(load.code, load.stderr).toBe(0);
+    const report = JSON.parse(await readFile(join(out, "load.json"), "utf8")) as LoadReport;
+    expect(report).toMatchObject({ url: `grpc://${pod.ip}:50051`, deployment: null, method: "helloworld.Greeter/SayHello" });
+    expect(report.rows.map((row) => [row.status, row.start])).toEqual(Array(12).fill(["ok", null]));
+    expect(load.stdout).toContain("start kinds unknown");
+    await removePod(pod, ids[0]);
   });
 });

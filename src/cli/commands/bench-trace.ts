@@ -102,7 +102,7 @@ export const benchTraceCommand = defineCommand({
       .option("prefix", { type: "string", default: "trace", describe: "deployed functions are named <prefix>-<n>-<function hash>" })
       .option("prepare", { type: "boolean", default: true, describe: "before the replay, make each function's snapshot and working set (untimed) unless it has them" })
       .option("keep", { type: "boolean", default: false, describe: "leave the functions deployed after the run (default: removed; their snapshots stay)" })
-      .option("url", { type: "string", describe: "the daemon (or cluster gateway) to drive (default: $VHIVE_URL)" })
+      .option("url", { type: "string", describe: "the daemon to drive, its HTTP API (default: $VHIVE_URL); a function at a plain address: vhive bench load --url" })
       .option("timeout", { type: "string", default: "120s", describe: "a request without a reply after this long counts as an error" }),
   run: async (args, context) => {
     const minutes = positive(args.minutes, "minutes", { integer: true, max: 1440 });

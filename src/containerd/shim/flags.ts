@@ -10,6 +10,7 @@
  * No argument parser on npm speaks Go's single-dash long flags, hence these few lines.
  */
 import { VhiveError } from "../../shared/errors.js";
+import { RUNTIME_TYPE, SHIM_BINARY } from "./names.js";
 
 export type ShimAction = "start" | "delete" | "serve";
 
@@ -70,7 +71,7 @@ export function parseShimFlags(argv: readonly string[]): ShimFlags {
 }
 
 function usage(problem: string): VhiveError {
-  return new VhiveError("ERR_VALIDATION", `containerd-shim-vhive-v2: ${problem}`, {
-    remedy: "the shim is started by containerd (runtime io.containerd.vhive.v2); see the README's containerd section",
+  return new VhiveError("ERR_VALIDATION", `${SHIM_BINARY}: ${problem}`, {
+    remedy: `the shim is started by containerd (runtime ${RUNTIME_TYPE}); see the README's containerd section`,
   });
 }

@@ -6,11 +6,12 @@
  * Each module is loaded only for its action: start and delete must be quick.
  */
 import { parseShimFlags } from "./flags.js";
+import { SHIM_BINARY } from "./names.js";
 
 async function main(): Promise<void> {
   const flags = parseShimFlags(process.argv.slice(2));
   if (flags.version) {
-    process.stdout.write("containerd-shim-vhive-v2 (vhive)\n");
+    process.stdout.write(`${SHIM_BINARY} (vhive)\n`);
     return;
   }
   switch (flags.action) {
@@ -34,6 +35,6 @@ async function main(): Promise<void> {
 main().catch((error: unknown) => {
   const message = error instanceof Error ? error.message : String(error);
   const remedy = (error as { remedy?: string } | null)?.remedy;
-  process.stderr.write(`containerd-shim-vhive-v2: ${message}${remedy ? ` (what to do: ${remedy})` : ""}\n`);
+  process.stderr.write(`${SHIM_BINARY}: ${message}${remedy ? ` (what to do: ${remedy})` : ""}\n`);
   process.exit(1);
 });

@@ -1,9 +1,16 @@
-import { describe, expect, it } from "vitest";
+import { status } from "@grpc/grpc-js";
+import { afterEach, describe, expect, it } from "vitest";
 import { loadRowsCsv } from "../../../src/bench/csv.js";
-import { arrivalTimes, runLoad, seededRandom, summarizeLoad, type LoadReply, type LoadReport, type LoadRow } from "../../../src/bench/load.js";
+import { addressTarget, arrivalTimes, runLoad, seededRandom, summarizeLoad, type LoadReply, type LoadReport, type LoadRow } from "../../../src/bench/load.js";
 import { buildReport } from "../../../src/bench/report.js";
 import { percentile } from "../../../src/bench/stats.js";
+import { addressClient, parseFunctionAddress } from "../../../src/invoke/index.js";
 import { VhiveError } from "../../../src/shared/errors.js";
+import { greet, startGreeter, startHttpServer } from "../invoke/fixtures.js";
+import { Cleanups } from "../test-shared/cleanups.js";
+
+const cleanups = new Cleanups();
+afterEach(() => cleanups.run());
 
 const delay = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
@@ -144,6 +151,67 @@ describe("load summary, CSV and report", () => {
     expect(built.markdown).toContain("poisson arrivals at 10 req/s for 1 s (seed 7)");
     expect(built.markdown).toMatch(/\| prefetch \| 1 \| 11\.1% \| 900 \|/);
     expect(built.svgs.get("load-latency.svg")).toMatch(/^<svg/);
+  });
+});
+
+describe("load against a function at an address (--url)", () => {
+  const open = { kind: "open", arrival: "uniform", rps: 40, seed: 1 } as const;
+
+  function client(address: string) {
+    const created = addressClient(parseFunctionAddress(address), { invokeTimeoutMs: 5000 });
+    cleanups.push(() => created.close());
+    return created;
+  }
+
+  it("calls a gRPC function with the request data on schedule; each row has latency and no start kind", async () => {
+    const names: string[] = [];
+    const port = await startGreeter(cleanups, (call, callback) => {
+      names.push(call.request.name);
+      greet(call, callback);
+    });
+    const rows = await runLoad(addressTarget(client(`127.0.0.1:${port}`), "load"), { shape: open, durationMs: 250, timeoutMs: 5000 });
+    expect(rows).toHaveLength(10);
+    expect(names).toEqual(Array(10).fill("load"));
+    for (const row of rows) {
+      expect(row).toMatchObject({ status: "ok", start: null, instance: null, serverMs: null, queueMs: null, startMs: null, invokeMs: null, error: null });
+      expect(row.latencyMs).toBeGreaterThan(0);
+    }
+  });
+
+  it("POSTs the data to an HTTP function's path, or GETs it without data", async () => {
+    const seen: string[] = [];
+    const port = await startHttpServer(cleanups, (request, body, response) => {
+      seen.push(`${request.method} ${request.url} ${body}`);
+      response.end("ok");
+    });
+    const target = client(`http://127.0.0.1:${port}/fn?x=1`);
+    expect((await runLoad(addressTarget(target, "payload"), { shape: { ...open, rps: 20 }, durationMs: 100, timeoutMs: 5000 })).map((r) => r.status)).toEqual(["ok", "ok"]);
+    expect((await runLoad(addressTarget(target, ""), { shape: { ...open, rps: 20 }, durationMs: 50, timeoutMs: 5000 })).map((r) => r.status)).toEqual(["ok"]);
+    expect(seen).toEqual(["POST /fn?x=1 payload", "POST /fn?x=1 payload", "GET /fn?x=1 "]);
+  });
+
+  it("counts the function's errors and its silence past the timeout as error rows", async () => {
+    let n = 0;
+    const port = await startGreeter(cleanups, (call, callback) => {
+      n++;
+      if (n === 1) callback({ code: status.INTERNAL, details: "function failed" });
+      else if (n === 2) setTimeout(() => greet(call, callback), 1000);
+      else greet(call, callback);
+    });
+    const rows = await runLoad(addressTarget(client(`grpc://127.0.0.1:${port}`), "x"), { shape: { ...open, rps: 10 }, durationMs: 300, timeoutMs: 300 });
+    expect(rows.map((r) => r.error)).toEqual(["ERR_INVOKE", "timeout", null]);
+  });
+
+  it("reports no start kinds and says why, with latency overall", async () => {
+    const rows = Array.from({ length: 4 }, (_, i) => row(i, 10 + i, null));
+    const atAddress: LoadReport = { ...report(rows), url: "grpc://10.209.0.7:50051", function: "helloworld-pod", deployment: null, accel: null, method: "helloworld.Greeter/SayHello" };
+    const summary = summarizeLoad(atAddress);
+    expect(summary.latency.map((f) => [f.start, f.requests])).toEqual([["all", 4]]);
+    const built = await buildReport({ load: atAddress }, "test machine");
+    expect(built.markdown).toContain("helloworld-pod at grpc://10.209.0.7:50051 (gRPC helloworld.Greeter/SayHello)");
+    expect(built.markdown).toContain("Start kinds are unknown");
+    expect(built.markdown).not.toContain("on the daemon");
+    expect(built.svgs.get("load-latency.svg")).toContain("unknown");
   });
 });
 

@@ -24,11 +24,8 @@ import { VhiveError } from "../../../src/shared/errors.js";
 import { makeTempDir } from "../../../src/shared/tmp.js";
 import { freeLoopbackPort } from "../../../src/vm/index.js";
 import { Cleanups } from "../test-shared/cleanups.js";
-import { readyAfterLateStart, rejection, startSlirpLikeServer } from "./fixtures.js";
+import { greet, readyAfterLateStart, rejection, startGreeter as startGreeterServer, startSlirpLikeServer, type SayHello } from "./fixtures.js";
 
-type SayHello = (call: ServerUnaryCall<{ name: string }, unknown>, callback: sendUnaryData<unknown>) => void;
-
-const greet: SayHello = (call, callback) => callback(null, { message: `Hello, ${call.request.name}!` });
 const HELLO_REQUEST: MessageShape = {
   typeName: "helloworld.HelloRequest",
   fields: [{ name: "name", type: "string", repeated: false }],
@@ -37,18 +34,7 @@ const HELLO_REQUEST: MessageShape = {
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
 
-/** A Greeter server on 127.0.0.1 (port 0: any free port), implementing SayHello with `sayHello`. */
-async function startGreeter(sayHello: SayHello = greet, port = 0): Promise<number> {
-  const pkg = loadSync(defaultProtoPath(), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
-  const server = new Server();
-  server.addService(pkg["helloworld.Greeter"] as ServiceDefinition, { SayHello: sayHello });
-  cleanups.push(() => server.forceShutdown());
-  return new Promise<number>((resolve, reject) =>
-    server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (error, bound) =>
-      error ? reject(error) : resolve(bound),
-    ),
-  );
-}
+const startGreeter = (sayHello: SayHello = greet, port = 0) => startGreeterServer(cleanups, sayHello, port);
 
 function client(port: number, method = DEFAULT_GRPC_METHOD, protoPath = defaultProtoPath()): FunctionClient {
   const created = createGrpcClient({ host: "127.0.0.1", port }, { protoPath, method });

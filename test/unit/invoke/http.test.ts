@@ -1,38 +1,15 @@
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { createHttpClient, isTransportFailure, type FunctionClient } from "../../../src/invoke/index.js";
 import { freeLoopbackPort } from "../../../src/vm/index.js";
 import { Cleanups } from "../test-shared/cleanups.js";
-import { readyAfterLateStart, rejection, startSlirpLikeServer } from "./fixtures.js";
+import { echo, readyAfterLateStart, rejection, startHttpServer, startSlirpLikeServer, type HttpHandler } from "./fixtures.js";
 
-type Handler = (request: IncomingMessage, body: string, response: ServerResponse) => void;
-
-/** Answers "<method> <url> <body>" with 200. */
-const echo: Handler = (request, body, response) => response.end(`${request.method} ${request.url} ${body}`);
+type Handler = HttpHandler;
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
 
-/** An HTTP server on 127.0.0.1 (port 0: any free port) that hands each request and its body to `handler`. */
-async function startServer(handler: Handler = echo, port = 0): Promise<number> {
-  const server = createHttpServer((request, response) => {
-    let body = "";
-    request.setEncoding("utf8");
-    request.on("data", (chunk: string) => (body += chunk));
-    request.on("end", () => handler(request, body, response));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, "127.0.0.1", resolve);
-  });
-  cleanups.push(() => {
-    // fetch keeps connections alive; close() alone would wait for them.
-    server.closeAllConnections();
-    return new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  return (server.address() as AddressInfo).port;
-}
+const startServer = (handler: Handler = echo, port = 0) => startHttpServer(cleanups, handler, port);
 
 function client(port: number, path?: string): FunctionClient {
   const created = createHttpClient({ host: "127.0.0.1", port }, path === undefined ? {} : { path });
