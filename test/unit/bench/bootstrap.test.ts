@@ -51,7 +51,7 @@ describe("bootstrap intervals", () => {
     }
     // With 3 it is too narrow (about 76%): why --reps auto never stops before 5.
     expect(coverage(3, 200)).toBeLessThan(0.85);
-  });
+  }, 120_000); // 600 bootstraps of 2000 resamples: seconds alone, far longer on a loaded host
 
   it("narrows as rounds are added, roughly as one over the square root of their number", () => {
     const data = seededRandom(7);
