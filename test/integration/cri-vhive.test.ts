@@ -22,7 +22,7 @@ import { makeTempDir, type TempDir } from "../../src/shared/tmp.js";
 import { SnapshotStore } from "../../src/snapshot/index.js";
 import { Cleanups } from "../unit/test-shared/cleanups.js";
 import { startPrivateContainerd, type PrivateContainerd } from "./containerd-env.js";
-import { connectCri, podSandboxConfig, readCriLog, waitContainerExited, type CriClient, type CriMessage } from "./cri-client.js";
+import { connectCri, podSandboxConfig, readCriLog, waitContainerExited, type CriClient, type CriMessage } from "../../src/containerd/cri/index.js";
 import { expectNothingLeft, runCli, stateDir } from "./harness.js";
 
 const FUNCTION_IMAGE = "vhive.local/helloworld:cri";
