@@ -5,3 +5,4 @@
  */
 export { connectCri, criProtoPath, CriError, type CriClient, type CriCallOptions, type CriMessage, type ImageMethod, type RuntimeMethod } from "./client.js";
 export { containerConfig, podSandboxConfig, readCriLog, waitContainerExited, type ContainerOptions, type PodSandboxOptions } from "./config.js";
+export { helloworldSidecarCommand, PodSet, type Pod, type PodSetOptions } from "./pods.js";
