@@ -16,3 +16,6 @@ export { checksCost, type ChecksCost } from "./checks-cost.js";
 export { benchRatios, ratioPairs, ratioFigures, tooWide, formatRatio, formatBounds, formatHalfWidth, formatRatioWithInterval, type RatioFigure, type RatioPair } from "./ratios.js";
 export { parseReps, assertSomethingToNarrow, runSeries, stopReason, describeWide, TimeBudget, DEFAULT_TARGET_SHARE, MIN_AUTO_ROUNDS, type AutoReps, type AutoRepsRecord, type RepsPlan, type RoundStatus, type RoundListener, type SeriesOutcome, type StopReason } from "./auto-reps.js";
 export { benchDensity, summarizeDensity, parseDensityModes, checkInstances, headroomBytes, DENSITY_MODES, type DensityMode, type DensityReport, type DensityRow, type DensityModeResult, type DensitySummary, type DensityOptions } from "./density.js";
+export { benchContainerdStart, SHIM_OVERHEAD_TARGET, VHIVE_RUNTIME, type ContainerdStartReport, type ContainerdStartOptions, type ContainerdSeries, type ContainerdStartRun } from "./containerd-start.js";
+export { benchPodStart, POD_KINDS, type PodKind, type PodStartOptions, type PodStartReport, type PodStartRun, type PodKindFigures } from "./pod-start.js";
+export { SHIM_PHASES, shimSplit, type ShimPhase, type ShimSplit } from "./shim-split.js";

@@ -14,8 +14,10 @@ import { describeError } from "./format.js";
 import { benchBootVsRestoreCommand } from "./commands/bench-boot-vs-restore.js";
 import { benchColdstartCommand } from "./commands/bench-coldstart.js";
 import { benchConcurrencyCommand } from "./commands/bench-concurrency.js";
+import { benchContainerdCommand } from "./commands/bench-containerd.js";
 import { benchDensityCommand } from "./commands/bench-density.js";
 import { benchLoadCommand } from "./commands/bench-load.js";
+import { benchPodsCommand } from "./commands/bench-pods.js";
 import { benchReapCommand } from "./commands/bench-reap.js";
 import { benchReuseCommand } from "./commands/bench-reuse.js";
 import { benchTraceCommand } from "./commands/bench-trace.js";
@@ -100,7 +102,7 @@ let root = yargs(hideBin(process.argv))
 const groups: CommandGroup[] = [
   { command: "image", describe: "build, import, export, list and remove function images", subcommands: [imageBuildCommand, imageImportCommand, imageExportCommand, imageLsCommand, imageRmCommand] },
   { command: "snapshot", describe: "create, list, restore, verify and remove VM snapshots", subcommands: [snapshotCreateCommand, snapshotLsCommand, snapshotRestoreCommand, snapshotVerifyCommand, snapshotRmCommand] },
-  { command: "bench", describe: "cold-start experiments", subcommands: [benchBootVsRestoreCommand, benchReapCommand, benchColdstartCommand, benchReuseCommand, benchConcurrencyCommand, benchLoadCommand, benchTraceCommand, benchTraceSynthCommand, benchDensityCommand] },
+  { command: "bench", describe: "cold-start experiments", subcommands: [benchBootVsRestoreCommand, benchReapCommand, benchColdstartCommand, benchReuseCommand, benchConcurrencyCommand, benchLoadCommand, benchTraceCommand, benchTraceSynthCommand, benchDensityCommand, benchContainerdCommand, benchPodsCommand] },
 ];
 for (const group of groups) root = registerGroup(root, group);
 const commands: AnyCommand[] = [doctorCommand, runCommand, demoCommand, serveCommand, deployCommand, invokeCommand, callCommand, lsCommand, rmCommand, logsCommand];

@@ -9,12 +9,12 @@ import { createWriteStream } from "node:fs";
 import { once } from "node:events";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { digestBytes, digestFile, digestHex } from "../shared/digest.js";
+import { digestBytes, digestFileCached, digestHex } from "../shared/digest.js";
 import { VhiveError } from "../shared/errors.js";
 import { assertNativeBuilt, nativePath } from "../shared/native.js";
 import { makeTempDir } from "../shared/tmp.js";
 import { runTool } from "../shared/tool.js";
-import { isStaticElf } from "./kernel.js";
+import { DIGEST_CACHE, isStaticElf } from "./kernel.js";
 
 /** Modules init.sh loads, with their paths under /lib/modules/<version>/kernel, in load order. */
 export const GUEST_MODULES: readonly string[] = [
@@ -58,10 +58,11 @@ export async function prepareInitramfs(kernelDir: string, inputs: InitramfsInput
   if (!(await isStaticElf(busybox))) {
     throw new VhiveError("ERR_INITRAMFS", `${busybox} is not a statically linked ELF binary`, { remedy: busyboxRemedy });
   }
+  const digests = join(kernelDir, DIGEST_CACHE);
   const moduleDigests: string[] = [];
   for (const module of GUEST_MODULES) {
     const path = join(modulesDir, module);
-    const digest = await digestFile(path).catch(() => undefined);
+    const digest = await digestFileCached(path, digests).catch(() => undefined);
     if (!digest) {
       throw new VhiveError("ERR_INITRAMFS", `kernel module ${path} is missing`, {
         remedy: `apt-get install --reinstall linux-image-${inputs.kernelVersion}`,
@@ -72,9 +73,9 @@ export async function prepareInitramfs(kernelDir: string, inputs: InitramfsInput
   const agent = inputs.agentPath ?? nativePath("vhive-agent");
   if (!inputs.agentPath) await assertNativeBuilt(["vhive-agent"]);
   const initScript = await readFile(initScriptPath());
-  const inputsDigest = digestBytes([FORMAT_VERSION, initScript, await digestFile(busybox), await digestFile(agent), ...moduleDigests]);
+  const inputsDigest = digestBytes([FORMAT_VERSION, initScript, await digestFileCached(busybox, digests), await digestFileCached(agent, digests), ...moduleDigests]);
   const path = join(kernelDir, `initramfs-${digestHex(inputsDigest).slice(0, 16)}.cpio`);
-  const existing = await digestFile(path).catch(() => undefined);
+  const existing = await digestFileCached(path, digests).catch(() => undefined);
   if (existing) return { path, digest: existing };
 
   await mkdir(kernelDir, { recursive: true });
@@ -106,5 +107,5 @@ export async function prepareInitramfs(kernelDir: string, inputs: InitramfsInput
   out.end();
   await once(out, "close");
   await rename(partial, path);
-  return { path, digest: await digestFile(path) };
+  return { path, digest: await digestFileCached(path, digests) };
 }

@@ -12,7 +12,7 @@ import { mkdir, open, readdir, readFile, rename, rm, writeFile } from "node:fs/p
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { ChildHandle } from "../shared/child.js";
-import { digestFile } from "../shared/digest.js";
+import { digestFileCached } from "../shared/digest.js";
 import { VhiveError } from "../shared/errors.js";
 import { toolMissing } from "../shared/tool.js";
 
@@ -53,17 +53,21 @@ export function findLz4Payload(bzImage: Buffer): number {
   return bzImage.indexOf(LZ4_LEGACY_MAGIC);
 }
 
+/** Where the digests of the guest's files and their inputs are remembered (digestFileCached). */
+export const DIGEST_CACHE = "digests";
+
 /** Extract (once, cached by the source's digest) the vmlinux of the newest cloud kernel. */
 export async function prepareKernel(kernelDir: string, bootDir = "/boot"): Promise<GuestKernel> {
   const { source, version } = await findCloudKernel(bootDir);
-  const sourceDigest = await digestFile(source);
+  const digests = join(kernelDir, DIGEST_CACHE);
+  const sourceDigest = await digestFileCached(source, digests);
   const metaPath = join(kernelDir, "kernel.json");
   const cached = await readFile(metaPath, "utf8")
     .then((text) => JSON.parse(text) as GuestKernel)
     .catch(() => undefined);
   if (cached && cached.sourceDigest === sourceDigest && cached.path === join(kernelDir, "vmlinux")) {
     // Trust the cache only if the file still has the recorded digest.
-    const current = await digestFile(cached.path).catch(() => undefined);
+    const current = await digestFileCached(cached.path, digests).catch(() => undefined);
     if (current === cached.digest) return cached;
   }
   await mkdir(kernelDir, { recursive: true });
@@ -71,7 +75,7 @@ export async function prepareKernel(kernelDir: string, bootDir = "/boot"): Promi
   const partial = `${path}.partial`;
   await extractVmlinux(source, partial);
   await rename(partial, path);
-  const kernel: GuestKernel = { path, version, digest: await digestFile(path), source, sourceDigest };
+  const kernel: GuestKernel = { path, version, digest: await digestFileCached(path, digests), source, sourceDigest };
   await writeFile(metaPath, JSON.stringify(kernel, null, 2) + "\n");
   return kernel;
 }

@@ -56,6 +56,7 @@ export const ERROR_CODES = {
   ERR_TTRPC_DISCONNECTED: "A ttrpc connection closed while a call was in flight.",
   ERR_TTRPC_PROTOCOL: "A ttrpc peer sent a frame or message that is not valid ttrpc.",
   ERR_TTRPC_STATUS: "A ttrpc call ended with an error status: the peer's answer, a timeout (DEADLINE_EXCEEDED) or a message over 4 MiB (RESOURCE_EXHAUSTED).",
+  ERR_CRI: "A call to containerd's CRI plugin (RunPodSandbox, CreateContainer, ...) failed.",
   ERR_TRACE_INVALID: "A trace file (the Azure Functions trace's CSV) is missing, or has a missing column or a malformed value.",
 } as const;
 

@@ -3,4 +3,4 @@ export { SnapshotStore, type StoredSnapshot, type DamagedSnapshot, type Snapshot
 export { damagedFile } from "./damage.js";
 export { writePageSums, checkPages, memoryUnchangedSinceVerified, stampVerified, type FileCheck } from "./checksums.js";
 export { fingerprintDifferences, SnapshotMetaSchema, SNAPSHOT_FORMAT, type Fingerprint, type SnapshotMeta } from "./meta.js";
-export { evictFromPageCache, dropAllCaches, residentBytes, syncFile } from "./page-cache.js";
+export { evictFromPageCache, evictTreeFromPageCache, dropAllCaches, residentBytes, syncFile } from "./page-cache.js";

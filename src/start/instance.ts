@@ -62,6 +62,8 @@ export interface ClientOptions {
   protoPath?: string;
   /** How long one invocation may take unless the call says (default DEFAULT_INVOKE_TIMEOUT_MS, 30 s). */
   invokeTimeoutMs?: number;
+  /** Where the function answers (default 127.0.0.1): a pod's IP, say. */
+  host?: string;
 }
 
 /** What every start (boot or restore) takes. */
@@ -175,7 +177,7 @@ export function checkStart(image: StoredImage, options: StartOptions): void {
 }
 
 export function createClient(image: StoredImage, hostPort: number, options: ClientOptions): FunctionClient {
-  const endpoint = { host: "127.0.0.1", port: hostPort };
+  const endpoint = { host: options.host ?? "127.0.0.1", port: hostPort };
   if (image.config.protocol === "http") return createHttpClient(endpoint, { path: image.config.httpPath, invokeTimeoutMs: options.invokeTimeoutMs });
   return createGrpcClient(
     endpoint,

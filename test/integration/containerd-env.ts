@@ -9,7 +9,7 @@
  *
  *   await using env = await startPrivateContainerd();
  *   await env.importImages(["pause", "busybox"]);    // scripts/lib/cri-images.sh, cached
- *   ... CRI over env.socket (cri-client.ts), pods on env.bridge / env.subnet ...
+ *   ... CRI over env.socket (src/containerd/cri), pods on env.bridge / env.subnet ...
  *   await env.stop(); expect(await env.leftovers()).toEqual([]);
  *
  * The runtime handlers are `runc` (the default) and `vhive` (containerd-shim-vhive-v2 from PATH

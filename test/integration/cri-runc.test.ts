@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeTempDir, type TempDir } from "../../src/shared/tmp.js";
 import { Cleanups } from "../unit/test-shared/cleanups.js";
 import { startPrivateContainerd, type PrivateContainerd } from "./containerd-env.js";
-import { connectCri, podSandboxConfig, readCriLog, waitContainerExited, type CriClient } from "./cri-client.js";
+import { connectCri, podSandboxConfig, readCriLog, waitContainerExited, type CriClient } from "../../src/containerd/cri/index.js";
 import { expectNothingLeft } from "./harness.js";
 
 const BUSYBOX = "ghcr.io/containerd/busybox:1.28";

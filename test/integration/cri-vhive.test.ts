@@ -22,24 +22,14 @@ import { makeTempDir, type TempDir } from "../../src/shared/tmp.js";
 import { SnapshotStore } from "../../src/snapshot/index.js";
 import { Cleanups } from "../unit/test-shared/cleanups.js";
 import { startPrivateContainerd, type PrivateContainerd } from "./containerd-env.js";
-import { connectCri, podSandboxConfig, readCriLog, waitContainerExited, type CriClient, type CriMessage } from "./cri-client.js";
+import { connectCri, helloworldSidecarCommand, podSandboxConfig, readCriLog, waitContainerExited, type CriClient, type CriMessage } from "../../src/containerd/cri/index.js";
 import { expectNothingLeft, runCli, stateDir } from "./harness.js";
 
 const FUNCTION_IMAGE = "vhive.local/helloworld:cri";
 /** Makes this run's images its own (a new ext4, new snapshots), whatever an earlier run left. */
 const RUN_ENV = { key: "VHIVE_TEST_RUN", value: `cri-${Date.now().toString(36)}` };
 /** A sidecar of the same image: Python's gRPC client calls the function on the pod's localhost. */
-const SIDECAR_CALL = [
-  "python3",
-  "-c",
-  [
-    "import sys, grpc",
-    "sys.path.insert(0, '/app')",
-    "import helloworld_pb2, helloworld_pb2_grpc",
-    "stub = helloworld_pb2_grpc.GreeterStub(grpc.insecure_channel('localhost:50051'))",
-    "print(stub.SayHello(helloworld_pb2.HelloRequest(name='sidecar'), timeout=60).message)",
-  ].join("; "),
-];
+const SIDECAR_CALL = helloworldSidecarCommand("sidecar");
 
 const cleanups = new Cleanups();
 let env: PrivateContainerd;

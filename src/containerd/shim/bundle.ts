@@ -9,7 +9,7 @@
  *   <bundle>/vhive-delegate  "runc" for a container vhive handed to runc's shim (a pod's sandbox
  *                  and its sidecars): delete is then runc's
  *   <bundle>/address         the socket's address, which a restarted containerd reconnects to
- *   <bundle>/vhive-start.json how the container's VM started (task.ts)
+ *   <bundle>/vhive-start.json how the container's VM started and when each step happened (start-record.ts)
  *   a network namespace      /run/netns/vhive-<digest>, made for a container whose spec asks
  *                  for a new one (no path), removed with the shim
  */

@@ -13,6 +13,7 @@ import { unmountRootfs } from "./container-image.js";
 import { runTool } from "../../shared/tool.js";
 import { canConnect, CRI_ANNOTATIONS, DELEGATE_FILE, ownNetnsName, readBundleSpec, removeNetns, shimGroup, shimSocketAddress } from "./bundle.js";
 import { releasePod, RUNC_SHIM } from "./pod.js";
+import { START_RECORD_FILE } from "./start-record.js";
 import type { ShimFlags } from "./flags.js";
 
 /** What a container killed with its shim exits with: SIGKILL's status, as runc's shim reports. */
@@ -35,7 +36,7 @@ export async function deleteShim(flags: ShimFlags): Promise<Uint8Array> {
     await rm(socket, { force: true });
     if (spec.network === "new") await removeNetns(ownNetnsName(flags.namespace, group));
   }
-  const started = JSON.parse(await readFile(join(bundle, "vhive-start.json"), "utf8").catch(() => "{}")) as { pid?: number; runDir?: string };
+  const started = JSON.parse(await readFile(join(bundle, START_RECORD_FILE), "utf8").catch(() => "{}")) as { pid?: number; runDir?: string };
   // The VM died with its shim, before it could remove its run directory (serial log).
   if (started.runDir) await rm(started.runDir, { recursive: true, force: true });
   return shim.DeleteResponse.encode({ pid: started.pid ?? 0, exitStatus: KILLED_STATUS, exitedAt: new Date() }).finish();

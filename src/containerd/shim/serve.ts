@@ -18,6 +18,7 @@ import { TtrpcServer } from "../ttrpc/index.js";
 import { removeNetns } from "./bundle.js";
 import type { ShimFlags } from "./flags.js";
 import { ShimService } from "./service.js";
+import { epochMs } from "./start-record.js";
 
 /** The shim's state directory when containerd's environment names none. */
 export const DEFAULT_SHIM_STATE = "/var/lib/vhive";
@@ -52,14 +53,18 @@ export async function serveShim(flags: ShimFlags): Promise<void> {
       if (process.env.VHIVE_SHIM_NETNS) await removeNetns(process.env.VHIVE_SHIM_NETNS);
       process.exit(code);
     })());
+  // start passes when it began; a server started some other way counts from its own start.
+  const processTimes = { shimStartedAt: Number(process.env.VHIVE_SHIM_STARTED_AT) || performance.timeOrigin, serverStartedAt: performance.timeOrigin, servingAt: 0 };
   const service = new ShimService({
     host,
     publisher,
     log,
     onShutdown: () => void end("close", 0),
+    processTimes,
   });
   server.register(shim.TaskDefinition, service.implementation());
   await server.listen({ path: flags.socket });
+  processTimes.servingAt = epochMs();
   for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => void end("destroy", 0));
   process.on("uncaughtException", (error) => {
     log.error("uncaught error: ending every VM", { error: messageOf(error) });

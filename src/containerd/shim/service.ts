@@ -12,6 +12,7 @@ import type { Log } from "../../shared/log.js";
 import type { Host } from "../../start/index.js";
 import { messageOf } from "../../shared/errors.js";
 import { ContainerStarter } from "./starter.js";
+import { epochMs, type StartTimeline } from "./start-record.js";
 import { ContainerTask, type TaskExit } from "./task.js";
 
 const STATUS: Record<ContainerTask["status"], taskTypes.Status> = {
@@ -27,6 +28,8 @@ export interface ShimServiceOptions {
   log: Log;
   /** Called when containerd asks the shim to go and it has no task left. */
   onShutdown: () => void;
+  /** When the shim's processes started and the server listened (read at each Create, after listen). */
+  processTimes: Pick<StartTimeline, "shimStartedAt" | "serverStartedAt" | "servingAt">;
 }
 
 export class ShimService {
@@ -61,12 +64,14 @@ export class ShimService {
           throw new TtrpcStatusError(GrpcCode.ALREADY_EXISTS, `task ${request.id} already exists`);
         }
         if (request.checkpoint) throw new TtrpcStatusError(GrpcCode.UNIMPLEMENTED, "restoring a task from a CRIU checkpoint: vhive restores its own snapshots instead");
+        const createAt = epochMs();
         this.#creating.add(request.id);
         try {
           const { host, starter } = await this.#context();
+          const timeline = { ...this.#options.processTimes, createAt, hostReadyAt: epochMs() };
           const task = await ContainerTask.create(
             { id: request.id, bundle: request.bundle, rootfs: request.rootfs, io: { stdout: request.stdout, stderr: request.stderr, terminal: request.terminal } },
-            { host, starter, log: this.#options.log, listener: { exited: (t, exit) => this.#exited(t, exit) } },
+            { host, starter, log: this.#options.log, listener: { exited: (t, exit) => this.#exited(t, exit) }, timeline },
           );
           this.#tasks.set(request.id, task);
           this.#publish(events.TaskCreate, {

@@ -66,7 +66,8 @@ export async function startShim(flags: ShimFlags): Promise<string> {
       cwd: bundle,
       detached: true, // its own session: it outlives this process and containerd's restarts
       stdio: ["ignore", log, log, "pipe"],
-      env: { ...process.env, ...(ownNetns ? { VHIVE_SHIM_NETNS: ownNetns } : {}) },
+      // VHIVE_SHIM_STARTED_AT: when containerd ran this start, for the start record's timeline.
+      env: { ...process.env, VHIVE_SHIM_STARTED_AT: String(performance.timeOrigin), ...(ownNetns ? { VHIVE_SHIM_NETNS: ownNetns } : {}) },
     });
     await waitReady(server);
     server.unref();

@@ -25,6 +25,7 @@ import { GuestExitedError } from "../../vm/index.js";
 import type { Mount } from "../api.js";
 import { containerImage, mountRootfs } from "./container-image.js";
 import { readContainerSpec, type ContainerSpec } from "./spec.js";
+import { epochMs, START_RECORD_FILE, type StartRecord, type StartTimeline } from "./start-record.js";
 import type { ContainerStarter, StartedContainer } from "./starter.js";
 
 export type TaskStatus = "created" | "running" | "stopped";
@@ -40,6 +41,9 @@ export interface TaskIo {
   terminal: boolean;
 }
 
+/** The start record's timeline as far as Create: the rest is the task's own. */
+export type CreateTimeline = Omit<StartTimeline, "createdAt" | "startAt" | "answeredAt">;
+
 /** What the shim tells containerd about a task's life (events). */
 export interface TaskListener {
   exited(task: ContainerTask, exit: TaskExit): void;
@@ -52,6 +56,16 @@ const MIN_GUEST_MIB = 128;
 /** The VM died without its entrypoint exiting (QEMU crashed, the guest panicked). */
 const VM_DIED_STATUS = 255;
 
+/** What a task needs of its shim. */
+export interface TaskContext {
+  host: Host;
+  starter: ContainerStarter;
+  log: Log;
+  listener: TaskListener;
+  /** When the shim's processes started and this Create arrived. */
+  timeline: CreateTimeline;
+}
+
 export class ContainerTask {
   readonly id: string;
   readonly bundle: string;
@@ -63,6 +77,7 @@ export class ContainerTask {
   readonly #spec: ContainerSpec;
   readonly #image: StoredImage;
   readonly #unmount: () => Promise<void>;
+  readonly #timeline: Omit<StartTimeline, "startAt" | "answeredAt">;
   #status: TaskStatus = "created";
   #started: StartedContainer | undefined;
   #starting: Promise<number> | undefined;
@@ -74,7 +89,15 @@ export class ContainerTask {
   #out: WriteStream | undefined;
   #err: WriteStream | undefined;
 
-  private constructor(id: string, bundle: string, io: TaskIo, context: { host: Host; starter: ContainerStarter; log: Log; listener: TaskListener }, spec: ContainerSpec, image: StoredImage, unmount: () => Promise<void>) {
+  private constructor(
+    id: string,
+    bundle: string,
+    io: TaskIo,
+    context: TaskContext,
+    spec: ContainerSpec,
+    image: StoredImage,
+    unmount: () => Promise<void>,
+  ) {
     this.id = id;
     this.bundle = bundle;
     this.io = io;
@@ -85,14 +108,12 @@ export class ContainerTask {
     this.#spec = spec;
     this.#image = image;
     this.#unmount = unmount;
+    this.#timeline = { ...context.timeline, createdAt: epochMs() };
     this.#exited = new Promise((resolve) => (this.#resolveExit = resolve));
   }
 
   /** Read the spec, mount the rootfs and make (or find) its vhive image. Undoes the mount on failure. */
-  static async create(
-    request: { id: string; bundle: string; rootfs: readonly Mount[]; io: TaskIo },
-    context: { host: Host; starter: ContainerStarter; log: Log; listener: TaskListener },
-  ): Promise<ContainerTask> {
+  static async create(request: { id: string; bundle: string; rootfs: readonly Mount[]; io: TaskIo }, context: TaskContext): Promise<ContainerTask> {
     const spec = await readContainerSpec(request.bundle);
     if (spec.terminal) {
       throw new VhiveError("ERR_VALIDATION", "a terminal (tty) for the container: a vhive microVM has no terminal to attach", { remedy: "run it without -t / tty" });
@@ -139,6 +160,7 @@ export class ContainerTask {
   }
 
   async #start(): Promise<number> {
+    const startAt = epochMs();
     this.#status = "running";
     this.#openIo();
     const began = performance.now();
@@ -165,20 +187,21 @@ export class ContainerTask {
     }
     this.#started = started;
     const { instance } = started;
+    const answeredAt = epochMs();
     const startMs = performance.now() - began;
     const start = instance.start;
-    const record = {
+    const record: StartRecord = {
       start: start.kind,
       snapshotId: "snapshotId" in start ? start.snapshotId : undefined,
       image: this.#image.id,
-      pid: instance.vm.pid,
-      /** The VM's run directory: the delete of a shim that died removes it. */
+      pid: instance.vm.pid!,
       runDir: instance.vm.runDir,
       startMs: roundMs(startMs),
       breakdown: Object.fromEntries(Object.entries(start.times).map(([phase, ms]) => [phase, roundMs(ms)])),
       notes: started.notes,
+      timeline: { ...this.#timeline, startAt, answeredAt },
     };
-    await writeFile(join(this.bundle, "vhive-start.json"), JSON.stringify(record, null, 2) + "\n");
+    await writeFile(join(this.bundle, START_RECORD_FILE), JSON.stringify(record, null, 2) + "\n");
     const phases = Object.entries(record.breakdown).map(([phase, ms]) => `${phase} ${ms}`).join(", ");
     this.#say(`vhive: started by ${start.kind}${record.snapshotId ? ` from snapshot ${record.snapshotId}` : ""} in ${Math.round(startMs)} ms (${phases})`);
     for (const note of started.notes) this.#say(`vhive: ${note}`);
