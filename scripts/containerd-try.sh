@@ -11,40 +11,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "scripts/containerd-try.sh must run as root (containerd, mounts, /dev/userfaultfd)" >&2
-  exit 1
-fi
-for tool in containerd ctr node; do
-  command -v "$tool" >/dev/null || { echo "$tool is missing: run scripts/setup.sh first" >&2; exit 1; }
-done
-[ -f dist/containerd/shim/main.js ] || { echo "vhive is not built: run scripts/setup.sh first" >&2; exit 1; }
-
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 vhive() { node dist/cli/main.js "$@"; }
 
 work=$(mktemp -d /tmp/vhive-containerd-try-XXXXXX)
-. scripts/lib/private-containerd.sh
-cleanup() {
-  private_containerd_stop || true
-  rm -rf "$work"
-}
-
-# containerd runs shims by name from its PATH: this checkout's shim first, whatever is installed.
-mkdir -p "$work/bin"
-printf '#!/bin/sh\nexec %s %s/dist/containerd/shim/main.js "$@"\n' "$(command -v node)" "$PWD" > "$work/bin/containerd-shim-vhive-v2"
-chmod 755 "$work/bin/containerd-shim-vhive-v2"
-
-say "building and exporting helloworld"
-vhive image build functions/helloworld >&2
-vhive image export helloworld "$work/helloworld.tar" --name vhive.local/helloworld:try >&2
-
-say "starting a private containerd"
-export VHIVE_STATE="$work/vhive-state" # the shim's: images, snapshots and working sets of this try only
-private_containerd_start --shim-dir "$work/bin"
-trap cleanup EXIT
+# The node cri-try.sh uses (checks, this checkout's shim on containerd's PATH, helloworld
+# exported and imported, the shim's own state in $work), removed at exit.
+. scripts/lib/vhive-node.sh
+vhive_node_start "$work" vhive.local/helloworld:try default
 ctr() { command ctr --address "$PRIVATE_CONTAINERD_SOCKET" "$@"; }
-ctr images import "$work/helloworld.tar" >&2
 task_state="$PRIVATE_CONTAINERD_DIR/state/io.containerd.runtime.v2.task/default"
 
 results="$work/results.jsonl"

@@ -17,11 +17,12 @@
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { z } from "zod";
+import { SHIM_BINARY } from "../../src/containerd/shim/names.js";
 import { ChildHandle } from "../../src/shared/child.js";
 import { packagePath } from "../../src/shared/package-root.js";
 import { stateDir } from "./harness.js";
@@ -33,6 +34,18 @@ const IMAGES_SCRIPT = packagePath("scripts", "lib", "cri-images.sh");
 const READY_TIMEOUT_MS = 60_000;
 /** Stopping removes every pod through containerd first; a few seconds per pod at most. */
 const STOP_TIMEOUT_MS = 120_000;
+
+/**
+ * A directory holding this checkout's shim under the name containerd runs it by (for
+ * startPrivateContainerd's shimDirs), whatever shim is installed on the host.
+ */
+export async function shimBinDir(parent: string): Promise<string> {
+  const bin = join(parent, "bin");
+  await mkdir(bin, { recursive: true });
+  await writeFile(join(bin, SHIM_BINARY), `#!/bin/sh\nexec ${process.execPath} ${packagePath("dist", "containerd", "shim", "main.js")} "$@"\n`);
+  await chmod(join(bin, SHIM_BINARY), 0o755);
+  return bin;
+}
 
 export type CriImageName = "pause" | "busybox" | "resource-consumer" | "volume-copy-up" | "volume-ownership";
 

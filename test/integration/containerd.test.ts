@@ -8,7 +8,7 @@
  * refused through ctr with what to do.
  */
 import { execFile, spawn } from "node:child_process";
-import { chmod, mkdir, readFile, readdir, writeFile } from "node:fs/promises";
+import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -17,7 +17,7 @@ import { StatePaths } from "../../src/shared/paths.js";
 import { packagePath } from "../../src/shared/package-root.js";
 import { makeTempDir, type TempDir } from "../../src/shared/tmp.js";
 import { SnapshotStore } from "../../src/snapshot/index.js";
-import { startPrivateContainerd, type PrivateContainerd } from "./containerd-env.js";
+import { shimBinDir, startPrivateContainerd, type PrivateContainerd } from "./containerd-env.js";
 import { expectNothingLeft, flipBytes, runCli, stateDir } from "./harness.js";
 
 const run = promisify(execFile);
@@ -78,10 +78,7 @@ async function runDetached(image: string, id: string, extra: string[] = []): Pro
 
 beforeAll(async () => {
   work = await makeTempDir("containerd-test");
-  const bin = join(work.path, "bin");
-  await mkdir(bin);
-  await writeFile(join(bin, "containerd-shim-vhive-v2"), `#!/bin/sh\nexec ${process.execPath} ${packagePath("dist", "containerd", "shim", "main.js")} "$@"\n`);
-  await chmod(join(bin, "containerd-shim-vhive-v2"), 0o755);
+  const bin = await shimBinDir(work.path);
   process.env.VHIVE_STATE = stateDir(); // containerd passes its environment to the shim
   const paths = new StatePaths(stateDir());
   for (const name of ["helloworld", "json_serdes"]) {

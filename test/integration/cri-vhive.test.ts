@@ -9,7 +9,7 @@
  * deploy/kubernetes/pod.yaml, sent as kubelet sends a pod, answers, and `vhive bench load --url`
  * drives it at its pod IP; nothing is left.
  */
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
@@ -21,7 +21,7 @@ import { StatePaths } from "../../src/shared/paths.js";
 import { makeTempDir, type TempDir } from "../../src/shared/tmp.js";
 import { SnapshotStore } from "../../src/snapshot/index.js";
 import { Cleanups } from "../unit/test-shared/cleanups.js";
-import { startPrivateContainerd, type PrivateContainerd } from "./containerd-env.js";
+import { shimBinDir, startPrivateContainerd, type PrivateContainerd } from "./containerd-env.js";
 import { connectCri, helloworldSidecarCommand, podSandboxConfig, readCriLog, waitContainerExited, type CriClient, type CriMessage } from "../../src/containerd/cri/index.js";
 import { expectNothingLeft, runCli, stateDir } from "./harness.js";
 
@@ -41,10 +41,7 @@ const containerIds: string[] = [];
 beforeAll(async () => {
   work = await makeTempDir("cri-vhive");
   cleanups.push(() => work.remove());
-  const bin = join(work.path, "bin");
-  await mkdir(bin);
-  await writeFile(join(bin, "containerd-shim-vhive-v2"), `#!/bin/sh\nexec ${process.execPath} ${packagePath("dist", "containerd", "shim", "main.js")} "$@"\n`);
-  await chmod(join(bin, "containerd-shim-vhive-v2"), 0o755);
+  const bin = await shimBinDir(work.path);
   process.env.VHIVE_STATE = stateDir(); // containerd passes its environment to the shim
   const paths = new StatePaths(stateDir());
   await buildImage(paths, "functions/helloworld");
