@@ -20,6 +20,11 @@
  *             so QEMU waits in mmap and nothing overlaps the install: the `floor`, whose
  *             install time vhive reports apart
  *
+ * --defer-prefetch (mode prefetch): read and install nothing until the command "prefetch"; the
+ * pager serves faults meanwhile. A pooled VMM (vhive's restore mode `pool`) waits with its
+ * pager attached but its working set neither read nor installed, so while idle it holds none of
+ * the working set's memory; the cold start that takes it sends "prefetch".
+ *
  * Every page read from disk is checked against its checksum before it is installed (formats:
  * include/vhive_sums.h, include/vhive_ws.h): memory-file pages against mem.sums (--mem-sums),
  * working-set blocks and pages against ws.index, whose entries are checked against mem.sums.
@@ -28,12 +33,13 @@
  * damaged page ever reaches the guest; vhive ends the VM and names the file.
  *
  * Control: JSON lines on stdout (events), commands on stdin ("stats",
- * "write-ws PAGES INDEX TRACE [CODEC [LEVEL [BLOCK_PAGES]]]").
+ * "write-ws PAGES INDEX TRACE [CODEC [LEVEL [BLOCK_PAGES]]]", "prefetch"). Commands are read
+ * only once the shim is attached.
  * It exits when QEMU exits (the shim's socket closes) or when stdin closes (vhive is gone; then
  * it also removes the empty vhive-pager-* directory vhive made for its socket).
  *
  * usage: vhive-pager --socket PATH --mem FILE --mem-sums FILE --mode MODE
- *                    [--ws-pages F --ws-index F [--ws-read direct|cached]]
+ *                    [--ws-pages F --ws-index F [--ws-read direct|cached] [--defer-prefetch]]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -97,6 +103,8 @@ static struct {
 	const char *ws_index_path;
 	bool ws_cached;       /* --ws-read cached: the working set through the page cache */
 	bool no_verify;       /* --no-verify: pages installed unchecked, only to measure what checking costs */
+	bool defer_prefetch;  /* --defer-prefetch: the working set waits for the "prefetch" command */
+	bool prefetch_started;
 	int mem_fd;
 	int uffd;
 	int conn;
@@ -620,6 +628,14 @@ static void *prefetch_thread(void *arg)
 	return NULL;
 }
 
+/* Prefetch mode, once the shim is attached: install the working set as it is decoded. */
+static void start_ws_install(void)
+{
+	pthread_t prefetcher;
+	if (pthread_create(&prefetcher, NULL, prefetch_thread, NULL) != 0) die("starting the prefetch thread");
+	pthread_detach(prefetcher);
+}
+
 /* The trace: offsets in first-fault order, format 1 (include/vhive_uffd.h). */
 static void write_trace(const char *path, const uint64_t *offsets, uint64_t count)
 {
@@ -679,6 +695,14 @@ static void handle_command(char *line)
 		if (level < 0) level = vhive_ws_default_level((enum vhive_ws_codec)codec);
 		if (pager.mode != MODE_RECORD) emit("{\"event\":\"error\",\"message\":\"write-ws needs mode record\"}");
 		else write_ws(pages, index, trace, (enum vhive_ws_codec)codec, level, (uint32_t)block_pages);
+	} else if (strcmp(line, "prefetch") == 0) {
+		if (!pager.defer_prefetch || pager.prefetch_started) {
+			emit("{\"event\":\"error\",\"message\":\"prefetch needs --defer-prefetch, and is sent once\"}");
+		} else {
+			pager.prefetch_started = true;
+			start_ws_prefetch();
+			start_ws_install();
+		}
 	} else {
 		char escaped[512];
 		json_escape(line, escaped, sizeof escaped);
@@ -743,7 +767,7 @@ static int listen_on(const char *path)
 static void usage(void)
 {
 	fprintf(stderr, "usage: vhive-pager --socket PATH --mem FILE --mem-sums FILE --mode lazy|record|prefetch|all"
-			" [--ws-pages FILE --ws-index FILE [--ws-read direct|cached]] [--no-verify]\n");
+			" [--ws-pages FILE --ws-index FILE [--ws-read direct|cached] [--defer-prefetch]] [--no-verify]\n");
 	exit(2);
 }
 
@@ -755,6 +779,7 @@ static void parse_args(int argc, char **argv)
 		{ "mode", required_argument, NULL, 'o' },   { "ws-pages", required_argument, NULL, 'p' },
 		{ "ws-index", required_argument, NULL, 'i' }, { "ws-read", required_argument, NULL, 'r' },
 		{ "no-verify", no_argument, NULL, 'n' },
+		{ "defer-prefetch", no_argument, NULL, 'd' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *mode = NULL;
@@ -772,6 +797,7 @@ static void parse_args(int argc, char **argv)
 			if (strcmp(optarg, "cached") != 0 && strcmp(optarg, "direct") != 0) usage();
 			pager.ws_cached = strcmp(optarg, "cached") == 0;
 			break;
+		case 'd': pager.defer_prefetch = true; break;
 		default: usage();
 		}
 	}
@@ -780,6 +806,7 @@ static void parse_args(int argc, char **argv)
 		if (strcmp(mode, mode_names[m]) == 0) pager.mode = (enum mode)m;
 	if (strcmp(mode, mode_names[pager.mode]) != 0) usage();
 	if (pager.mode == MODE_PREFETCH && (!pager.ws_pages_path || !pager.ws_index_path)) usage();
+	if (pager.defer_prefetch && pager.mode != MODE_PREFETCH) usage();
 }
 
 int main(int argc, char **argv)
@@ -792,17 +819,15 @@ int main(int argc, char **argv)
 	pager.mem_fd = open(pager.mem_path, O_RDONLY | O_CLOEXEC);
 	if (pager.mem_fd < 0) die("opening the memory file");
 	load_sums();
-	if (pager.mode == MODE_PREFETCH) start_ws_prefetch();
+	if (pager.mode == MODE_PREFETCH && !pager.defer_prefetch) start_ws_prefetch();
 	int listener = listen_on(pager.socket_path);
 	emit("{\"event\":\"listening\",\"socket\":\"%s\"}", pager.socket_path);
 	attach(listener);
 	close(listener);
 	unlink(pager.socket_path);
 
-	pthread_t prefetcher;
 	if (pager.mode == MODE_ALL) prefetch_thread(NULL); /* before the ack: see MODE_ALL above */
-	if (pager.mode == MODE_PREFETCH && pthread_create(&prefetcher, NULL, prefetch_thread, NULL) != 0)
-		die("starting the prefetch thread");
+	if (pager.mode == MODE_PREFETCH && !pager.defer_prefetch) start_ws_install();
 	/* Faults are served from here on, so QEMU may touch guest memory. */
 	char ack = VHIVE_UFFD_ACK;
 	if (write(pager.conn, &ack, 1) != 1) die("acknowledging the shim");

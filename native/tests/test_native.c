@@ -42,6 +42,8 @@ static const char *ws_pages_name = "ws.pages";
 static const char *ws_index_name = "ws.index";
 /* --ws-read for the pager, or NULL for its default (direct). */
 static const char *ws_read;
+/* Start the prefetch pager with --defer-prefetch (a pooled VMM's). */
+static bool defer_prefetch;
 
 /* Page i of the memory file: zero for every fourth page (a hole), else filled with i+1. */
 static bool page_is_zero(int i) { return i % 4 == 3; }
@@ -166,8 +168,20 @@ static struct proc spawn_pager(const char *mode, bool with_ws)
 	path_in_work(sums, sizeof sums, "mem.sums");
 	path_in_work(pages, sizeof pages, ws_pages_name);
 	path_in_work(index, sizeof index, ws_index_name);
-	char *argv[] = { pager, "--socket", sock, "--mem", mem, "--mem-sums", sums, "--mode", (char *)mode,
-			 with_ws ? "--ws-pages" : NULL, pages, "--ws-index", index, ws_read ? "--ws-read" : NULL, (char *)ws_read, NULL };
+	char *argv[18] = { pager, "--socket", sock, "--mem", mem, "--mem-sums", sums, "--mode", (char *)mode };
+	int argc = 9;
+	if (with_ws) {
+		argv[argc++] = "--ws-pages";
+		argv[argc++] = pages;
+		argv[argc++] = "--ws-index";
+		argv[argc++] = index;
+		if (ws_read) {
+			argv[argc++] = "--ws-read";
+			argv[argc++] = (char *)ws_read;
+		}
+		if (defer_prefetch) argv[argc++] = "--defer-prefetch";
+	}
+	argv[argc] = NULL;
 	char *envp[] = { NULL };
 	return spawn(argv, envp);
 }
@@ -431,6 +445,39 @@ static bool test_prefetch_decodes_zstd_blocks_in_order(void)
 	char *done = line_with(&pager, "prefetch-done");
 	CHECK(done && strstr(done, "\"wsCodec\":\"zstd\"") && json_number(done, "prefetchPages") == 5, "%s", done ? done : "none");
 	CHECK(write(child.in, "g", 1) == 1 && line_with(&child, "verified"), "wrong contents");
+	CHECK(write(child.in, "x", 1) == 1 && finish(&child) == 0, "child");
+	finish(&pager);
+	return true;
+}
+
+/* --defer-prefetch (a pooled VMM's pager): attached, it reads and installs nothing until told. */
+static bool test_deferred_prefetch_installs_the_working_set_only_when_told(void)
+{
+	/* The working set the record test wrote: pages 5,3,40,41,42,7,0, of which 3 and 7 zero. */
+	defer_prefetch = true;
+	struct proc pager = start_pager("prefetch", true);
+	defer_prefetch = false;
+	struct proc child = start_child("3,5,40,10", NULL);
+	CHECK(line_with(&child, "mapped"), "map");
+	CHECK(line_with(&pager, "\"attached\""), "attach");
+	/* Attached and idle: nothing read, nothing installed (stats answers in order, after any event). */
+	CHECK(write(pager.in, "stats\n", 6) == 6, "stats");
+	char *idle = line_with(&pager, "\"event\":\"stats\"");
+	CHECK(idle && json_number(idle, "wsPages") == 0 && json_number(idle, "prefetchPages") == 0 && json_number(idle, "bytesRead") == 0 &&
+		      strstr(idle, "\"prefetchDone\":false"),
+	      "idle: %s", idle ? idle : "none");
+	CHECK(write(pager.in, "prefetch\n", 9) == 9, "prefetch");
+	char *done = line_with(&pager, "prefetch-done");
+	CHECK(done && json_number(done, "wsPages") == 7 && json_number(done, "prefetchPages") == 5 && json_number(done, "prefetchZeroPages") == 2,
+	      "%s", done ? done : "none");
+	CHECK(write(child.in, "g", 1) == 1 && line_with(&child, "verified"), "wrong contents");
+	/* Once is all: a second prefetch is refused, and the pager carries on. */
+	CHECK(write(pager.in, "prefetch\nstats\n", 15) == 15, "again");
+	char *refused = line_with(&pager, "\"event\":\"error\"");
+	CHECK(refused && strstr(refused, "sent once"), "%s", refused ? refused : "none");
+	char *stats = line_with(&pager, "\"event\":\"stats\"");
+	/* Page 10 is outside the working set: the only fault. */
+	CHECK(stats && json_number(stats, "faults") == 1, "faults: %s", stats ? stats : "none");
 	CHECK(write(child.in, "x", 1) == 1 && finish(&child) == 0, "child");
 	finish(&pager);
 	return true;
@@ -729,6 +776,7 @@ int main(int argc, char **argv)
 	run("prefetch installs the working set before the guest runs", test_prefetch_installs_the_working_set_before_the_guest_runs);
 	run("prefetch reads a raw working set through the page cache", test_prefetch_reads_a_raw_working_set_through_the_page_cache);
 	run("prefetch decodes zstd blocks in order", test_prefetch_decodes_zstd_blocks_in_order);
+	run("deferred prefetch installs the working set only when told", test_deferred_prefetch_installs_the_working_set_only_when_told);
 	run("all installs every non-zero page; zero pages fault", test_all_installs_every_nonzero_page_and_leaves_zero_pages_to_faults);
 	run("the pager refuses a handshake that is not the shim's", test_pager_refuses_a_handshake_that_is_not_the_shims);
 	run("a pager whose owner died removes its socket directory", test_a_pager_whose_owner_died_removes_its_socket_dir);

@@ -1,7 +1,9 @@
 /**
  * The pager process of one restored VM (native/pager/vhive-pager), driven over its stdio:
  * commands on stdin, one JSON event per line on stdout. Events: listening, attached,
- * prefetch-done (with stats), stats, ws-written, corrupt, error, exit.
+ * prefetch-done (with stats), stats, ws-written, corrupt, error, exit. A prefetch pager started
+ * with `deferPrefetch` reads and installs its working set only when startPrefetch() says so (a
+ * pooled VMM's, src/start/vmm-pool.ts).
  *
  * The pager serves guest RAM, so if it dies the guest hangs: `failure` resolves then, and the
  * owner must end the VM. A page that fails its checksum ends it too, with a
@@ -92,6 +94,8 @@ export interface PagerOptions {
   workingSet?: PrefetchFiles;
   /** Install pages unchecked (default false): only a benchmark measuring what checking costs. */
   noVerify?: boolean;
+  /** Prefetch: read and install the working set only on startPrefetch(), not as soon as it can. */
+  deferPrefetch?: boolean;
   log: Log;
 }
 
@@ -147,6 +151,7 @@ export class Pager implements AsyncDisposable {
     const args = ["--socket", this.socketPath, "--mem", options.memPath, "--mem-sums", options.memSumsPath, "--mode", options.mode];
     if (options.workingSet) args.push("--ws-pages", options.workingSet.pagesPath, "--ws-index", options.workingSet.indexPath, "--ws-read", options.workingSet.read);
     if (options.noVerify) args.push("--no-verify");
+    if (options.deferPrefetch) args.push("--defer-prefetch");
     this.#child = new ChildHandle("pager", nativePath("vhive-pager"), args, { stdio: ["pipe", "pipe", "pipe"] });
     this.#child.process.stdin?.on("error", () => {}); // a dead pager is reported through `failure`
     this.#child.process.stderr?.resume();
@@ -187,6 +192,16 @@ export class Pager implements AsyncDisposable {
   /** Environment for QEMU: preload the shim and point it at this pager. */
   qemuEnv(memPath: string): Record<string, string> {
     return shimEnv(memPath, { VHIVE_UFFD_SOCKET: this.socketPath });
+  }
+
+  /** Resolves once QEMU's shim has handed over guest RAM: from then on, faults are served. */
+  async attached(): Promise<void> {
+    await this.#waitFor((event) => event.event === "attached");
+  }
+
+  /** A deferred prefetch: read and install the working set now (prefetchDone() says when it is in). */
+  startPrefetch(): void {
+    this.#child.process.stdin?.write("prefetch\n");
   }
 
   /** Resolves once a prefetch (modes prefetch and all) has installed its pages, with the stats then. */
