@@ -4,7 +4,7 @@
  * For each mode, N instances are started one after another (restored from the function's
  * snapshot in a memory mode, or booted as a reference) and kept running; once all N are up,
  * each is invoked once to check that it answers, and then the memory each holds is read from
- * /proc (proc-memory.ts): PSS and private bytes of QEMU and of its pager, and of QEMU's guest
+ * /proc (src/vm/proc-memory.ts): PSS and private bytes of QEMU and of its pager, and of QEMU's guest
  * RAM mapping. All N are stopped before the next mode. The first start of a mode has the
  * snapshot's (boot: the image's) files evicted from the page cache; the others find them there,
  * as on a busy host.
@@ -28,7 +28,7 @@ import { roundMs } from "../metrics/index.js";
 import { VhiveError, messageOf } from "../shared/errors.js";
 import { evictFromPageCache, type StoredSnapshot } from "../snapshot/index.js";
 import { ensureWorkingSet, type ProgressListener } from "./experiments.js";
-import { procMemoryProbe, type MemoryProbe } from "./proc-memory.js";
+import { procMemoryProbe, type MemoryProbe } from "../vm/index.js";
 import { median, summarize, type Summary } from "./stats.js";
 
 /** Restore modes that many instances can run at once (record would race to write one working set), and boot. */

@@ -10,3 +10,4 @@ export { freeLoopbackPort, assertPortFree } from "./ports.js";
 export { processIo, parseMajorFaults, parseReadBytes, type ProcessIo } from "./procstat.js";
 export { machineOf, deviceSignature, type GuestBoot, type GuestMemoryFile } from "./cmdline.js";
 export { GuestAgent, RESTORE_ENTROPY_BYTES, type AgentRestoreReply } from "./agent.js";
+export { procMemoryProbe, type MemoryProbe, type ProcessMemory, type GuestRamMemory, type HostMemory } from "./proc-memory.js";

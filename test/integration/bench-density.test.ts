@@ -2,7 +2,7 @@
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { procMemoryProbe } from "../../src/bench/proc-memory.js";
+import { procMemoryProbe } from "../../src/vm/index.js";
 import { makeTempDir } from "../../src/shared/tmp.js";
 import { expectNothingLeft, runCli } from "./harness.js";
 

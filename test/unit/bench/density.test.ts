@@ -1,6 +1,6 @@
 /** `vhive bench density` with the orchestrator and /proc faked: the order of work, the host guard, cleanup. */
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import type { MemoryProbe, ProcessMemory } from "../../../src/bench/proc-memory.js";
+import type { MemoryProbe, ProcessMemory } from "../../../src/vm/index.js";
 
 const MIB = 1024 * 1024;
 const calls: string[] = [];

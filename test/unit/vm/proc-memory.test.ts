@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { guestRamOf, parseMeminfo, parseSmaps, parseSmapsRollup, procMemoryProbe } from "../../../src/bench/proc-memory.js";
+import { guestRamOf, parseMeminfo, parseSmaps, parseSmapsRollup, procMemoryProbe } from "../../../src/vm/proc-memory.js";
 
 const KIB = 1024;
 
