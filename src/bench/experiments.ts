@@ -10,8 +10,10 @@
  * concurrency: for each level, N reps of `level` cold starts at once per mode, after one
  * eviction (concurrentColdStarts).
  *
- * prefetch needs a working set recorded with the request data the bench sends; one is recorded
- * (untimed) first unless the snapshot has one for that data, or `record` runs before it.
+ * prefetch, pool and pool-installed need a working set recorded with the request data the bench
+ * sends; one is recorded (untimed) first unless the snapshot has one for that data, or `record`
+ * runs before them. pool and pool-installed pre-start their VMM (untimed) just before the cold
+ * start that takes it, and the page cache is evicted after it is ready (restoreOnce).
  *
  * Rounds: a fixed number, or `--reps auto` (auto-reps.ts): rounds are added to each series (a
  * function for coldstart, a level for concurrency) until every ratio it prints is within +-5%
@@ -91,6 +93,9 @@ export async function ensureWorkingSet(host: Host, snapshot: StoredSnapshot, inp
   }
 }
 
+/** Modes that prefetch a recorded working set: prefetch and its variants, and the pooled VMMs'. */
+const prefetches = (mode: BenchMode): boolean => isPrefetchMode(mode) || mode === "pool" || mode === "pool-installed";
+
 const minRounds = (plan: RepsPlan): number => (typeof plan === "number" ? plan : plan.minRounds);
 
 /** The most rounds any series ran, and with auto, the record of how each ended. */
@@ -141,7 +146,7 @@ export async function benchColdStarts(host: Host, images: readonly StoredImage[]
     }
     // With record among the modes, each round records anew (in the default encoding) before its
     // prefetches, and an encoding a variant reads is packed from it before that start, untimed.
-    if (snapshot && modes.some(isPrefetchMode) && !modes.includes("record")) {
+    if (snapshot && modes.some(prefetches) && !modes.includes("record")) {
       note(`${image.name}: recording a working set`);
       await ensureWorkingSet(host, snapshot, input, modes, options.signal, options.invokeTimeoutMs);
     }

@@ -17,7 +17,9 @@ export interface RatioPair {
  * prefetch comes to the floor, and what recording costs (over vanilla-4k, the paper's baseline,
  * else over vanilla); then the prefetch variants: a compressed working set against the raw one
  * (no slower is the goal), and reads through the page cache against O_DIRECT (at concurrency,
- * where sharing one read should show). A pair is shown when both of its modes ran.
+ * where sharing one read should show), and what the reseed and the page checks cost; then what
+ * a pooled VMM gains over prefetch and the floor (both of which still start QEMU). A pair is
+ * shown when both of its modes ran.
  */
 const RATIO_PAIRS: readonly (RatioPair | { numerator: "record"; denominator: readonly BenchMode[] })[] = [
   { numerator: "vanilla", denominator: "prefetch" },
@@ -31,6 +33,10 @@ const RATIO_PAIRS: readonly (RatioPair | { numerator: "record"; denominator: rea
   { numerator: "prefetch", denominator: "prefetch-unseeded" },
   { numerator: "prefetch", denominator: "prefetch-unchecked" },
   { numerator: "prefetch-unseeded", denominator: "prefetch-unchecked" },
+  { numerator: "pool", denominator: "prefetch" },
+  { numerator: "pool", denominator: "floor" },
+  { numerator: "pool-installed", denominator: "prefetch" },
+  { numerator: "pool-installed", denominator: "floor" },
 ];
 
 export interface RatioFigure extends RatioPair, Interval {

@@ -18,7 +18,7 @@ import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, release } from "node:os";
 import { join } from "node:path";
 import type { TopLevelSpec } from "vega-lite";
-import { breakdownChart, concurrencyChart, densityChart, latencyChart, loadChart, ratioChart, renderSvg, reuseChart, wsChart, wsDiskChart, type RatioPoint, type WsDiskBar, type WsSize } from "./charts.js";
+import { breakdownChart, concurrencyChart, densityChart, latencyChart, loadChart, poolMemoryChart, ratioChart, renderSvg, reuseChart, wsChart, wsDiskChart, type RatioPoint, type WsDiskBar, type WsSize } from "./charts.js";
 import { benchRowsCsv, densityRowsCsv, loadRowsCsv, toCsv } from "./csv.js";
 import { summarizeDensity, type DensityReport } from "./density.js";
 import type { ColdStartBenchReport, ConcurrencyBenchReport } from "./experiments.js";
@@ -148,6 +148,8 @@ export function coldStartSection(report: ColdStartBenchReport, reuse?: ReuseRepo
   paperCol("paper REAP", (p) => String(p.reapMs));
   for (const variant of Object.keys(PREFETCH_VARIANTS) as PrefetchVariant[]) mode(variant);
   mode("floor");
+  mode("pool");
+  mode("pool-installed");
   if (has("prefetch")) {
     for (const base of ["vanilla", "vanilla-4k"] as const) {
       if (!has(base)) continue;
@@ -215,6 +217,7 @@ export function coldStartSection(report: ColdStartBenchReport, reuse?: ReuseRepo
     ...(summaries.some((s) => isRestoreMode(s.mode)) ? [{ file: "coldstart-breakdown.svg", alt: "restore breakdown by phase", spec: breakdownChart(summaries) }] : []),
     ...(sizes.length > 0 ? [{ file: "ws-size.svg", alt: "working-set size", spec: wsChart(sizes) }] : []),
     ...disk.charts,
+    ...(summaries.some((s) => s.poolIdlePssBytes != null) ? [{ file: "pool-memory.svg", alt: "a pooled VMM's memory while it waits", spec: poolMemoryChart(summaries) }] : []),
   ];
   const hasRatios = ratios.some((r) => r.figures.length > 0);
   if (hasRatios) charts.push({ file: "coldstart-ratios.svg", alt: "ratios with 95% intervals", spec: ratioChart("Cold-start ratios (median over median) with 95% intervals", ratioPoints(ratios)) });
@@ -250,6 +253,7 @@ export function coldStartSection(report: ColdStartBenchReport, reuse?: ReuseRepo
           "",
         ]
       : []),
+    ...pooledVmmsSection(report, summaries, ratios),
     "### Every mode (medians)",
     "",
     perMode,
@@ -302,6 +306,66 @@ function wsDiskSection(rows: readonly BenchRow[], summaries: readonly ModeSummar
     table,
   ].join("\n");
   return { markdown, charts: [{ file: "ws-disk.svg", alt: "working set on disk per encoding", spec: wsDiskChart([...bars.values()]) }] };
+}
+
+/** The target a pooled start is judged by (issue 14). */
+export const POOL_TARGET = { belowFloorShareOfLoadVmm: 0.8, ofPrefetch: 0.85 } as const;
+
+/**
+ * Pooled VMMs beside prefetch and the floor: how far below the floor (which still spawns QEMU)
+ * a pooled start's first response is, against the floor's median loadVmmMs (the start-up a pool
+ * skips), its ratios, and what a pooled VMM held while it waited.
+ */
+function pooledVmmsSection(report: ColdStartBenchReport, summaries: readonly ModeSummary[], ratios: readonly { group: string; figures: readonly RatioFigure[] }[]): string[] {
+  const poolModes = report.modes.filter((mode): mode is "pool" | "pool-installed" => mode === "pool" || mode === "pool-installed");
+  if (poolModes.length === 0) return [];
+  const figure = (fn: string, numerator: BenchMode, denominator: BenchMode) => ratios.find((r) => r.group === fn)?.figures.find((f) => f.numerator === numerator && f.denominator === denominator);
+  const rows = report.functions.flatMap(({ function: fn }) =>
+    poolModes.flatMap((mode) => {
+      const pooled = findSummary(summaries, fn, mode);
+      if (!pooled) return [];
+      const floor = findSummary(summaries, fn, "floor");
+      const prefetch = findSummary(summaries, fn, "prefetch");
+      const loadVmmMs = floor?.breakdown.loadVmmMs ?? prefetch?.breakdown.loadVmmMs;
+      const belowFloorMs = floor ? floor.totalMs.median - pooled.totalMs.median : undefined;
+      const ofPrefetch = figure(fn, mode, "prefetch");
+      const met =
+        belowFloorMs === undefined || loadVmmMs === undefined || !ofPrefetch
+          ? "needs floor and prefetch"
+          : belowFloorMs >= POOL_TARGET.belowFloorShareOfLoadVmm * loadVmmMs && ofPrefetch.estimate <= POOL_TARGET.ofPrefetch
+            ? "met"
+            : "not met";
+      const onFloor = figure(fn, mode, "floor");
+      return [
+        [
+          fn,
+          mode,
+          fmtMs(pooled.totalMs.median),
+          belowFloorMs === undefined ? "" : fmtMs(belowFloorMs),
+          loadVmmMs === undefined ? "" : fmtMs(loadVmmMs),
+          belowFloorMs === undefined || !loadVmmMs ? "" : fmtPct(belowFloorMs / loadVmmMs),
+          ofPrefetch ? formatRatioWithInterval(ofPrefetch) : "",
+          onFloor ? formatRatioWithInterval(onFloor) : "",
+          met,
+          fmtMib(pooled.poolIdlePssBytes),
+          fmtMib(pooled.poolIdlePrivateBytes),
+        ],
+      ];
+    }),
+  );
+  return [
+    "### Pooled VMMs",
+    "",
+    "A pooled start takes a QEMU pre-started for the snapshot, waiting in `-incoming defer` with its pager attached, so its time to first response (from taking it to the reply) has no VMM start-up: `pool` prefetches the working set at the cold start, `pool-installed` had it installed while it waited. " +
+      `The target: below the floor (which still spawns QEMU) by at least ${POOL_TARGET.belowFloorShareOfLoadVmm * 100}% of the floor's median loadVmmMs, and at most ${POOL_TARGET.ofPrefetch}x of prefetch. ` +
+      "Idle memory is what the pooled VMM held while it waited (QEMU and its pager, from /proc/<pid>/smaps_rollup, measured before the page cache was evicted), median per start.",
+    "",
+    markdownTable(
+      ["function", "mode", "median ms", "floor − pool ms", "floor's loadVmmMs", "share of loadVmmMs", "pool / prefetch (95%)", "pool / floor (95%)", "target", "idle PSS MiB", "idle private MiB"],
+      rows,
+    ),
+    "",
+  ];
 }
 
 export function concurrencySection(report: ConcurrencyBenchReport): Section {

@@ -27,7 +27,11 @@ export const PREFETCH_VARIANTS = {
 } as const satisfies Record<string, { wsCodec?: WsCodec; wsRead?: WsRead; reseed?: false; verifyPages?: false }>;
 export type PrefetchVariant = keyof typeof PREFETCH_VARIANTS;
 
-/** How an instance came to serve the call: already running, booted, or restored in a memory mode (or a prefetch variant). */
+/**
+ * How an instance came to serve the call: already running, booted, restored in a memory mode
+ * (or a prefetch variant), or restored on a pooled VMM (pool, pool-installed: pre-started
+ * before the timed start).
+ */
 export const BENCH_MODES = [
   "warm",
   "boot",
@@ -38,6 +42,8 @@ export const BENCH_MODES = [
   "prefetch",
   ...(Object.keys(PREFETCH_VARIANTS) as PrefetchVariant[]),
   "floor",
+  "pool",
+  "pool-installed",
 ] as const satisfies readonly ("warm" | "boot" | MemoryMode | PrefetchVariant)[];
 export type BenchMode = (typeof BENCH_MODES)[number];
 /** A mode that restores a snapshot. */
@@ -76,6 +82,9 @@ export interface MemoryFigures {
   installWsMs: number | null;
   /** The pager checking the pages it read against their checksums (within fetch and install). */
   verifyMs: number | null;
+  /** What the pooled VMM held while it waited, QEMU and its pager: PSS and private bytes (pool modes only; absent in rows of older runs). */
+  poolIdlePssBytes?: number | null;
+  poolIdlePrivateBytes?: number | null;
 }
 
 export interface BenchRow extends MemoryFigures {
@@ -86,7 +95,7 @@ export interface BenchRow extends MemoryFigures {
   /** Starts running at once (1 = alone). */
   concurrency: number;
   accel: string;
-  /** Time to first response: QEMU spawn until the reply (warm: the call alone), ms. */
+  /** Time to first response: QEMU spawn until the reply (warm: the call alone; pool modes: from taking the pooled VMM), ms. */
   totalMs: number;
   /** The start's phases, ms (BOOT_PHASES or RESTORE_PHASES keys; warm has invokeMs only). */
   breakdown: Record<string, number>;
@@ -118,6 +127,8 @@ export function restoreRow(fn: string, mode: BenchMode, rep: number, concurrency
     fetchWsMs: result.fetchWsMs,
     installWsMs: result.installWsMs,
     verifyMs: result.verifyMs,
+    poolIdlePssBytes: result.pooled?.idle.pssBytes ?? null,
+    poolIdlePrivateBytes: result.pooled?.idle.privateBytes ?? null,
     reply: result.text,
   };
 }
@@ -134,6 +145,8 @@ const NO_MEMORY_FIGURES: MemoryFigures = {
   fetchWsMs: null,
   installWsMs: null,
   verifyMs: null,
+  poolIdlePssBytes: null,
+  poolIdlePrivateBytes: null,
 };
 
 export function bootRow(fn: string, rep: number, result: RunResult): BenchRow {
@@ -174,8 +187,8 @@ export interface ModeSummary extends MemoryFigures {
   breakdown: Record<string, number>;
 }
 
-function medianOrNull(values: readonly (number | null)[]): number | null {
-  const present = values.filter((value): value is number => value !== null);
+function medianOrNull(values: readonly (number | null | undefined)[]): number | null {
+  const present = values.filter((value): value is number => typeof value === "number");
   return present.length === 0 ? null : median(present);
 }
 
@@ -208,6 +221,8 @@ export function summarizeRows(rows: readonly BenchRow[]): ModeSummary[] {
       fetchWsMs: pick("fetchWsMs"),
       installWsMs: pick("installWsMs"),
       verifyMs: pick("verifyMs"),
+      poolIdlePssBytes: pick("poolIdlePssBytes"),
+      poolIdlePrivateBytes: pick("poolIdlePrivateBytes"),
     };
   });
 }

@@ -52,6 +52,13 @@ export function describeRestore(result: RestoreResult): string {
       ...(result.verifyMs === null ? [] : [["verifyMs", formatMs(result.verifyMs), "checking the pages read against their checksums (within the two above)"]]),
       ["majorFaults", String(result.majorFaults), "page faults of QEMU that needed I/O"],
       ["bytesRead", formatBytes(result.bytesRead), "read from storage by QEMU and the pager (page-cache hits excluded)"],
+      ...(result.pooled
+        ? [
+            ["prestartMs", formatMs(result.pooled.prestartMs), "pre-starting the pooled VMM, before the cold start (not in total)"],
+            ["idle PSS", formatBytes(result.pooled.idle.pssBytes), `what the pooled VMM held while it waited: QEMU ${formatBytes(result.pooled.idle.qemuPssBytes)}, pager ${formatBytes(result.pooled.idle.pagerPssBytes)}`],
+            ["idle private", formatBytes(result.pooled.idle.privateBytes), "of that, pages no other process maps"],
+          ]
+        : []),
     ]),
   ].join("\n");
 }

@@ -17,7 +17,7 @@ export const RESTORE_PHASES = {
   loadVmmMs: "QEMU spawn to monitor ready (load the VMM)",
   restoreMs: "device state loaded from the snapshot",
   // prefetch waits before resume (counted in its total); the floor installs everything before QEMU maps memory (left out of its total)
-  memoryWaitMs: "waiting for the pager to install the working set (prefetch, floor)",
+  memoryWaitMs: "waiting for the pager to install the working set (prefetch, floor, pool)",
   resumeMs: "vCPUs resumed",
   reseedMs: "the guest's CRNG reseeded with host entropy and its after-restore hooks run",
   connectMs: "reseeded to the function answering on a new connection",

@@ -20,6 +20,7 @@ export {
   type BootTimes,
   type RestoreTimes,
   type StartRecord,
+  type PooledFigures,
   type BootStart,
   type RestoreStart,
 } from "./instance.js";
@@ -27,7 +28,22 @@ export { bootInstance, type BootOptions } from "./boot.js";
 export { restoreInstance, checkSnapshot, evictRestoreFiles, resolveMode, saveRecordedWorkingSet, RESTORE_MODES, type RestoreMode, type RestoreOptions } from "./restore.js";
 export { createSnapshot, saveSnapshot, SnapshotCapture, type CreateSnapshotOptions, type SaveSnapshotInfo } from "./capture.js";
 export { findUsableSnapshot, usableSnapshot, type FindSnapshotOptions } from "./snapshot-find.js";
-export { runOnce, restoreOnce, type RunResult, type RestoreResult } from "./once.js";
+export { runOnce, restoreOnce, RESTORE_ONCE_MODES, type RunResult, type RestoreResult, type RestoreOnceMode, type RestoreOnceOptions, type PooledRestoreFigures } from "./once.js";
 export { setAsideDamage } from "./damage.js";
 export { verifySnapshot, type SnapshotVerification, type FileVerdict } from "./verify.js";
 export type { RestoreBreakdown } from "../metrics/index.js";
+export {
+  PooledVmm,
+  VmmPool,
+  prestartVmm,
+  restorePooled,
+  isPoolMode,
+  POOL_MODES,
+  type PoolMode,
+  type PooledMemory,
+  type PrestartOptions,
+  type PoolableVmm,
+  type PoolBudget,
+  type VmmPoolOptions,
+  type VmmPoolState,
+} from "./vmm-pool.js";

@@ -23,7 +23,7 @@ export interface BootTimes {
 
 /** Phases of a restore start, ms. */
 export interface RestoreTimes {
-  /** QEMU spawn to its monitor ready. */
+  /** QEMU spawn to its monitor ready; 0 for a pooled VMM, loaded before the cold start. */
   loadVmmMs: number;
   /** Device state loaded (migrate-incoming to completed). */
   restoreMs: number;
@@ -43,8 +43,20 @@ export interface BootStart {
   times: BootTimes;
 }
 
-/** How a restore loads guest memory (reap resolves to record or prefetch). */
-export type MemoryMode = "vanilla" | "vanilla-4k" | "lazy" | "record" | "prefetch" | "floor";
+/**
+ * How a restore loads guest memory (reap resolves to record or prefetch). pool and
+ * pool-installed restore on a pooled VMM (vmm-pool.ts), started before the request: pool
+ * prefetches the working set at the cold start, pool-installed had it installed while it waited.
+ */
+export type MemoryMode = "vanilla" | "vanilla-4k" | "lazy" | "record" | "prefetch" | "floor" | "pool" | "pool-installed";
+
+/** What a pooled VMM did before the cold start that took it. */
+export interface PooledFigures {
+  /** QEMU spawn until the VMM was ready in the pool (pager attached; pool-installed: working set installed), ms. */
+  prestartMs: number;
+  /** Ready until taken, ms. */
+  idleMs: number;
+}
 
 export interface RestoreStart {
   kind: MemoryMode;
@@ -52,6 +64,10 @@ export interface RestoreStart {
   times: RestoreTimes;
   /** What the guest agent reported: hooks run, time in the guest. */
   reseed: AgentRestoreReply;
+  /** performance.now() when the cold start began: QEMU's spawn, or when a pooled VMM was taken. */
+  coldStartAt: number;
+  /** For a pooled VMM: what it did before this cold start. */
+  pooled?: PooledFigures;
 }
 
 export type StartRecord = BootStart | RestoreStart;

@@ -18,6 +18,11 @@
  *               pager), that time left out of totalMs: the restore as if loading memory cost nothing
  *   reap        record when the snapshot has no working set yet, prefetch after
  *
+ * The path is split where a pooled VMM (vmm-pool.ts: modes pool and pool-installed) is taken:
+ * launchVmm starts the pager and QEMU waiting in -incoming defer, resumeVmm loads the device
+ * state, waits for the working set, resumes, reseeds and connects. A pooled start runs the same
+ * resumeVmm, so it is checked, reseeded and blamed like any other restore.
+ *
  * The snapshot is checked first: its fingerprint must match what this host would run, and its
  * files what meta.json says. Every page read from disk is checked against its checksum: by the
  * pager as it reads it (the userfaultfd modes), or, in the vanilla modes where QEMU reads the
@@ -69,12 +74,13 @@ import {
 import { MicroVm } from "../vm/index.js";
 import { fingerprintFor } from "./fingerprint.js";
 import type { Host } from "./host.js";
-import { checkStart, createClient, DEFAULT_READY_TIMEOUT_MS, Instance, waitFunctionReady, withHostPort, type MemoryMode, type RestoreStart, type StartOptions } from "./instance.js";
+import { checkStart, createClient, DEFAULT_READY_TIMEOUT_MS, Instance, waitFunctionReady, withHostPort, type MemoryMode, type PooledFigures, type RestoreStart, type StartOptions } from "./instance.js";
 
 export const RESTORE_MODES = ["vanilla", "vanilla-4k", "lazy", "record", "prefetch", "floor", "reap"] as const;
 export type RestoreMode = (typeof RESTORE_MODES)[number];
 
-const PAGER_MODES: Partial<Record<MemoryMode, PagerMode>> = { lazy: "lazy", record: "record", prefetch: "prefetch", floor: "all" };
+/** The pager's mode for each memory mode that loads guest memory through userfaultfd; pool and pool-installed are pooled VMMs (vmm-pool.ts). */
+const PAGER_MODES: Partial<Record<MemoryMode, PagerMode>> = { lazy: "lazy", record: "record", prefetch: "prefetch", floor: "all", pool: "prefetch", "pool-installed": "prefetch" };
 
 export interface RestoreOptions extends StartOptions {
   mode?: RestoreMode;
@@ -140,14 +146,26 @@ export async function restoreInstance(host: Host, snapshot: StoredSnapshot, opti
   const mode = resolveMode(options.mode ?? "vanilla", workingSet, snapshot.meta.id);
   await assertNativeBuilt();
   let prefetch: PrefetchFiles | undefined;
-  if (mode === "prefetch" && workingSet) {
-    if (!pickEncoding(workingSet, options.wsCodec)) workingSet = await addEncoding(snapshot, workingSet, options.wsCodec!);
-    prefetch = { ...pickEncoding(workingSet, options.wsCodec)!, read: options.wsRead ?? DEFAULT_WS_READ };
-  }
+  if (mode === "prefetch" && workingSet) ({ workingSet, prefetch } = await prefetchFiles(snapshot, workingSet, options));
   if (!PAGER_MODES[mode]) await checkMemoryUnlessUnchanged(snapshot);
+  await dropCachesFor(snapshot, image, workingSet, options);
+  return withHostPort(options.hostPort, (hostPort) => restoreOnPort(host, snapshot, image, hostPort, mode, prefetch, options), options.hostAddress);
+}
+
+/**
+ * The working set's files a prefetch pager reads: the encoding `options.wsCodec` asks for
+ * (packed from the trace first if it is not stored yet), read as `options.wsRead` says.
+ * Returns the working set as it is now (with the new encoding, if one was packed).
+ */
+export async function prefetchFiles(snapshot: StoredSnapshot, workingSet: WorkingSet, options: Pick<RestoreOptions, "wsCodec" | "wsRead">): Promise<{ workingSet: WorkingSet; prefetch: PrefetchFiles }> {
+  if (!pickEncoding(workingSet, options.wsCodec)) workingSet = await addEncoding(snapshot, workingSet, options.wsCodec!);
+  return { workingSet, prefetch: { ...pickEncoding(workingSet, options.wsCodec)!, read: options.wsRead ?? DEFAULT_WS_READ } };
+}
+
+/** As `options` ask: the whole page cache dropped, or what a restore of the snapshot reads evicted from it. */
+export async function dropCachesFor(snapshot: StoredSnapshot, image: StoredImage, workingSet: WorkingSet | undefined, options: Pick<RestoreOptions, "evict" | "dropCaches">): Promise<void> {
   if (options.dropCaches) await dropAllCaches();
   if (options.evict) await evictFromPageCache(restoreFiles(snapshot, image.rootfsPath, workingSet));
-  return withHostPort(options.hostPort, (hostPort) => restoreOnPort(host, snapshot, image, hostPort, mode, prefetch, options), options.hostAddress);
 }
 
 /** The files a restore reads: the snapshot's, every encoding of its working set, the image's root filesystem. */
@@ -224,8 +242,56 @@ async function restoreOnPort(
   prefetch: PrefetchFiles | undefined,
   options: RestoreOptions,
 ): Promise<Instance<RestoreStart>> {
-  const { fingerprint } = snapshot.meta;
   await using undo = new UndoStack();
+  let launched: LaunchedVmm | undefined;
+  try {
+    launched = await launchVmm(host, snapshot, image, hostPort, mode, prefetch, options, undo);
+    const instance = await resumeVmm(host, launched, options, undo, { coldStartAt: launched.vm.timeline.spawnAt });
+    undo.release();
+    return instance;
+  } catch (error) {
+    throw await explainRestoreFailure(error, snapshot, mode, launched?.pager);
+  }
+}
+
+/** A restore's failure as it is reported: the pager's own failure first, the snapshot named as the likely cause. */
+export async function explainRestoreFailure(error: unknown, snapshot: StoredSnapshot, mode: MemoryMode, pager: Pager | undefined): Promise<unknown> {
+  const cause = await rootCause(error, pager);
+  return cause instanceof VhiveError ? blameSnapshot(cause, snapshot, mode) : cause;
+}
+
+/**
+ * A QEMU started for a snapshot and waiting in `-incoming defer` for its device state: the
+ * snapshot's devices and guest size, guest RAM through the pager in the userfaultfd modes (its
+ * shim attached while QEMU started), the function's port forwarded to `hostPort`.
+ */
+export interface LaunchedVmm {
+  vm: MicroVm;
+  pager: Pager | undefined;
+  snapshot: StoredSnapshot;
+  image: StoredImage;
+  hostPort: number;
+  mode: MemoryMode;
+}
+
+/**
+ * Start QEMU (and the pager first, in the userfaultfd modes) for a restore of `snapshot` in
+ * `mode`; their stops are registered on `undo`. `prefetch`: the working set's files, for the
+ * modes that prefetch it (prefetch, pool, pool-installed). In mode pool the pager reads and
+ * installs the working set only when resumeVmm tells it to; in pool-installed, at once, as in
+ * prefetch (vmm-pool.ts waits for it before the VMM counts as ready).
+ */
+export async function launchVmm(
+  host: Host,
+  snapshot: StoredSnapshot,
+  image: StoredImage,
+  hostPort: number,
+  mode: MemoryMode,
+  prefetch: PrefetchFiles | undefined,
+  options: RestoreOptions,
+  undo: UndoStack,
+): Promise<LaunchedVmm> {
+  const { fingerprint } = snapshot.meta;
   let pager: Pager | undefined;
   let env: Record<string, string> | undefined;
   const pagerMode = PAGER_MODES[mode];
@@ -235,7 +301,8 @@ async function restoreOnPort(
       memPath: snapshot.memPath,
       memSumsPath: snapshot.sumsPath,
       snapshotId: snapshot.meta.id,
-      workingSet: prefetch,
+      workingSet: pagerMode === "prefetch" ? prefetch : undefined,
+      deferPrefetch: mode === "pool",
       noVerify: options.verifyPages === false,
       log: host.log,
     });
@@ -245,8 +312,9 @@ async function restoreOnPort(
   } else if (mode === "vanilla-4k") {
     env = shimEnv(snapshot.memPath, { VHIVE_MEM_ADVICE: "random" });
   }
+  let vm: MicroVm;
   try {
-    const vm = await MicroVm.start(
+    vm = await MicroVm.start(
       {
         qemuPath: host.qemu.path,
         accel: host.accel,
@@ -269,54 +337,75 @@ async function restoreOnPort(
         explainFailure: (error, exit) => blameSnapshot(error, snapshot, mode, exit),
       },
     );
-    undo.defer("stop the VM", () => vm.destroy());
-    if (pager) void pager.failure.then((error) => vm.failWith(error));
-    const client = createClient(image, hostPort, options);
-    undo.defer("close the client", () => client.close());
-    const died = () => vm.failure.then((error) => Promise.reject(error));
-
-    const loadStart = performance.now();
-    await vm.loadState(snapshot.statePath);
-    const loaded = performance.now();
-    if (pager && (mode === "prefetch" || mode === "floor")) {
-      await Promise.race([pager.prefetchDone(), died()]);
-    }
-    const memoryReady = performance.now();
-    // The entropy goes out while the vCPUs are still paused; the agent reads it as they run.
-    const reseeded = options.reseed === false ? Promise.resolve(NOT_RESEEDED) : vm.agent!.restored({ timeoutMs: RESEED_TIMEOUT_MS });
-    reseeded.catch(() => {}); // awaited below, after resume
-    await vm.resume();
-    const resumed = performance.now();
-    let reseededAt = resumed;
-    const agentDone = Promise.race([reseeded, died()]).then((reply) => {
-      reseededAt = performance.now();
-      return reply;
-    });
-    const deadline = vm.timeline.spawnAt + (options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
-    const connect = () => waitFunctionReady(vm, client, image, deadline - performance.now(), options.signal);
-    // A gRPC channel's connect is the server library's HTTP/2 handshake and runs none of the
-    // function's code, so it overlaps the reseed; HTTP's readiness probe is a request, so it waits.
-    const connected = image.config.protocol === "grpc" ? connect() : agentDone.then(connect);
-    connected.catch(() => {}); // awaited with the reseed below
-    const [agent] = await Promise.all([agentDone, connected]);
-    const ready = performance.now();
-    if (agent.hooksAnswered < agent.hooks) {
-      host.log.warn("an after-restore hook did not answer in time", { snapshot: snapshot.meta.id, hooks: agent.hooks, answered: agent.hooksAnswered });
-    }
-    undo.release();
-    const times = {
-      loadVmmMs: vm.timeline.qmpReadyAt! - vm.timeline.spawnAt,
-      restoreMs: loaded - loadStart,
-      memoryWaitMs: memoryReady - loaded,
-      resumeMs: resumed - memoryReady,
-      reseedMs: reseededAt - resumed,
-      connectMs: ready - reseededAt,
-    };
-    return new Instance<RestoreStart>(vm, image, hostPort, client, { kind: mode, snapshotId: snapshot.meta.id, times, reseed: agent }, pager);
   } catch (error) {
-    const cause = await rootCause(error, pager);
-    throw cause instanceof VhiveError ? blameSnapshot(cause, snapshot, mode) : cause;
+    // QEMU failing to start may be the pager's doing (a damaged page found before its ack to the shim).
+    throw await rootCause(error, pager);
   }
+  undo.defer("stop the VM", () => vm.destroy());
+  if (pager) void pager.failure.then((error) => vm.failWith(error));
+  return { vm, pager, snapshot, image, hostPort, mode };
+}
+
+/** Where the cold start began, and for a pooled VMM what it did before. */
+export interface ResumeFrom {
+  /** performance.now() when the cold start began: QEMU's spawn, or when a pooled VMM was taken. */
+  coldStartAt: number;
+  pooled?: PooledFigures;
+}
+
+/**
+ * The rest of a restore on a launched VMM: the device state, the working set (prefetch, floor;
+ * pool sends its deferred prefetch as the device state loads), the vCPUs resumed, the guest
+ * reseeded, the function answering on a new connection. The client's close is registered on `undo`.
+ */
+export async function resumeVmm(host: Host, launched: LaunchedVmm, options: RestoreOptions, undo: UndoStack, from: ResumeFrom): Promise<Instance<RestoreStart>> {
+  const { vm, pager, snapshot, image, hostPort, mode } = launched;
+  const client = createClient(image, hostPort, options);
+  undo.defer("close the client", () => client.close());
+  const died = () => vm.failure.then((error) => Promise.reject(error));
+
+  const loadStart = performance.now();
+  // The deferred working set is read and installed while the device state loads, as prefetch
+  // overlaps its read with QEMU's start.
+  if (pager && mode === "pool") pager.startPrefetch();
+  await vm.loadState(snapshot.statePath);
+  const loaded = performance.now();
+  if (pager && (mode === "prefetch" || mode === "floor" || mode === "pool" || mode === "pool-installed")) {
+    await Promise.race([pager.prefetchDone(), died()]);
+  }
+  const memoryReady = performance.now();
+  // The entropy goes out while the vCPUs are still paused; the agent reads it as they run.
+  const reseeded = options.reseed === false ? Promise.resolve(NOT_RESEEDED) : vm.agent!.restored({ timeoutMs: RESEED_TIMEOUT_MS });
+  reseeded.catch(() => {}); // awaited below, after resume
+  await vm.resume();
+  const resumed = performance.now();
+  let reseededAt = resumed;
+  const agentDone = Promise.race([reseeded, died()]).then((reply) => {
+    reseededAt = performance.now();
+    return reply;
+  });
+  const deadline = from.coldStartAt + (options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
+  const connect = () => waitFunctionReady(vm, client, image, deadline - performance.now(), options.signal);
+  // A gRPC channel's connect is the server library's HTTP/2 handshake and runs none of the
+  // function's code, so it overlaps the reseed; HTTP's readiness probe is a request, so it waits.
+  const connected = image.config.protocol === "grpc" ? connect() : agentDone.then(connect);
+  connected.catch(() => {}); // awaited with the reseed below
+  const [agent] = await Promise.all([agentDone, connected]);
+  const ready = performance.now();
+  if (agent.hooksAnswered < agent.hooks) {
+    host.log.warn("an after-restore hook did not answer in time", { snapshot: snapshot.meta.id, hooks: agent.hooks, answered: agent.hooksAnswered });
+  }
+  const times = {
+    // A pooled VMM was loaded before the cold start: none of its start-up is in this one.
+    loadVmmMs: from.pooled ? 0 : vm.timeline.qmpReadyAt! - vm.timeline.spawnAt,
+    restoreMs: loaded - loadStart,
+    memoryWaitMs: memoryReady - loaded,
+    resumeMs: resumed - memoryReady,
+    reseedMs: reseededAt - resumed,
+    connectMs: ready - reseededAt,
+  };
+  const start: RestoreStart = { kind: mode, snapshotId: snapshot.meta.id, times, reseed: agent, coldStartAt: from.coldStartAt, ...(from.pooled ? { pooled: from.pooled } : {}) };
+  return new Instance<RestoreStart>(vm, image, hostPort, client, start, pager);
 }
 
 /**

@@ -12,6 +12,7 @@ export function coldStartRatios(report: ColdStartBenchReport) {
 
 /** The table `vhive bench coldstart` and `vhive demo` print: one line per function and mode, then the ratios. */
 export function describeColdStarts(report: ColdStartBenchReport, written: WrittenResults): string {
+  const pooled = report.modes.some((mode) => mode === "pool" || mode === "pool-installed");
   const rows = summarizeRows(report.rows).map((s) => {
     const paper = paperLatencyMs(s.function, s.mode);
     return [
@@ -23,6 +24,7 @@ export function describeColdStarts(report: ColdStartBenchReport, written: Writte
       s.bytesRead === null ? "" : formatBytes(s.bytesRead),
       s.wsBytes ? formatBytes(s.wsBytes) : "",
       s.wsDiskBytes ? formatBytes(s.wsDiskBytes) : "",
+      ...(pooled ? [s.poolIdlePssBytes ? `${formatBytes(s.poolIdlePssBytes)} (${formatBytes(s.poolIdlePrivateBytes ?? 0)} private)` : ""] : []),
       paper === undefined ? "" : `${paper} ms`,
     ];
   });
@@ -39,10 +41,10 @@ export function describeColdStarts(report: ColdStartBenchReport, written: Writte
     return [`${f.function}: the clone checks add ${percent(cost.share)} to prefetch (${formatMs(cost.prefetchMs)} against ${against}, ${formatMs(cost.uncheckedMs)}): ${parts.join(", ")}`];
   });
   return [
-    `cold starts under ${report.accel}, ${report.reps} per mode, page cache evicted before each; time from QEMU spawn to the reply (warm: the call alone)`,
+    `cold starts under ${report.accel}, ${report.reps} per mode, page cache evicted before each; time from QEMU spawn to the reply (warm: the call alone${pooled ? "; pool modes: from taking the pre-started VMM" : ""})`,
     ...(report.auto ? [describeAuto(report.auto)] : []),
     "",
-    table([["function", "mode", "median", "min .. max", "faults", "read", "working set", "on disk", "paper (KVM)"], ...rows]),
+    table([["function", "mode", "median", "min .. max", "faults", "read", "working set", "on disk", ...(pooled ? ["pooled VMM idle (PSS)"] : []), "paper (KVM)"], ...rows]),
     "",
     ...(ratios.length > 0 ? [...ratios, ""] : []),
     ...(checks.length > 0 ? [...checks, ""] : []),

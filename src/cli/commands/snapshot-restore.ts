@@ -1,5 +1,5 @@
 import { DEFAULT_WS_READ, WS_CODECS, WS_READS } from "../../memory/index.js";
-import { openHost, restoreOnce, RESTORE_MODES } from "../../start/index.js";
+import { openHost, restoreOnce, RESTORE_ONCE_MODES } from "../../start/index.js";
 import { SnapshotStore } from "../../snapshot/index.js";
 import { StatePaths } from "../../shared/paths.js";
 import { defineCommand } from "../command.js";
@@ -13,12 +13,16 @@ export const snapshotRestoreCommand = defineCommand({
     startOptions(
       yargs
         .positional("snapshot", { type: "string", demandOption: true, describe: "snapshot id, id prefix, or function name (its newest snapshot)" })
-        .option("mode", { choices: RESTORE_MODES, default: "vanilla" as const, describe: "how guest memory is loaded" })
+        .option("mode", {
+          choices: RESTORE_ONCE_MODES,
+          default: "vanilla" as const,
+          describe: "how guest memory is loaded; pool, pool-installed: on a VMM pre-started first (untimed), its working set prefetched at the cold start or installed while it waited",
+        })
         .option("data", { type: "string", describe: "request data, as for vhive run" })
         .option("evict", { type: "boolean", default: false, describe: "drop the snapshot's and image's files from the page cache first (a cold start from disk)" })
         .option("drop-caches", { type: "boolean", default: false, describe: "drop the whole machine's page cache first" })
-        .option("ws-codec", { choices: WS_CODECS, describe: "prefetch: the working set's encoding to read (packed first if missing); record: the one to write (default lz4)" })
-        .option("ws-read", { choices: WS_READS, describe: `prefetch: read the working set with O_DIRECT (direct) or through the page cache, shared by concurrent restores (cached); default ${DEFAULT_WS_READ}` })
+        .option("ws-codec", { choices: WS_CODECS, describe: "prefetch, pool, pool-installed: the working set's encoding to read (packed first if missing); record: the one to write (default lz4)" })
+        .option("ws-read", { choices: WS_READS, describe: `prefetch, pool, pool-installed: read the working set with O_DIRECT (direct) or through the page cache, shared by concurrent restores (cached); default ${DEFAULT_WS_READ}` })
         .option("json", { type: "boolean", default: false, describe: "print one JSON object" }),
     ),
   run: async (args, context) => {

@@ -122,6 +122,12 @@ describe("the cold-start experiment", () => {
     ]);
     expect(report.rows.map((row) => row.mode)).toEqual(["prefetch", "prefetch-raw", "prefetch-lz4", "prefetch-direct", "prefetch-cached"]);
   });
+
+  it("records a working set first for the pooled modes too, and runs them after the floor", async () => {
+    const report = await benchColdStarts(host, [image], { modes: ["pool-installed", "floor", "pool", "prefetch"], reps: 1 });
+    expect(calls).toEqual(["restore record world", "restore prefetch evicted world", "restore floor evicted world", "restore pool evicted world", "restore pool-installed evicted world"]);
+    expect(report.modes).toEqual(["prefetch", "floor", "pool", "pool-installed"]);
+  });
 });
 
 describe("--reps auto in the experiments", () => {

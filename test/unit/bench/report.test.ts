@@ -128,6 +128,26 @@ describe("the report", () => {
     expect(markdown).not.toContain("speedup vanilla-4k / prefetch");
   });
 
+  it("judges pooled starts against the floor's loadVmmMs and prefetch, and shows what a pooled VMM held while it waited", async () => {
+    const { markdown, svgs } = await buildReport({ coldstart: syntheticColdStart(["helloworld"], ["prefetch", "floor", "pool", "pool-installed"], 3) }, "m");
+    expect(markdown).toContain("### Pooled VMMs");
+    const rows = markdown.split("\n").filter((line) => /^\| helloworld \| pool(-installed)? \|/.test(line));
+    // medians: prefetch 382, floor 352 (loadVmmMs 44), pool 332, pool-installed 302
+    expect(rows[0]).toMatch(new RegExp(`^\\| helloworld \\| pool \\| 332 \\| 20 \\| 44 \\| 45\\.5% \\| ${(332 / 382).toFixed(2)}x \\([^)]+\\) \\| ${(332 / 352).toFixed(2)}x \\([^)]+\\) \\| not met \\| 21\\.0 \\| 17\\.0 \\|$`));
+    expect(rows[1]).toMatch(new RegExp(`^\\| helloworld \\| pool-installed \\| 302 \\| 50 \\| 44 \\| 113\\.6% \\| ${(302 / 382).toFixed(2)}x \\([^)]+\\) \\| ${(302 / 352).toFixed(2)}x \\([^)]+\\) \\| met \\| 38\\.0 \\| 34\\.0 \\|$`));
+    const ratios = svgTexts(svgs.get("coldstart-ratios.svg")!);
+    for (const label of ["pool / prefetch", "pool / floor", "pool-installed / prefetch", "pool-installed / floor"]) expect(ratios).toContain(label);
+    const memory = svgTexts(svgs.get("pool-memory.svg")!);
+    for (const label of ["pool", "pool-installed", "PSS", "private"]) expect(memory).toContain(label);
+    expect(markdown).toContain("![a pooled VMM's memory while it waits](pool-memory.svg)");
+  });
+
+  it("has no pooled-VMM section or chart when no pool mode ran", async () => {
+    const { markdown, svgs } = await buildReport({ coldstart: syntheticColdStart(["helloworld"], ["prefetch", "floor"], 2) }, "m");
+    expect(markdown).not.toContain("### Pooled VMMs");
+    expect(svgs.has("pool-memory.svg")).toBe(false);
+  });
+
   it("renders each chart as SVG that parses and shows its series", async () => {
     const { svgs } = await buildReport({ coldstart: syntheticColdStart(), reuse: syntheticReuse(), concurrency: syntheticConcurrency() }, "m");
     expect([...svgs.keys()].sort()).toEqual(["coldstart-breakdown.svg", "coldstart-latency.svg", "coldstart-ratios.svg", "concurrency-ratios.svg", "concurrency.svg", "reuse.svg", "ws-disk.svg", "ws-size.svg"]);
