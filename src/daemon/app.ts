@@ -7,7 +7,7 @@
  *   GET    /functions                      deployed functions
  *   POST   /functions                      deploy { name, image, ... } (409 if it exists)
  *   PUT    /functions/:name                deploy or update { image, ... }
- *   GET    /functions/:name                one function, its instances, queue and keep-alive state
+ *   GET    /functions/:name                one function, its instances, queue, keep-alive state and pooled VMMs
  *   DELETE /functions/:name                remove it (instances stop; snapshots stay)
  *   POST   /functions/:name/invoke         { data?, timeoutMs? } -> { response, start, totalMs, breakdown, ... }
  *   GET    /functions/:name/invocations    recorded invocations (?limit=N)
@@ -52,6 +52,8 @@ const DEPLOY_FIELDS = {
   minInstances: { type: "integer", minimum: 0, maximum: 64 },
   maxInstances: { type: "integer", minimum: 1, maximum: 64 },
   concurrency: { type: "integer", minimum: 1, maximum: 256 },
+  poolDepth: { type: "integer", minimum: 0, maximum: 16 },
+  poolInstalled: { type: "boolean" },
   idleHistoryMs: { type: "array", items: { type: "integer", minimum: 0 }, maxItems: 100_000 },
   invokeTimeoutMs: INVOKE_TIMEOUT_MS,
   method: { type: "string", pattern: "^[A-Za-z_][\\w.]*/[A-Za-z_]\\w*$" },
@@ -124,6 +126,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       instances: functions.instances().filter((instance) => instance.function === fn.name),
       queueLength: functions.queueLengths()[fn.name] ?? 0,
       keepalive: functions.keepalive(fn.name),
+      // Its pre-started VMMs: depth, ready, starting, heldMib (null when it keeps none).
+      pool: functions.vmmPool(fn.name) ?? null,
     };
   });
 

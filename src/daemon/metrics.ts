@@ -5,6 +5,8 @@
  *   vhive_invocation_duration_seconds{function,start}     histogram of request to reply
  *   vhive_instances{function,state}                       gauge (starting, idle, busy, retiring)
  *   vhive_queue_length{function}                          gauge
+ *   vhive_pooled_vmms{function,state}                     gauge (ready, starting): pre-started VMMs
+ *   vhive_pooled_vmm_memory_mib{function}                 gauge: what they hold (measured), or reserve while starting
  *   vhive_memory_budget_mib, vhive_memory_reserved_mib    gauges
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
@@ -49,6 +51,29 @@ export class DaemonMetrics implements InvocationObserver {
       },
     });
     new Gauge({
+      name: "vhive_pooled_vmms",
+      help: "Pre-started VMMs kept for cold starts, by state",
+      labelNames: ["function", "state"],
+      registers,
+      collect() {
+        this.reset();
+        for (const [fn, pool] of Object.entries(metrics.#functions?.vmmPools() ?? {})) {
+          this.set({ function: fn, state: "ready" }, pool.ready);
+          this.set({ function: fn, state: "starting" }, pool.starting);
+        }
+      },
+    });
+    new Gauge({
+      name: "vhive_pooled_vmm_memory_mib",
+      help: "Memory the pre-started VMMs hold (measured PSS), or reserve while they start",
+      labelNames: ["function"],
+      registers,
+      collect() {
+        this.reset();
+        for (const [fn, pool] of Object.entries(metrics.#functions?.vmmPools() ?? {})) this.set({ function: fn }, pool.heldMib);
+      },
+    });
+    new Gauge({
       name: "vhive_memory_budget_mib",
       help: "Host memory instances may use",
       registers,
@@ -58,7 +83,7 @@ export class DaemonMetrics implements InvocationObserver {
     });
     new Gauge({
       name: "vhive_memory_reserved_mib",
-      help: "Host memory reserved by running instances",
+      help: "Host memory reserved by running instances and pooled VMMs",
       registers,
       collect() {
         this.set(metrics.#functions?.budget.reservedMib ?? 0);

@@ -31,6 +31,9 @@ export interface DeploySpec {
   minInstances?: number;
   maxInstances?: number;
   concurrency?: number;
+  /** Pre-started VMMs kept for cold starts (start reap only), and whether they hold the working set installed. */
+  poolDepth?: number;
+  poolInstalled?: boolean;
   /**
    * Idle times (ms) for the keep-alive policy to learn before the first request, as if it had
    * seen them: a trace replay passes the function's past. Not stored: a restart starts afresh.
@@ -42,7 +45,7 @@ export interface DeploySpec {
   proto?: string;
 }
 
-export const DEPLOY_DEFAULTS = { vcpus: DEFAULT_VCPUS, start: "reap", keepaliveMs: 60_000, keepalivePolicy: "fixed", minInstances: 0, maxInstances: 8, concurrency: 1, invokeTimeoutMs: 60_000 } as const;
+export const DEPLOY_DEFAULTS = { vcpus: DEFAULT_VCPUS, start: "reap", keepaliveMs: 60_000, keepalivePolicy: "fixed", minInstances: 0, maxInstances: 8, concurrency: 1, invokeTimeoutMs: 60_000, poolDepth: 0, poolInstalled: false } as const;
 
 /** The envelope of one invocation: the pool's result, with its record id and function. */
 export interface Invocation extends PoolInvocation {
@@ -121,6 +124,8 @@ export class Functions {
       minInstances: spec.minInstances ?? DEPLOY_DEFAULTS.minInstances,
       maxInstances: spec.maxInstances ?? DEPLOY_DEFAULTS.maxInstances,
       concurrency: spec.concurrency ?? DEPLOY_DEFAULTS.concurrency,
+      poolDepth: spec.poolDepth ?? DEPLOY_DEFAULTS.poolDepth,
+      poolInstalled: spec.poolInstalled ?? DEPLOY_DEFAULTS.poolInstalled,
       invokeTimeoutMs: spec.invokeTimeoutMs ?? DEPLOY_DEFAULTS.invokeTimeoutMs,
       ...(spec.method === undefined ? {} : { method: spec.method }),
       ...(spec.proto === undefined ? {} : { protoPath: spec.proto }),
@@ -128,6 +133,7 @@ export class Functions {
       updatedAt: now,
     };
     if (fn.minInstances > fn.maxInstances) throw new VhiveError("ERR_VALIDATION", `minInstances (${fn.minInstances}) is more than maxInstances (${fn.maxInstances})`);
+    checkPoolOptions(fn);
     if (fn.memMib > this.budget.totalMib) {
       throw new VhiveError("ERR_VALIDATION", `memMib: ${fn.memMib} MiB is more than the daemon's whole memory budget (${this.budget.totalMib} MiB)`, {
         remedy: "deploy with less --memory, or start the daemon with a larger --memory-budget",
@@ -183,6 +189,20 @@ export class Functions {
   keepalive(name: string): Record<string, unknown> {
     this.get(name);
     return this.#pools.get(name)?.keepalive() ?? {};
+  }
+
+  /** The function's pre-started VMMs (depth, ready, starting, MiB held), if it keeps any. */
+  vmmPool(name: string): ReturnType<FunctionPool["vmmPool"]> {
+    this.get(name);
+    return this.#pools.get(name)?.vmmPool();
+  }
+
+  /** Every function's pre-started VMMs, by function. */
+  vmmPools(): Record<string, NonNullable<ReturnType<FunctionPool["vmmPool"]>>> {
+    return Object.fromEntries([...this.#pools].flatMap(([name, pool]) => {
+      const state = pool.vmmPool();
+      return state ? [[name, state]] : [];
+    }));
   }
 
   instances(): InstanceInfo[] {
@@ -246,6 +266,18 @@ export class Functions {
 
   #checkOpen(): void {
     if (this.#closed) throw new VhiveError("ERR_SHUTTING_DOWN", "the daemon is shutting down", { remedy: "retry once it runs again" });
+  }
+}
+
+/** A pool of pre-started VMMs restores with REAP's working set: it needs start reap, and installed needs a pool. */
+function checkPoolOptions(fn: FunctionRecord): void {
+  if ((fn.poolDepth ?? 0) > 0 && fn.start !== "reap") {
+    throw new VhiveError("ERR_VALIDATION", `poolDepth: a pool of pre-started VMMs needs start reap (it prefetches the working set REAP records), not ${fn.start}`, {
+      remedy: "deploy with --start reap, or without --pool",
+    });
+  }
+  if (fn.poolInstalled && !fn.poolDepth) {
+    throw new VhiveError("ERR_VALIDATION", "poolInstalled: the working set is installed in pooled VMMs, and this deployment has none", { remedy: "add --pool N (N pre-started VMMs), or drop --pool-installed" });
   }
 }
 

@@ -4,6 +4,7 @@
  * unit tests with fakes.
  */
 import type { InvokeResult } from "../invoke/index.js";
+import type { PoolableVmm } from "../start/index.js";
 import type { FunctionRecord, StartKind } from "../store/index.js";
 
 export type ColdStartKind = Exclude<StartKind, "warm">;
@@ -36,9 +37,21 @@ export interface PoolInstance {
   destroy(): Promise<void>;
 }
 
+/** A pre-started VMM of a function's pool (src/start/vmm-pool.ts), or a fake of one. */
+export type PrestartedVmm = PoolableVmm;
+
 export interface InstanceStarter {
-  /** Start an instance of `fn` that answers; the start policy decides boot or restore. */
-  start(fn: FunctionRecord, options: { signal: AbortSignal }): Promise<PoolInstance>;
+  /**
+   * Start an instance of `fn` that answers; the start policy decides boot or restore. With
+   * `pooled` (taken from the function's pool of pre-started VMMs; the starter now owns it), the
+   * start restores on it if it still fits the function's snapshot, else ends it and starts as usual.
+   */
+  start(fn: FunctionRecord, options: { signal: AbortSignal; pooled?: PrestartedVmm }): Promise<PoolInstance>;
+  /**
+   * Pre-start a VMM for `fn`'s cold starts (fn.poolDepth > 0); undefined while there is nothing
+   * to pre-start (no snapshot with a working set yet). Ends what it started if `signal` aborts.
+   */
+  prestart?(fn: FunctionRecord, options: { signal: AbortSignal }): Promise<PrestartedVmm | undefined>;
   /** Throws ERR_PROTO_INVALID / ERR_VALIDATION if `fn`'s method and proto cannot call its image (checked at deploy). */
   checkFunction?(fn: FunctionRecord): Promise<void>;
   /**

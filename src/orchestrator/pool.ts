@@ -12,16 +12,27 @@
  * An instance that dies is dropped at once (its requests fail with ERR_INSTANCE_FAILED) and
  * replaced when a request or `minInstances` needs one. The pool never throws for one instance's
  * failure; it only reports it.
+ *
+ * Pre-started VMMs (`poolDepth`, start reap): the function keeps that many QEMUs started for its
+ * snapshot and waiting (src/start/vmm-pool.ts), and a cold start takes one instead of starting
+ * QEMU. The pool fills when the function is deployed (or loaded at daemon start), and is refilled
+ * in the background once each start that took one has finished (so a burst finds VMMs, and a
+ * refill does not compete with the start it follows). When the function scales to zero (its last
+ * instance retired at keep-alive expiry or for a pre-warm), the pool is drained: a function at
+ * zero holds nothing; its next cold start restores as usual and refills the pool. Each pooled VMM
+ * is counted against the memory budget by what it holds (measured PSS), and gives its memory
+ * back when an instance needs it (budget.ts). close() and destroy() end every pooled VMM.
  */
 import { roundMs } from "../metrics/index.js";
 import { formatDuration } from "../shared/duration.js";
 import { VhiveError, isVhiveError, messageOf } from "../shared/errors.js";
 import type { Log } from "../shared/log.js";
 import type { FunctionRecord, StartKind } from "../store/index.js";
-import type { MemoryBudget } from "./budget.js";
+import { VmmPool, type VmmPoolState } from "../start/index.js";
+import type { MemoryBudget, Reclaimer } from "./budget.js";
 import { createKeepalivePolicy, type IdleDecision, type KeepalivePolicy } from "./keepalive/index.js";
 import { LifetimeLog, type InstanceLifetime } from "./lifetimes.js";
-import type { InstanceStarter, PoolInstance, StartInfo } from "./pool-types.js";
+import type { InstanceStarter, PoolInstance, PrestartedVmm, StartInfo } from "./pool-types.js";
 
 export interface PoolOptions {
   starter: InstanceStarter;
@@ -110,6 +121,10 @@ export class FunctionPool {
   readonly #unsubscribe: () => void;
   readonly #policy: KeepalivePolicy;
   readonly #lifetimes: LifetimeLog;
+  /** Pre-started VMMs for cold starts (poolDepth > 0), and how they give memory back to instances. */
+  readonly #vmms: VmmPool<PrestartedVmm> | undefined;
+  readonly #reclaim: Reclaimer | undefined;
+  readonly #unreclaim: () => void = () => {};
   /** performance.now() when the last request in flight ended; undefined while one is. */
   #idleSince: number | undefined;
   #prewarmTimer: NodeJS.Timeout | undefined;
@@ -128,8 +143,34 @@ export class FunctionPool {
     this.#policy = createKeepalivePolicy(fn);
     for (const idleMs of options.idleHistoryMs ?? []) this.#policy.observeIdleTime(idleMs);
     this.#lifetimes = options.lifetimes ?? new LifetimeLog();
-    this.#unsubscribe = this.#budget.onRelease(() => this.#dispatch());
+    const starter = this.#starter;
+    if ((fn.poolDepth ?? 0) > 0 && starter.prestart) {
+      const vmms = new VmmPool<PrestartedVmm>({
+        depth: fn.poolDepth!,
+        prestart: (signal) => starter.prestart!(fn, { signal }),
+        budget: this.#budget,
+        // Until one is measured: a pooled VMM holds at most its guest memory and QEMU's own.
+        startingMib: fn.memMib,
+        log: this.#log.child({ vmmPool: fn.poolInstalled ? "pool-installed" : "pool" }),
+      });
+      this.#vmms = vmms;
+      this.#reclaim = (mib) => vmms.shed(mib);
+      this.#unreclaim = this.#budget.addReclaimer(this.#reclaim);
+    }
+    this.#unsubscribe = this.#budget.onRelease(() => {
+      this.#dispatch();
+      if (!this.#closing && this.#vmmsWanted) this.#vmms?.refillIfNoRoom();
+    });
     this.#ensureMin();
+    this.#vmms?.refill(); // deployed: its first cold start can be pooled already
+  }
+
+  /** Whether the pool of pre-started VMMs is kept filled: from deploy and every start, until the function scales to zero. */
+  #vmmsWanted = true;
+
+  /** The function's pre-started VMMs, if it keeps any. */
+  vmmPool(): (VmmPoolState & { installed: boolean }) | undefined {
+    return this.#vmms ? { ...this.#vmms.state(), installed: this.fn.poolInstalled ?? false } : undefined;
   }
 
   /** Requests waiting for an instance. */
@@ -209,6 +250,8 @@ export class FunctionPool {
     this.#closed ??= (async () => {
       this.#closing = true;
       clearTimeout(this.#prewarmTimer);
+      // Pooled VMMs serve no one once the pool closes: end them at once.
+      const vmmsClosed = this.#closeVmms();
       this.#failQueue(this.#shuttingDown());
       if (this.#inflight() > 0) {
         let timer: NodeJS.Timeout | undefined;
@@ -220,7 +263,7 @@ export class FunctionPool {
       }
       this.#starts.abort(this.#shuttingDown());
       this.#unsubscribe();
-      await Promise.all([...this.#slots].map((slot) => this.#retire(slot)));
+      await Promise.all([...[...this.#slots].map((slot) => this.#retire(slot)), vmmsClosed]);
     })();
     return this.#closed;
   }
@@ -229,16 +272,23 @@ export class FunctionPool {
   async destroy(): Promise<void> {
     this.#closing = true;
     clearTimeout(this.#prewarmTimer);
+    const vmmsClosed = this.#closeVmms();
     this.#failQueue(this.#shuttingDown());
     this.#starts.abort(this.#shuttingDown());
     this.#unsubscribe();
-    await Promise.all(
-      [...this.#slots].map(async (slot) => {
+    await Promise.all([
+      ...[...this.#slots].map(async (slot) => {
         this.#forget(slot);
         await slot.instance?.destroy();
         this.#budget.release(this.fn.memMib);
       }),
-    );
+      vmmsClosed,
+    ]);
+  }
+
+  #closeVmms(): Promise<void> {
+    this.#unreclaim();
+    return this.#vmms?.close() ?? Promise.resolve();
   }
 
   #acquire(): Promise<Lease> {
@@ -282,10 +332,10 @@ export class FunctionPool {
     return live;
   }
 
-  /** Whether another instance may start now; reserves its memory if so. */
+  /** Whether another instance may start now; reserves its memory if so (pooled VMMs give theirs back if need be). */
   #canStart(): boolean {
     if (this.#closing || this.#live() >= this.fn.maxInstances) return false;
-    return this.#budget.tryReserve(this.fn.memMib);
+    return this.#budget.tryReserve(this.fn.memMib, this.#reclaim);
   }
 
   /**
@@ -298,10 +348,14 @@ export class FunctionPool {
     const lifetime = this.#lifetimes.begin(this.fn.name, this.fn.memMib, id, keepUntil !== undefined);
     const slot: Slot = { id, instance: undefined, state: "starting", inflight, invocations: 0, startedAt: new Date(), idleTimer: undefined, keepUntil, lifetime };
     this.#slots.add(slot);
+    // Its reservation goes back to the budget: the instance holds its own (reserved above).
+    const pooled = this.#vmms?.take();
+    this.#vmmsWanted = true;
     let instance: PoolInstance;
     try {
-      instance = await this.#starter.start(this.fn, { signal: this.#starts.signal });
+      instance = await this.#starter.start(this.fn, { signal: this.#starts.signal, ...(pooled ? { pooled } : {}) });
     } catch (error) {
+      this.#refillVmms();
       // A slot already gone was dropped by close() or destroy(), which freed its memory.
       if (slot.state !== "gone") {
         this.#forget(slot);
@@ -313,6 +367,7 @@ export class FunctionPool {
       // Same code, with the function named: the request's reply says whose start failed.
       throw new VhiveError(error.code, `function ${this.fn.name}: starting an instance failed: ${error.message}`, { remedy: error.remedy, details: error.details, cause: error });
     }
+    this.#refillVmms();
     slot.id = instance.id;
     slot.instance = instance;
     if (slot.state === "gone") {
@@ -428,10 +483,21 @@ export class FunctionPool {
     }, decision.prewarmMs);
   }
 
+  /** After a start (or a failed one): the VMM pool back to its depth, in the background. */
+  #refillVmms(): void {
+    if (!this.#closing && this.#vmmsWanted) this.#vmms?.refill();
+  }
+
   async #retire(slot: Slot): Promise<void> {
     if (slot.state === "retiring" || slot.state === "gone") return;
     clearTimeout(slot.idleTimer);
     slot.state = "retiring";
+    if (!this.#closing && this.#live() === 0 && this.#vmms) {
+      // Scaled to zero: it holds nothing, pooled VMMs included, until its next start.
+      this.#vmmsWanted = false;
+      this.#log.info("scaled to zero: pooled VMMs ended", { ready: this.#vmms.state().ready });
+      void this.#vmms.drain();
+    }
     try {
       await slot.instance?.retire();
     } catch (error) {

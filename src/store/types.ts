@@ -11,8 +11,11 @@ export const START_POLICIES: readonly StartPolicy[] = ["boot", "vanilla", "reap"
 export type KeepalivePolicyName = "fixed" | "hybrid";
 export const KEEPALIVE_POLICIES: readonly KeepalivePolicyName[] = ["fixed", "hybrid"];
 
-/** How one request got its instance: an idle one (warm), or a new one started this way. */
-export type StartKind = "warm" | "boot" | "vanilla" | "record" | "prefetch";
+/**
+ * How one request got its instance: an idle one (warm), or a new one started this way (pool,
+ * pool-installed: restored on a pre-started VMM of the function's pool).
+ */
+export type StartKind = "warm" | "boot" | "vanilla" | "record" | "prefetch" | "pool" | "pool-installed";
 
 /** A deployed function, as stored. */
 export interface FunctionRecord {
@@ -32,6 +35,13 @@ export interface FunctionRecord {
   maxInstances: number;
   /** Requests one instance serves at once. */
   concurrency: number;
+  /**
+   * Pre-started VMMs kept for the function's cold starts (reap only; 0: none), and whether
+   * they hold the working set installed while they wait. Absent in records stored before
+   * they were options: 0 and false.
+   */
+  poolDepth?: number;
+  poolInstalled?: boolean;
   /** The gRPC method to call and the .proto defining it (an absolute path on the daemon's host), instead of the image's. */
   method?: string;
   protoPath?: string;

@@ -27,6 +27,8 @@ export const deployCommand = defineCommand({
       .option("min", { type: "number", describe: `instances kept warm (default ${DEPLOY_DEFAULTS.minInstances})` })
       .option("max", { type: "number", describe: `instances at most; requests queue beyond (default ${DEPLOY_DEFAULTS.maxInstances})` })
       .option("concurrency", { type: "number", describe: `requests one instance serves at once (default ${DEPLOY_DEFAULTS.concurrency})` })
+      .option("pool", { type: "number", describe: `pre-started VMMs kept for cold starts, refilled after use, ended at scale to zero (--start reap; default ${DEPLOY_DEFAULTS.poolDepth}: none)` })
+      .option("pool-installed", { type: "boolean", describe: "pooled VMMs install the working set while they wait (they hold its memory then)" })
       .option("method", { type: "string", describe: "gRPC method to call, package.Service/Method (default: the image's)" })
       .option("proto", { type: "string", describe: ".proto file that defines --method, on the daemon's host (default: the image's)" })
       .option("timeout", { type: "string", describe: `how long one invocation may take before ERR_INVOKE_TIMEOUT, e.g. 2m (default ${DEPLOY_DEFAULTS.invokeTimeoutMs / 1000}s)` })
@@ -42,6 +44,8 @@ export const deployCommand = defineCommand({
       minInstances: args.min,
       maxInstances: args.max,
       concurrency: args.concurrency,
+      poolDepth: args.pool,
+      poolInstalled: args["pool-installed"],
       invokeTimeoutMs: args.timeout === undefined ? undefined : invokeTimeoutOf({ timeout: args.timeout }),
       method: args.method,
       // The daemon resolves paths from its own working directory: send an absolute one.

@@ -76,6 +76,23 @@ describe("daemon API", () => {
     expect((await app.inject({ method: "GET", url: "/functions/nope/lifetimes" })).statusCode).toBe(404);
   });
 
+  it("deploys with a pool of pre-started VMMs, shows it and its metrics, and refuses bad pool options with 400", async () => {
+    const { app } = await daemon();
+    const plain = await deployHello(app);
+    expect(plain.json().function).toMatchObject({ poolDepth: 0, poolInstalled: false });
+    expect((await app.inject({ method: "GET", url: "/functions/hello" })).json().pool).toBeNull();
+    const pooled = await deployHello(app, { poolDepth: 2, poolInstalled: true });
+    expect(pooled.json().function).toMatchObject({ poolDepth: 2, poolInstalled: true });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect((await app.inject({ method: "GET", url: "/functions/hello" })).json().pool).toEqual({ depth: 2, ready: 2, starting: 0, heldMib: 80, installed: true });
+    const metrics = (await app.inject({ method: "GET", url: "/metrics" })).body;
+    expect(metrics).toContain('vhive_pooled_vmms{function="hello",state="ready"} 2');
+    expect(metrics).toContain('vhive_pooled_vmm_memory_mib{function="hello"} 80');
+    expect((await deployHello(app, { poolDepth: 17 })).json()).toMatchObject({ statusCode: 400, message: expect.stringContaining("poolDepth") });
+    expect((await deployHello(app, { poolDepth: 1, start: "boot" })).json()).toMatchObject({ statusCode: 400, code: "ERR_VALIDATION", message: expect.stringContaining("needs start reap") });
+    expect((await deployHello(app, { poolInstalled: "yes" })).statusCode).toBe(400);
+  });
+
   it("POST /functions refuses a name that is deployed already with 409", async () => {
     const { app } = await daemon();
     const first = await app.inject({ method: "POST", url: "/functions", payload: { name: "hello", image: "helloworld" } });

@@ -1,7 +1,7 @@
 /** A fake instance starter for pool and API tests: instances are objects, no VM. */
 import type { InvokeResult } from "../../../src/invoke/index.js";
 import { invokeTimeoutError } from "../../../src/invoke/timeout.js";
-import type { ColdStartKind, InstanceStarter, PoolInstance, StartInfo } from "../../../src/orchestrator/index.js";
+import type { ColdStartKind, InstanceStarter, PoolInstance, PrestartedVmm, StartInfo } from "../../../src/orchestrator/index.js";
 import { VhiveError } from "../../../src/shared/errors.js";
 import type { FunctionRecord } from "../../../src/store/index.js";
 
@@ -65,6 +65,34 @@ export class FakeInstance implements PoolInstance {
   }
 }
 
+/** A fake pre-started VMM: what it holds, and whether it was taken or ended. */
+export class FakeVmm implements PrestartedVmm {
+  readonly id: string;
+  readonly failed: AbortSignal;
+  readonly #controller = new AbortController();
+  readonly mib: number;
+  taken = false;
+  destroyed = false;
+
+  constructor(id: string, mib: number) {
+    this.id = id;
+    this.mib = mib;
+    this.failed = this.#controller.signal;
+  }
+
+  async memoryMib(): Promise<number> {
+    return this.mib;
+  }
+
+  die(): void {
+    this.#controller.abort(new VhiveError("ERR_VM_EXITED", "QEMU was killed by SIGKILL while the VM was running"));
+  }
+
+  async destroy(): Promise<void> {
+    this.destroyed = true;
+  }
+}
+
 export class FakeStarter implements InstanceStarter {
   readonly instances: FakeInstance[] = [];
   /** Start kinds handed out in order (then "boot"). */
@@ -92,7 +120,9 @@ export class FakeStarter implements InstanceStarter {
     if (data === "malformed") throw new VhiveError("ERR_VALIDATION", "--data must be a JSON object for demo.Order, whose fields are { item: string, count: int32 }");
   }
 
-  async start(fn: FunctionRecord, options: { signal: AbortSignal }): Promise<FakeInstance> {
+  async start(fn: FunctionRecord, options: { signal: AbortSignal; pooled?: PrestartedVmm }): Promise<FakeInstance> {
+    const pooled = options.pooled as FakeVmm | undefined;
+    if (pooled) pooled.taken = true;
     if (this.gate) await new Promise<void>((resolve) => this.#waiting.push(resolve));
     if (options.signal.aborted) throw new VhiveError("ERR_ABORTED", "start cancelled");
     if (this.failNext) {
@@ -100,7 +130,8 @@ export class FakeStarter implements InstanceStarter {
       this.failNext = undefined;
       throw error;
     }
-    const instance = new FakeInstance(`${fn.name}-${this.#next++}`, this.kinds.shift() ?? "boot");
+    const kind = pooled ? (fn.poolInstalled ? "pool-installed" : "pool") : (this.kinds.shift() ?? "boot");
+    const instance = new FakeInstance(`${fn.name}-${this.#next++}`, kind);
     instance.hold = this.holdNew;
     this.instances.push(instance);
     return instance;
@@ -108,6 +139,34 @@ export class FakeStarter implements InstanceStarter {
 
   proceed(): void {
     for (const resolve of this.#waiting.splice(0)) resolve();
+  }
+
+  /** Pre-started VMMs, in order. */
+  readonly vmms: FakeVmm[] = [];
+  /** What each pre-started VMM measures, MiB. */
+  vmmMib = 40;
+  /** Pre-starts wait until proceedPrestarts() when true. */
+  prestartGate = false;
+  /** Pre-starts find nothing to start (no snapshot with a working set yet) when true. */
+  nothingToPrestart = false;
+  readonly #prestartsWaiting: (() => void)[] = [];
+  #nextVmm = 0;
+
+  async prestart(fn: FunctionRecord, options: { signal: AbortSignal }): Promise<FakeVmm | undefined> {
+    if (this.prestartGate) await new Promise<void>((resolve) => this.#prestartsWaiting.push(resolve));
+    if (options.signal.aborted) throw new VhiveError("ERR_ABORTED", "pre-start cancelled");
+    if (this.nothingToPrestart) return undefined;
+    const vmm = new FakeVmm(`${fn.name}-vmm-${this.#nextVmm++}`, this.vmmMib);
+    this.vmms.push(vmm);
+    return vmm;
+  }
+
+  proceedPrestarts(): void {
+    for (const resolve of this.#prestartsWaiting.splice(0)) resolve();
+  }
+
+  get pendingPrestarts(): number {
+    return this.#prestartsWaiting.length;
   }
 
   get pending(): number {
