@@ -125,6 +125,8 @@ export class FunctionPool {
   readonly #vmms: VmmPool<PrestartedVmm> | undefined;
   readonly #reclaim: Reclaimer | undefined;
   readonly #unreclaim: () => void = () => {};
+  /** Whether the pool of pre-started VMMs is kept filled: from deploy and every start, until the function scales to zero. */
+  #vmmsWanted = true;
   /** performance.now() when the last request in flight ended; undefined while one is. */
   #idleSince: number | undefined;
   #prewarmTimer: NodeJS.Timeout | undefined;
@@ -164,9 +166,6 @@ export class FunctionPool {
     this.#ensureMin();
     this.#vmms?.refill(); // deployed: its first cold start can be pooled already
   }
-
-  /** Whether the pool of pre-started VMMs is kept filled: from deploy and every start, until the function scales to zero. */
-  #vmmsWanted = true;
 
   /** The function's pre-started VMMs, if it keeps any. */
   vmmPool(): (VmmPoolState & { installed: boolean }) | undefined {
