@@ -50,4 +50,29 @@ describe("vhive bench coldstart", () => {
     }
     await expectNothingLeft();
   });
+
+  it("pooled modes beside prefetch and the floor: rows with the idle memory, the pooled section and its chart", async () => {
+    const dir = join(out.path, "pooled");
+    const { code, stdout, stderr } = await runCli(["bench", "coldstart", "--functions", "helloworld", "--modes", "prefetch,floor,pool,pool-installed", "--reps", "1", "--out", dir, "--json"]);
+    expect(code, stderr).toBe(0);
+    const printed = JSON.parse(stdout);
+    expect(printed.ratios[0].figures.map((f: { label: string }) => f.label)).toEqual(["prefetch / floor", "pool / prefetch", "pool / floor", "pool-installed / prefetch", "pool-installed / floor"]);
+    const report = JSON.parse(await readFile(join(dir, "coldstart.json"), "utf8"));
+    expect(report.rows.map((row: { mode: string }) => row.mode)).toEqual(["prefetch", "floor", "pool", "pool-installed"]);
+    for (const row of report.rows) expect(row.reply).toContain("Hello, world!");
+    for (const row of report.rows.slice(2)) {
+      expect(row.breakdown.loadVmmMs).toBe(0);
+      expect(row).toMatchObject({ wsCodec: "lz4", wsRead: "cached" }); // read as plain prefetch reads it
+      expect(row.poolIdlePssBytes).toBeGreaterThan(1 << 20);
+      expect(row.poolIdlePrivateBytes).toBeGreaterThan(0);
+    }
+    expect(report.rows[0].poolIdlePssBytes).toBeNull();
+    const markdown = await readFile(join(dir, "report.md"), "utf8");
+    expect(markdown).toContain("### Pooled VMMs");
+    expect(markdown).toMatch(/^\| helloworld \| pool-installed \| \d+ \|/m);
+    const chart = await readFile(join(dir, "pool-memory.svg"), "utf8");
+    expect(XMLValidator.validate(chart)).toBe(true);
+    expect(chart).toContain("pool-installed");
+    await expectNothingLeft();
+  });
 });
