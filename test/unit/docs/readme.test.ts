@@ -75,6 +75,15 @@ describe("README", () => {
     for (const command of ["vhive run", "vhive snapshot restore", "vhive deploy", "vhive invoke", "vhive demo"]) expect(row(command)).toContain("--timeout");
   });
 
+  it("the command table shows deploy's pool options and the pooled modes of restore and coldstart; the mode table has them", () => {
+    expect(DEPLOY_DEFAULTS.poolDepth).toBe(0);
+    for (const option of ["[--pool N]", "[--pool-installed]"]) expect(row("vhive deploy")).toContain(option);
+    expect(row("vhive snapshot restore")).toContain("`pool` and `pool-installed`");
+    expect(row("vhive bench coldstart")).toContain("`pool`, `pool-installed`");
+    for (const mode of ["pool", "pool-installed"]) expect(readme).toMatch(new RegExp(`^\\| \`${mode}\` \\| on a pre-started VMM`, "m"));
+    expect(readme).toContain("--pool 0] [--pool-installed]");
+  });
+
   it("names the timeouts' defaults as the code has them", () => {
     expect(DEFAULT_INVOKE_TIMEOUT_MS).toBe(30_000);
     expect(DEPLOY_DEFAULTS.invokeTimeoutMs).toBe(60_000);
