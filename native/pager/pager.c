@@ -16,9 +16,9 @@
  *             "prefetch-done", so vhive resumes the vCPUs only then. The file is read with
  *             O_DIRECT, or through the page cache with --ws-read cached (shared by concurrent
  *             restores of one snapshot)
- *   all       every non-zero page of the memory file installed before the shim is acknowledged,
- *             so QEMU waits in mmap and nothing overlaps the install: the `floor`, whose
- *             install time vhive reports apart
+ *   all       every page of the memory file installed before the shim is acknowledged (zero
+ *             pages with UFFDIO_ZEROPAGE), so QEMU waits in mmap, nothing overlaps the install
+ *             and no page faults later: the `floor`, whose install time vhive reports apart
  *
  * --defer-prefetch (mode prefetch): read and install nothing until the command "prefetch"; the
  * pager serves faults meanwhile. A pooled VMM (vhive's restore mode `pool`) waits with its
@@ -579,13 +579,34 @@ static void prefetch_ws(void)
 	vhive_ws_free_index(&ws.index);
 }
 
-/* The floor: every non-zero page of the memory file, read in large chunks. */
+/* Map offsets[0..count) (sorted) to the zero page, in contiguous runs. */
+static void zero_runs(const uint64_t *offsets, uint64_t count)
+{
+	uint64_t zeroed = 0, skipped = 0;
+	for (uint64_t i = 0; i < count;) {
+		uint64_t j = run_end(offsets, count, i);
+		zeroed += zero_run(offsets[i], (j - i) * pager.page_size, &skipped);
+		i = j;
+	}
+	pthread_mutex_lock(&pager.lock);
+	pager.stats.prefetch_zero += zeroed;
+	pager.stats.prefetch_skipped += skipped;
+	pthread_mutex_unlock(&pager.lock);
+}
+
+/*
+ * The floor: every page of the memory file, read in large chunks, the non-zero ones copied and
+ * the zero ones mapped to the zero page as prefetch maps a working set's, so that no page the
+ * guest touches ever faults to the pager: a missing zero page would cost the floor a round trip
+ * that prefetch, whose working set names its zero pages, does not pay.
+ */
 static void prefetch_all(void)
 {
 	const size_t chunk = 2u << 20;
 	uint8_t *buf = aligned_buffer(chunk);
 	uint64_t *offsets = malloc(chunk / pager.page_size * sizeof *offsets);
-	if (!offsets) die("allocating offsets");
+	uint64_t *zeros = malloc(chunk / pager.page_size * sizeof *zeros);
+	if (!offsets || !zeros) die("allocating offsets");
 	uint64_t fetch_us = 0, install_us = 0;
 	for (uint64_t at = 0; at < pager.length; at += chunk) {
 		size_t len = (size_t)(pager.length - at < chunk ? pager.length - at : chunk);
@@ -593,14 +614,18 @@ static void prefetch_all(void)
 		read_full(pager.mem_fd, buf, len, (off_t)at, "reading the memory file");
 		uint64_t t1 = now_us();
 		/* Pack the non-zero pages to the front of buf, remembering where each belongs. */
-		uint64_t count = 0;
+		uint64_t count = 0, zero_count = 0;
 		for (size_t p = 0; p < len; p += pager.page_size) {
 			verify_memory_page(buf + p, at + p);
-			if (all_zero(buf + p, pager.page_size)) continue;
+			if (all_zero(buf + p, pager.page_size)) {
+				zeros[zero_count++] = at + p;
+				continue;
+			}
 			if (count * pager.page_size != p) memmove(buf + count * pager.page_size, buf + p, pager.page_size);
 			offsets[count++] = at + p;
 		}
 		install_runs(offsets, count, buf);
+		zero_runs(zeros, zero_count);
 		fetch_us += t1 - t0;
 		install_us += now_us() - t1;
 		pthread_mutex_lock(&pager.lock);
@@ -612,6 +637,7 @@ static void prefetch_all(void)
 	pager.stats.fetch_us = fetch_us;
 	pager.stats.install_us = install_us;
 	pthread_mutex_unlock(&pager.lock);
+	free(zeros);
 	free(offsets);
 	free(buf);
 }

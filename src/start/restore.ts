@@ -14,8 +14,9 @@
  *               lz4, zstd: `wsCodec`, packed first if the snapshot lacks it) and how it is read
  *               (`wsRead`: O_DIRECT, or through the page cache shared by concurrent restores)
  *               are options
- *   floor       every non-zero page installed before QEMU even maps guest RAM (it waits for the
- *               pager), that time left out of totalMs: the restore as if loading memory cost nothing
+ *   floor       every page installed (zero pages as the zero page) before QEMU even maps guest
+ *               RAM (it waits for the pager), that time left out of totalMs: the restore as if
+ *               loading memory cost nothing, with no fault left to take
  *   reap        record when the snapshot has no working set yet, prefetch after
  *
  * The path is split where a pooled VMM (vmm-pool.ts: modes pool and pool-installed) is taken:

@@ -54,7 +54,7 @@ function describeFunction(f: FunctionReport): string {
 function describe(report: ReapReport): string {
   return [
     `REAP cold starts under ${report.accel}, ${report.reps} per mode, page cache evicted before each; time from QEMU spawn to the reply`,
-    "stall = median minus the floor's median (the floor installs every non-zero page before resume and leaves that out)",
+    "stall = median minus the floor's median (the floor installs every page before resume and leaves that out)",
     "95% intervals by bootstrap over the interleaved rounds (each round: one start of every mode)",
     ...(report.auto ? [describeAuto(report.auto)] : []),
     "",
