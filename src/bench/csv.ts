@@ -26,7 +26,7 @@ export function toCsv(header: readonly string[], records: readonly (readonly Csv
 /** Bench rows as CSV, one column per phase present in any row (empty where a start has no such phase). */
 export function benchRowsCsv(rows: readonly BenchRow[]): string {
   const phases = ALL_PHASES.filter((phase) => rows.some((row) => phase in row.breakdown));
-  const header = ["function", "mode", "rep", "concurrency", "accel", "totalMs", ...phases, "faults", "majorFaults", "bytesRead", "pagerBytesRead", "wsPages", "wsBytes", "wsDiskBytes", "wsCodec", "wsRead", "fetchWsMs", "installWsMs", "verifyMs", "poolIdlePssBytes", "poolIdlePrivateBytes", "reply"];
+  const header = ["function", "mode", "rep", "concurrency", "accel", "totalMs", ...phases, "faults", "majorFaults", "bytesRead", "pagerBytesRead", "wsPages", "wsBytes", "wsDiskBytes", "wsCodec", "wsRead", "fetchWsMs", "installWsMs", "verifyMs", "qemuCpuMs", "qemuWaitMs", "poolIdlePssBytes", "poolIdlePrivateBytes", "reply"];
   const records = rows.map((row) => [
     row.function,
     row.mode,
@@ -47,6 +47,8 @@ export function benchRowsCsv(rows: readonly BenchRow[]): string {
     row.fetchWsMs,
     row.installWsMs,
     row.verifyMs,
+    row.qemuCpuMs,
+    row.qemuWaitMs,
     row.poolIdlePssBytes,
     row.poolIdlePrivateBytes,
     row.reply,

@@ -27,6 +27,8 @@ const RATIO_PAIRS: readonly (RatioPair | { numerator: "record"; denominator: rea
   { numerator: "prefetch", denominator: "floor" },
   { numerator: "record", denominator: ["vanilla-4k", "vanilla"] },
   { numerator: "prefetch-lz4", denominator: "prefetch-raw" },
+  // plain prefetch reads the default encoding (lz4): the same comparison when prefetch-lz4 did not run
+  { numerator: "prefetch", denominator: "prefetch-raw" },
   { numerator: "prefetch-zstd", denominator: "prefetch-raw" },
   { numerator: "prefetch-raw", denominator: "floor" },
   { numerator: "prefetch-cached", denominator: "prefetch-direct" },

@@ -28,6 +28,7 @@ import type { ReuseReport } from "./reuse.js";
 import type { AutoRepsRecord } from "./auto-reps.js";
 import { benchRatios, formatBounds, formatHalfWidth, formatRatio, formatRatioWithInterval, ratioPairs, type RatioFigure } from "./ratios.js";
 import { ALL_PHASES, findSummary, isRestoreMode, PREFETCH_VARIANTS, summarizeRows, type BenchMode, type BenchRow, type ModeSummary, type PrefetchVariant } from "./rows.js";
+import { correlation, median } from "./stats.js";
 import { wsDiskFigures } from "./ws-disk.js";
 import type { TraceReport } from "./trace/replay.js";
 import { traceRowsCsv, traceSection } from "./trace/report.js";
@@ -171,7 +172,7 @@ export function coldStartSection(report: ColdStartBenchReport, reuse?: ReuseRepo
   }
   paperCol("paper WS MB", (p) => String(p.wsMb));
   if (has("floor") && (has("prefetch") || has("record"))) {
-    // The floor installs every non-zero page: what the guest ever touched (the paper: 3-39% of the footprint).
+    // The floor copies every non-zero page (its wsBytes): what the guest ever touched (the paper: 3-39% of the footprint).
     header.push("WS / touched");
     columns.push((fn) => {
       const ws = wsBytesOf(summaries, fn);
@@ -228,7 +229,7 @@ export function coldStartSection(report: ColdStartBenchReport, reuse?: ReuseRepo
     (report.auto
       ? `Under ${report.accel}, from ${report.startedAt}, one start of every mode per round, ${describeAuto(report.auto)}. Each cold start has the snapshot's (or, for boot, the image's and kernel's) files evicted from the page cache first. `
       : `${report.reps} per mode and function under ${report.accel}, from ${report.startedAt}; each cold start has the snapshot's (or, for boot, the image's and kernel's) files evicted from the page cache first. `) +
-      "Latency is time to first response: QEMU spawn until the reply (warm: the call alone, on a running instance after one warm-up call). The floor installs every non-zero page before the vCPUs run and leaves that out: what a restore costs when memory costs nothing.",
+      "Latency is time to first response: QEMU spawn until the reply (warm: the call alone, on a running instance after one warm-up call). The floor installs every page (zero pages as the zero page) before the vCPUs run and leaves that out: what a restore costs when memory costs nothing.",
     "",
     "### vhive beside the paper (median ms)",
     "",
@@ -254,6 +255,7 @@ export function coldStartSection(report: ColdStartBenchReport, reuse?: ReuseRepo
         ]
       : []),
     ...pooledVmmsSection(report, summaries, ratios),
+    ...spreadSection(report.rows),
     "### Every mode (medians)",
     "",
     perMode,
@@ -316,6 +318,35 @@ export const POOL_TARGET = { belowFloorShareOfLoadVmm: 0.8, ofPrefetch: 0.85 } a
  * a pooled start's first response is, against the floor's median loadVmmMs (the start-up a pool
  * skips), its ratios, and what a pooled VMM held while it waited.
  */
+const fmtCorrelation = (r: number) => (Number.isFinite(r) ? r.toFixed(2) : "");
+
+/**
+ * Where a mode's spread comes from: a start that took longer either had QEMU's threads running
+ * longer (the guest's own work, translated anew after every restore) or waiting for a core
+ * (the host's other work). Rows of older runs lack the CPU figures: no section then.
+ */
+function spreadSection(rows: readonly BenchRow[]): string[] {
+  const timed = rows.filter((row) => row.concurrency === 1 && typeof row.qemuCpuMs === "number" && typeof row.qemuWaitMs === "number");
+  if (timed.length === 0) return [];
+  const groups = new Map<string, BenchRow[]>();
+  for (const row of timed) groups.set(`${row.function}\0${row.mode}`, [...(groups.get(`${row.function}\0${row.mode}`) ?? []), row]);
+  const range = (values: readonly number[]) => `${fmtMs(Math.min(...values))} .. ${fmtMs(Math.max(...values))}`;
+  const table = [...groups.values()].map((group) => {
+    const totals = group.map((row) => row.totalMs);
+    const cpu = group.map((row) => row.qemuCpuMs!);
+    const wait = group.map((row) => row.qemuWaitMs!);
+    return [group[0]!.function, group[0]!.mode, String(group.length), range(totals), fmtMs(median(cpu)), range(cpu), fmtMs(median(wait)), range(wait), fmtCorrelation(correlation(totals, cpu)), fmtCorrelation(correlation(totals, wait))];
+  });
+  return [
+    "### Where the spread comes from",
+    "",
+    "Per start, QEMU's threads from its start to the reply (pool modes: from taking the VMM), summed from `/proc/<pid>/task/*/schedstat`: time on a core, and time runnable but waiting for one. If slow starts are slow because QEMU ran longer, the spread is the guest's own work (under TCG, translated anew after every restore); if because it waited, it is the host's other work. r: the correlation over the starts of that function and mode.",
+    "",
+    markdownTable(["function", "mode", "starts", "total ms (min .. max)", "on a core, median ms", "(min .. max)", "waiting, median ms", "(min .. max)", "r(total, on a core)", "r(total, waiting)"], table),
+    "",
+  ];
+}
+
 function pooledVmmsSection(report: ColdStartBenchReport, summaries: readonly ModeSummary[], ratios: readonly { group: string; figures: readonly RatioFigure[] }[]): string[] {
   const poolModes = report.modes.filter((mode): mode is "pool" | "pool-installed" => mode === "pool" || mode === "pool-installed");
   if (poolModes.length === 0) return [];

@@ -82,6 +82,9 @@ export interface MemoryFigures {
   installWsMs: number | null;
   /** The pager checking the pages it read against their checksums (within fetch and install). */
   verifyMs: number | null;
+  /** QEMU's threads during the cold start, on a core and waiting for one (restores only; absent in rows of older runs). */
+  qemuCpuMs?: number | null;
+  qemuWaitMs?: number | null;
   /** What the pooled VMM held while it waited, QEMU and its pager: PSS and private bytes (pool modes only; absent in rows of older runs). */
   poolIdlePssBytes?: number | null;
   poolIdlePrivateBytes?: number | null;
@@ -127,6 +130,8 @@ export function restoreRow(fn: string, mode: BenchMode, rep: number, concurrency
     fetchWsMs: result.fetchWsMs,
     installWsMs: result.installWsMs,
     verifyMs: result.verifyMs,
+    qemuCpuMs: result.qemuCpuMs,
+    qemuWaitMs: result.qemuWaitMs,
     poolIdlePssBytes: result.pooled?.idle.pssBytes ?? null,
     poolIdlePrivateBytes: result.pooled?.idle.privateBytes ?? null,
     reply: result.text,
@@ -145,6 +150,8 @@ const NO_MEMORY_FIGURES: MemoryFigures = {
   fetchWsMs: null,
   installWsMs: null,
   verifyMs: null,
+  qemuCpuMs: null,
+  qemuWaitMs: null,
   poolIdlePssBytes: null,
   poolIdlePrivateBytes: null,
 };
@@ -221,6 +228,8 @@ export function summarizeRows(rows: readonly BenchRow[]): ModeSummary[] {
       fetchWsMs: pick("fetchWsMs"),
       installWsMs: pick("installWsMs"),
       verifyMs: pick("verifyMs"),
+      qemuCpuMs: pick("qemuCpuMs"),
+      qemuWaitMs: pick("qemuWaitMs"),
       poolIdlePssBytes: pick("poolIdlePssBytes"),
       poolIdlePrivateBytes: pick("poolIdlePrivateBytes"),
     };

@@ -34,3 +34,23 @@ export function percentileOfSorted(sorted: readonly number[], p: number): number
   const high = Math.ceil(rank);
   return sorted[low]! + (sorted[high]! - sorted[low]!) * (rank - low);
 }
+
+/** Pearson's correlation of paired samples; NaN with fewer than 3 pairs or no spread. */
+export function correlation(xs: readonly number[], ys: readonly number[]): number {
+  const n = Math.min(xs.length, ys.length);
+  if (n < 3) return Number.NaN;
+  const mean = (values: readonly number[]) => values.slice(0, n).reduce((sum, v) => sum + v, 0) / n;
+  const mx = mean(xs);
+  const my = mean(ys);
+  let sxy = 0;
+  let sxx = 0;
+  let syy = 0;
+  for (let i = 0; i < n; i++) {
+    const dx = xs[i]! - mx;
+    const dy = ys[i]! - my;
+    sxy += dx * dy;
+    sxx += dx * dx;
+    syy += dy * dy;
+  }
+  return sxx === 0 || syy === 0 ? Number.NaN : sxy / Math.sqrt(sxx * syy);
+}

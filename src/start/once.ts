@@ -8,7 +8,7 @@ import type { StoredImage } from "../image/index.js";
 import { loadWorkingSet, type PagerStats, type WsCodec, type WsRead } from "../memory/index.js";
 import { roundMs, type BootBreakdown, type RestoreBreakdown } from "../metrics/index.js";
 import type { StoredSnapshot } from "../snapshot/index.js";
-import { processIo, type AgentRestoreReply, type ProcessIo } from "../vm/index.js";
+import { processCpu, processIo, type AgentRestoreReply, type ProcessCpu, type ProcessIo } from "../vm/index.js";
 import { bootInstance, type BootOptions } from "./boot.js";
 import type { Host } from "./host.js";
 import { defaultRequestData, type Instance, type MemoryMode, type RestoreStart } from "./instance.js";
@@ -83,7 +83,7 @@ export interface RestoreResult {
    */
   totalMs: number;
   breakdown: RestoreBreakdown;
-  /** Reading the working set (prefetch), or the non-zero pages of the memory file (floor); pool-installed: while the VMM waited. */
+  /** Reading the working set (prefetch), or the whole memory file (floor); pool-installed: while the VMM waited. */
   fetchWsMs: number;
   /** Installing those pages into guest memory. */
   installWsMs: number;
@@ -106,6 +106,12 @@ export interface RestoreResult {
   bytesRead: number;
   /** Of which by the pager (userfaultfd modes), null otherwise. */
   pagerBytesRead: number | null;
+  /**
+   * QEMU's threads during the cold start, ms: on a core, and runnable but waiting for one (the
+   * vCPU thread's share of a core on a busy host). Threads that exited before the reply are left out.
+   */
+  qemuCpuMs: number;
+  qemuWaitMs: number;
   /** The pager's own counters, for userfaultfd modes. */
   pager?: PagerStats;
   /** What the guest agent said of the reseed: its hooks, and its own time on the reseed and on them. */
@@ -131,16 +137,17 @@ export async function restoreOnce(host: Host, snapshot: StoredSnapshot, data?: s
   return { ...(await invokeOnce(host, snapshot, instance, data, options, before)), pooled: { prestartMs: roundMs(pooled.prestartMs), idle } };
 }
 
-/** QEMU's I/O counters and what its pager read from storage (0 without one). */
+/** QEMU's I/O counters and CPU time, and what its pager read from storage (0 without one). */
 interface VmmIo {
   qemu: ProcessIo;
+  qemuCpu: ProcessCpu;
   pagerBytesRead: number;
 }
 
 async function ioOf(qemuPid: number, pagerPid: number | undefined): Promise<VmmIo> {
-  const qemu = await processIo(qemuPid);
+  const [qemu, qemuCpu] = await Promise.all([processIo(qemuPid), processCpu(qemuPid)]);
   const pager = pagerPid === undefined ? undefined : await processIo(pagerPid);
-  return { qemu, pagerBytesRead: pager?.bytesRead ?? 0 };
+  return { qemu, qemuCpu, pagerBytesRead: pager?.bytesRead ?? 0 };
 }
 
 /** Invoke a restored instance once and report its cold start; `before`: I/O counters at its start, for a pooled VMM. */
@@ -192,6 +199,8 @@ async function invokeOnce(host: Host, snapshot: StoredSnapshot, instance: Instan
     majorFaults: after.qemu.majorFaults - (before?.qemu.majorFaults ?? 0),
     bytesRead: after.qemu.bytesRead + after.pagerBytesRead - (before ? before.qemu.bytesRead + before.pagerBytesRead : 0),
     pagerBytesRead: instance.pager ? after.pagerBytesRead - (before?.pagerBytesRead ?? 0) : null,
+    qemuCpuMs: roundMs(after.qemuCpu.runMs - (before?.qemuCpu.runMs ?? 0)),
+    qemuWaitMs: roundMs(after.qemuCpu.waitMs - (before?.qemuCpu.waitMs ?? 0)),
     ...(pager ? { pager } : {}),
     agent: instance.start.reseed,
   };

@@ -142,6 +142,16 @@ describe("the report", () => {
     expect(markdown).toContain("![a pooled VMM's memory while it waits](pool-memory.svg)");
   });
 
+  it("says whether a mode's spread is QEMU running longer or waiting for a core", async () => {
+    const { markdown } = await buildReport({ coldstart: syntheticColdStart(["helloworld"], ["prefetch", "floor"], 3) }, "m");
+    expect(markdown).toContain("### Where the spread comes from");
+    // totals 351..353 (floor), QEMU on a core 50 ms less each time, waiting always 12 ms: r = 1 and none
+    expect(markdown).toMatch(/^\| helloworld \| floor \| 3 \| 351 \.\. 353 \| 302 \| 301 \.\. 303 \| 12 \| 12 \.\. 12 \| 1\.00 \|  \|$/m);
+    const old = syntheticColdStart(["helloworld"], ["prefetch"], 3);
+    for (const row of old.rows) delete row.qemuCpuMs;
+    expect((await buildReport({ coldstart: old }, "m")).markdown).not.toContain("### Where the spread comes from");
+  });
+
   it("has no pooled-VMM section or chart when no pool mode ran", async () => {
     const { markdown, svgs } = await buildReport({ coldstart: syntheticColdStart(["helloworld"], ["prefetch", "floor"], 2) }, "m");
     expect(markdown).not.toContain("### Pooled VMMs");

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseMajorFaults, parseReadBytes, processIo } from "../../../src/vm/procstat.js";
+import { parseMajorFaults, parseReadBytes, parseSchedstat, processCpu, processIo } from "../../../src/vm/procstat.js";
 
 describe("process counters", () => {
   it("reads major faults after a command name with spaces and parentheses", () => {
@@ -9,6 +9,16 @@ describe("process counters", () => {
 
   it("reads read_bytes from /proc/<pid>/io", () => {
     expect(parseReadBytes("rchar: 10\nwchar: 0\nsyscr: 1\nsyscw: 0\nread_bytes: 8192\nwrite_bytes: 0\n")).toBe(8192);
+  });
+
+  it("reads a thread's time on a core and waiting for one from schedstat, in ms", () => {
+    expect(parseSchedstat("1500000000 250000000 42\n")).toEqual({ runMs: 1500, waitMs: 250 });
+  });
+
+  it("sums this process's threads' CPU time", async () => {
+    const cpu = await processCpu(process.pid);
+    expect(cpu.runMs).toBeGreaterThan(0);
+    expect(cpu.waitMs).toBeGreaterThanOrEqual(0);
   });
 
   it("reads this process's own counters", async () => {
