@@ -106,7 +106,7 @@ fi
 
 # containerd finds a runtime by name on PATH: io.containerd.vhive.v2 is containerd-shim-vhive-v2.
 shim=/usr/local/bin/containerd-shim-vhive-v2
-shim_script=$(printf '#!/bin/sh\n# vhive as a containerd runtime (io.containerd.vhive.v2), installed by %s/scripts/setup.sh.\nexec %s %s/dist/containerd/shim/main.js "$@"\n' "$PWD" "$(command -v node)" "$PWD")
+shim_script=$(printf '#!/bin/sh\n# vhive as a containerd runtime (io.containerd.vhive.v2), installed by %s/scripts/setup.sh.\nexec %s %s/dist/shim/main.js "$@"\n' "$PWD" "$(command -v node)" "$PWD")
 if [ "$(cat "$shim" 2>/dev/null)" != "$shim_script" ]; then
   say "installing $shim (the vhive containerd runtime)"
   printf '%s\n' "$shim_script" > "$shim.partial"

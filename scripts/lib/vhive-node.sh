@@ -33,13 +33,13 @@ vhive_node_start() {
   for tool in containerd ctr node; do
     command -v "$tool" >/dev/null || { echo "$tool is missing: run scripts/setup.sh first" >&2; return 1; }
   done
-  [ -f dist/containerd/shim/main.js ] || { echo "vhive is not built: run scripts/setup.sh first" >&2; return 1; }
+  [ -f dist/shim/main.js ] || { echo "vhive is not built: run scripts/setup.sh first" >&2; return 1; }
   _VHIVE_NODE_WORK=$work
   trap _vhive_node_cleanup EXIT
 
   # containerd runs shims by name from its PATH: this checkout's shim first, whatever is installed.
   mkdir -p "$work/bin"
-  printf '#!/bin/sh\nexec %s %s/dist/containerd/shim/main.js "$@"\n' "$(command -v node)" "$PWD" >"$work/bin/containerd-shim-vhive-v2"
+  printf '#!/bin/sh\nexec %s %s/dist/shim/main.js "$@"\n' "$(command -v node)" "$PWD" >"$work/bin/containerd-shim-vhive-v2"
   chmod 755 "$work/bin/containerd-shim-vhive-v2"
 
   _vhive_node_say "building and exporting helloworld"

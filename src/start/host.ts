@@ -44,9 +44,8 @@ export async function openHost(options: OpenHostOptions): Promise<Host> {
   const paths = new StatePaths(options.stateDir);
   await mkdir(paths.root, { recursive: true });
   await mkdir(paths.vmsDir, { recursive: true });
-  const qemu = await qemuInfo(options.qemuPath);
-  const guest = await prepareGuest(paths);
-  const tscKhz = await hostTscKhz();
+  // Independent of each other (each a tool run or a file read): a shim opens this on every container start.
+  const [qemu, guest, tscKhz] = await Promise.all([qemuInfo(options.qemuPath), prepareGuest(paths), hostTscKhz()]);
   const accelProbe = await probeHostAccel(paths, qemu, guest, tscKhz, options.log);
   return { paths, log: options.log, qemu, guest, accel: chooseAccel(options.accel, accelProbe), accelProbe, tscKhz };
 }

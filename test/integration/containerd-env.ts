@@ -42,7 +42,7 @@ const STOP_TIMEOUT_MS = 120_000;
 export async function shimBinDir(parent: string): Promise<string> {
   const bin = join(parent, "bin");
   await mkdir(bin, { recursive: true });
-  await writeFile(join(bin, SHIM_BINARY), `#!/bin/sh\nexec ${process.execPath} ${packagePath("dist", "containerd", "shim", "main.js")} "$@"\n`);
+  await writeFile(join(bin, SHIM_BINARY), `#!/bin/sh\nexec ${process.execPath} ${packagePath("dist", "shim", "main.js")} "$@"\n`);
   await chmod(join(bin, SHIM_BINARY), 0o755);
   return bin;
 }

@@ -172,7 +172,7 @@ describe("ctr run --runtime io.containerd.vhive.v2", () => {
     await runDetached("vhive.local/helloworld:test", id);
     const { pid: qemu } = await startRecord(id);
     const shim = Number(/^PPid:\s+(\d+)/m.exec(await readFile(`/proc/${qemu}/status`, "utf8"))![1]);
-    expect(await readFile(`/proc/${shim}/cmdline`, "utf8")).toContain("containerd/shim/main.js");
+    expect(await readFile(`/proc/${shim}/cmdline`, "utf8")).toContain("dist/shim/main.js");
     const events = spawn("ctr", ["--address", containerd.socket, "events"], { stdio: ["ignore", "pipe", "ignore"] });
     let printed = "";
     events.stdout.on("data", (chunk: Buffer) => (printed += chunk.toString()));

@@ -25,7 +25,7 @@ export const DEFAULT_SHIM_STATE = "/var/lib/vhive";
 /** The fd start reads "ready" on. */
 const READY_FD = 3;
 
-/** The host context, opened on first use: the server answers containerd before a guest kernel is prepared. */
+/** The host context, opened once: the server listens (and answers containerd) before it is ready. */
 function lazyHost(log: Log): () => Promise<Host> {
   let host: Promise<Host> | undefined;
   return () =>
@@ -73,4 +73,7 @@ export async function serveShim(flags: ShimFlags): Promise<void> {
   writeSync(READY_FD, "ready\n");
   closeSync(READY_FD);
   log.info("shim serving", { socket: flags.socket });
+  // Opened now, while containerd reads the address, connects and sends Create, rather than by
+  // Create; Create awaits the same promise, so a failure is reported there.
+  host().catch(() => undefined);
 }

@@ -86,7 +86,7 @@ describe("deploy/kubernetes", () => {
 
   it("containerd runs that runtime type as the shim vhive installs", async () => {
     expect(shimBinaryOf(RUNTIME_TYPE)).toBe(SHIM_BINARY);
-    expect(JSON.parse(await read("package.json")).bin[SHIM_BINARY]).toBe("dist/containerd/shim/main.js");
+    expect(JSON.parse(await read("package.json")).bin[SHIM_BINARY]).toBe("dist/shim/main.js");
     expect(await read("scripts", "setup.sh")).toContain(`shim=/usr/local/bin/${SHIM_BINARY}`);
     // The private node the tests run registers the same handler and type.
     const template = (await read("scripts", "lib", "containerd-cri.toml.in")).replace(/"@[A-Z_]+@"/g, '"x"').replace(/@[A-Z_]+@/g, "false");
