@@ -26,6 +26,9 @@ _vhive_node_cleanup() {
 vhive_node_start() {
   local work=$1 ref=$2 tool namespace
   shift 2
+  # WORK goes at exit from here on, also when a check below fails (nothing else is started yet).
+  _VHIVE_NODE_WORK=$work
+  trap _vhive_node_cleanup EXIT
   if [ "$(id -u)" -ne 0 ]; then
     echo "$0 must run as root (containerd, network namespaces, mounts, /dev/userfaultfd)" >&2
     return 1
@@ -34,8 +37,6 @@ vhive_node_start() {
     command -v "$tool" >/dev/null || { echo "$tool is missing: run scripts/setup.sh first" >&2; return 1; }
   done
   [ -f dist/shim/main.js ] || { echo "vhive is not built: run scripts/setup.sh first" >&2; return 1; }
-  _VHIVE_NODE_WORK=$work
-  trap _vhive_node_cleanup EXIT
 
   # containerd runs shims by name from its PATH: this checkout's shim first, whatever is installed.
   mkdir -p "$work/bin"
