@@ -11,7 +11,10 @@
  * name it). Two untimed starts come first: the image's first container boots and becomes its
  * snapshot as it stops, the second records the working set. Then each rep runs the three starts
  * in turn, each with its files evicted from the page cache first (boot: the image, kernel and
- * initramfs; the others: the snapshot, its working set and the image).
+ * initramfs; the others: the snapshot, its working set and the image), and two references for
+ * what no shim can avoid: the same image run by runc with `sleep` as its process (`ctr run -d`
+ * until it returns: containerd's and runc's own start of a container) and a bare Node process
+ * (`node -e 0`: the vhive shim runs two per container, its start and its server).
  */
 import { ImageStore, type StoredImage } from "../image/index.js";
 import { readStartRecord, taskBundle, epochMs, type StartRecord } from "../containerd/shim/start-record.js";
@@ -23,6 +26,7 @@ import { shimSplit, type ShimSplit } from "./shim-split.js";
 import { medianOfFields, summarize, type Summary } from "./stats.js";
 
 export const VHIVE_RUNTIME = "io.containerd.vhive.v2";
+const RUNC_RUNTIME = "io.containerd.runc.v2";
 /** The issue's target for the shim's overhead, as a share of the containerd prefetch start. */
 export const SHIM_OVERHEAD_TARGET = 0.15;
 
@@ -73,6 +77,10 @@ export interface ContainerdStartReport {
   };
   /** The containerd prefetch start's median beyond the restore's (wallMs), and that as a share of it. */
   overhead: { ms: number; share: number; target: number };
+  /** `ctr run -d` of the same image by runc, its process `sleep`, until ctr returned (the process started). */
+  runc: Summary;
+  /** A bare Node process (`node -e 0`), spawn to exit. */
+  node: Summary;
 }
 
 /** A container run through ctr, and its removal. */
@@ -87,10 +95,10 @@ class CtrContainers {
     return runTool("ctr", ["--address", this.#options.socket, "--namespace", this.#options.namespace, ...args], { failCode: "ERR_VALIDATION", step: `ctr ${args.slice(0, 2).join(" ")}`, signal });
   }
 
-  async run(id: string, annotations: Record<string, string>, signal?: AbortSignal): Promise<void> {
+  async run(id: string, annotations: Record<string, string>, signal?: AbortSignal, runtime = VHIVE_RUNTIME, command: string[] = []): Promise<void> {
     this.#live.add(id);
     const extra = Object.entries(annotations).flatMap(([key, value]) => ["--annotation", `${key}=${value}`]);
-    await this.ctr(["run", "-d", "--null-io", "--net-host", ...extra, "--runtime", VHIVE_RUNTIME, this.#options.imageRef, id], signal);
+    await this.ctr(["run", "-d", "--null-io", "--net-host", ...extra, "--runtime", runtime, this.#options.imageRef, id, ...command], signal);
   }
 
   /** SIGTERM (the graceful stop: a capture is saved, a recording writes its working set), until it stopped, then delete. */
@@ -144,6 +152,8 @@ async function measure(host: Host, options: ContainerdStartOptions, containers: 
   const boots: ContainerdStartRun[] = [];
   const prefetches: ContainerdStartRun[] = [];
   const restores: { wallMs: number; result: RestoreResult }[] = [];
+  const runcMs: number[] = [];
+  const nodeMs: number[] = [];
   const data = options.data ?? defaultRequestData(image);
   for (let rep = 1; rep <= options.reps; rep++) {
     progress(`rep ${rep}/${options.reps}: containerd boot`);
@@ -163,6 +173,16 @@ async function measure(host: Host, options: ContainerdStartOptions, containers: 
     const began = performance.now();
     const result = await restoreOnce(host, snapshot, data, { mode: "prefetch", signal, invokeTimeoutMs: options.invokeTimeoutMs });
     restores.push({ wallMs: performance.now() - began, result });
+
+    progress(`rep ${rep}/${options.reps}: runc, and a bare Node process`);
+    const runcId = `bench-runc-${rep}-${suffix}`;
+    const runcBegan = performance.now();
+    await containers.run(runcId, {}, signal, RUNC_RUNTIME, ["sleep", "600"]);
+    runcMs.push(performance.now() - runcBegan);
+    await containers.stop(runcId, "SIGKILL", signal);
+    const nodeBegan = performance.now();
+    await runTool(process.execPath, ["-e", "0"], { failCode: "ERR_VALIDATION", step: "running node -e 0", signal });
+    nodeMs.push(performance.now() - nodeBegan);
   }
 
   const series = (runs: ContainerdStartRun[]): ContainerdSeries => ({ totalMs: summarize(runs.map((run) => run.totalMs)), split: medianOfFields(runs.map((run) => run.split)) as ShimSplit, runs });
@@ -178,6 +198,8 @@ async function measure(host: Host, options: ContainerdStartOptions, containers: 
     prefetch,
     restore: { wallMs: restoreWall, totalMs: summarize(restores.map((r) => r.result.totalMs)), runs: restores.map((r) => r.result) },
     overhead: { ms: overheadMs, share: overheadMs / prefetch.totalMs.median, target: SHIM_OVERHEAD_TARGET },
+    runc: summarize(runcMs),
+    node: summarize(nodeMs),
   };
 }
 

@@ -21,6 +21,12 @@ function describe(report: ContainerdStartReport): string {
     "",
     `the shim's overhead: (containerd prefetch - restore) / containerd prefetch = ${formatMs(report.overhead.ms)} / ${formatMs(report.prefetch.totalMs.median)} = ${pct(report.overhead.share)} (target <= ${pct(report.overhead.target)})`,
     "",
+    "what no shim avoids (medians)",
+    table([
+      ["  containerd and runc starting a container (ctr run -d, the same image, process sleep)", formatRange(report.runc)],
+      ["  a bare Node process (node -e 0; the shim runs two per container: start, server)", formatRange(report.node)],
+    ]),
+    "",
     "where a start through containerd goes (medians)",
     table([["", "boot", "prefetch", ""], ...phases.map((phase) => [`  ${phase}`, formatMs(report.boot.split[phase]), formatMs(report.prefetch.split[phase]), SHIM_PHASES[phase]])]),
   ].join("\n");
@@ -55,6 +61,8 @@ export const benchContainerdCommand = defineCommand({
         restore: summaryJson(report.restore.wallMs),
         overheadShare: Math.round(report.overhead.share * 1000) / 1000,
         target: report.overhead.target,
+        runc: summaryJson(report.runc),
+        node: summaryJson(report.node),
       }),
     );
   },
