@@ -8,7 +8,7 @@ import { readFile, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { PassThrough } from "node:stream";
 import { shim } from "../api.js";
-import { socketPathOf } from "../ttrpc/index.js";
+import { socketPathOf } from "../ttrpc/address.js";
 import { unmountRootfs } from "./container-image.js";
 import { runTool } from "../../shared/tool.js";
 import { canConnect, CRI_ANNOTATIONS, DELEGATE_FILE, ownNetnsName, readBundleSpec, removeNetns, shimGroup, shimSocketAddress } from "./bundle.js";

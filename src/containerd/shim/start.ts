@@ -16,7 +16,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { VhiveError } from "../../shared/errors.js";
 import { runTool } from "../../shared/tool.js";
-import { socketPathOf } from "../ttrpc/index.js";
+import { socketPathOf } from "../ttrpc/address.js";
 import { canConnect, CRI_ANNOTATIONS, DELEGATE_FILE, makeNetns, ownNetnsName, readBundleSpec, removeNetns, shimGroup, shimSocketAddress, writeAddressFile } from "./bundle.js";
 import { claimPod, podRole, readPodClaim, RUNC_SHIM } from "./pod.js";
 import type { ShimFlags } from "./flags.js";

@@ -22,6 +22,7 @@
 import { createConnection, type Socket } from "node:net";
 import { VhiveError, messageOf } from "../../shared/errors.js";
 import { NoOpLog, type Log } from "../../shared/log.js";
+import { socketPathOf } from "./address.js";
 import { FrameParser, decodeResponse, oversizeError, requestFrame, type Frame } from "./codec.js";
 import type { RequestInit, ResponseOf, ServiceDefinition } from "./service.js";
 import { GrpcCode, TtrpcStatusError } from "./status.js";
@@ -49,15 +50,6 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000; // containerd's ttrpc dial timeout
 // setTimeout fires at once for delays past 2^31-1 ms; a deadline that far off is no deadline.
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** The socket path of a ttrpc address: "unix:///run/x.sock" (a shim's) or a plain path (TTRPC_ADDRESS). */
-export function socketPathOf(address: string): string {
-  if (address.startsWith("unix://")) return address.slice("unix://".length);
-  if (address.includes("://")) {
-    throw new VhiveError("ERR_VALIDATION", `ttrpc address ${address} is not a Unix socket: give a path or unix://PATH`);
-  }
-  return address;
-}
 
 /** Connect to a ttrpc server; rejects with ERR_TTRPC_CONNECT if nothing answers there. */
 export async function connectTtrpc(address: string, options: ConnectOptions = {}): Promise<TtrpcClient> {

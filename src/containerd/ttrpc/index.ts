@@ -3,12 +3,12 @@
  * vhive's containerd shim: a server for the services the shim offers (containerd.task.v2.Task)
  * and a client for those it calls (containerd's events, another shim). Knows nothing of VMs.
  */
+export { socketPathOf } from "./address.js";
 export { MAX_MESSAGE_BYTES } from "./codec.js";
 export { TtrpcServer, type ListenTarget, type TtrpcServerOptions } from "./server.js";
 export {
   TtrpcClient,
   connectTtrpc,
-  socketPathOf,
   type CallOptions,
   type ConnectOptions,
   type Metadata,
