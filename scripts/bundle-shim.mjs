@@ -6,7 +6,7 @@
 // .proto files), which finds `fs` through an eval'd require that a bundle does not have.
 // dist/shim/ sits where dist/<component>/ does, so paths found relative to a module (the package
 // root, protos/) still resolve; the guest's init.sh, found beside its module, is copied in.
-import { copyFile } from "node:fs/promises";
+import { copyFile, rm } from "node:fs/promises";
 import { rolldown } from "rolldown";
 
 const bundle = await rolldown({
@@ -15,6 +15,7 @@ const bundle = await rolldown({
   external: [/\.node$/, "better-sqlite3", "protobufjs", /^protobufjs\//, "@grpc/proto-loader"],
   logLevel: "warn",
 });
+await rm("dist/shim", { recursive: true, force: true }); // chunks of an earlier build would stay beside the new ones
 await bundle.write({ dir: "dist/shim", format: "esm", entryFileNames: "[name].js", chunkFileNames: "[name]-[hash].js" });
 await bundle.close();
 await copyFile("dist/guest/init.sh", "dist/shim/init.sh");
