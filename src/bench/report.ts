@@ -313,11 +313,6 @@ function wsDiskSection(rows: readonly BenchRow[], summaries: readonly ModeSummar
 /** The target a pooled start is judged by (issue 14). */
 export const POOL_TARGET = { belowFloorShareOfLoadVmm: 0.8, ofPrefetch: 0.85 } as const;
 
-/**
- * Pooled VMMs beside prefetch and the floor: how far below the floor (which still spawns QEMU)
- * a pooled start's first response is, against the floor's median loadVmmMs (the start-up a pool
- * skips), its ratios, and what a pooled VMM held while it waited.
- */
 const fmtCorrelation = (r: number) => (Number.isFinite(r) ? r.toFixed(2) : "");
 
 /**
@@ -347,6 +342,11 @@ function spreadSection(rows: readonly BenchRow[]): string[] {
   ];
 }
 
+/**
+ * Pooled VMMs beside prefetch and the floor: how far below the floor (which still spawns QEMU)
+ * a pooled start's first response is, against the floor's median loadVmmMs (the start-up a pool
+ * skips), its ratios, and what a pooled VMM held while it waited.
+ */
 function pooledVmmsSection(report: ColdStartBenchReport, summaries: readonly ModeSummary[], ratios: readonly { group: string; figures: readonly RatioFigure[] }[]): string[] {
   const poolModes = report.modes.filter((mode): mode is "pool" | "pool-installed" => mode === "pool" || mode === "pool-installed");
   if (poolModes.length === 0) return [];

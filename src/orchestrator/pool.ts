@@ -127,6 +127,8 @@ export class FunctionPool {
   readonly #unreclaim: () => void = () => {};
   /** Whether the pool of pre-started VMMs is kept filled: from deploy and every start, until the function scales to zero. */
   #vmmsWanted = true;
+  /** Instance starts running now (refills wait for them: #mayRefillVmms). */
+  #startsInFlight = 0;
   /** performance.now() when the last request in flight ended; undefined while one is. */
   #idleSince: number | undefined;
   #prewarmTimer: NodeJS.Timeout | undefined;
@@ -161,7 +163,7 @@ export class FunctionPool {
     }
     this.#unsubscribe = this.#budget.onRelease(() => {
       this.#dispatch();
-      if (!this.#closing && this.#vmmsWanted) this.#vmms?.refillIfNoRoom();
+      if (this.#mayRefillVmms()) this.#vmms?.refillIfNoRoom();
     });
     this.#ensureMin();
     this.#vmms?.refill(); // deployed: its first cold start can be pooled already
@@ -351,9 +353,11 @@ export class FunctionPool {
     const pooled = this.#vmms?.take();
     this.#vmmsWanted = true;
     let instance: PoolInstance;
+    this.#startsInFlight++;
     try {
       instance = await this.#starter.start(this.fn, { signal: this.#starts.signal, ...(pooled ? { pooled } : {}) });
     } catch (error) {
+      this.#startsInFlight--;
       this.#refillVmms();
       // A slot already gone was dropped by close() or destroy(), which freed its memory.
       if (slot.state !== "gone") {
@@ -366,6 +370,7 @@ export class FunctionPool {
       // Same code, with the function named: the request's reply says whose start failed.
       throw new VhiveError(error.code, `function ${this.fn.name}: starting an instance failed: ${error.message}`, { remedy: error.remedy, details: error.details, cause: error });
     }
+    this.#startsInFlight--;
     this.#refillVmms();
     slot.id = instance.id;
     slot.instance = instance;
@@ -484,7 +489,15 @@ export class FunctionPool {
 
   /** After a start (or a failed one): the VMM pool back to its depth, in the background. */
   #refillVmms(): void {
-    if (!this.#closing && this.#vmmsWanted) this.#vmms?.refill();
+    if (this.#mayRefillVmms()) this.#vmms?.refill();
+  }
+
+  /**
+   * Not while one of its starts runs: memory a taken VMM gave back would otherwise start a
+   * pre-start at once, competing with the start it was taken for; the start's end refills.
+   */
+  #mayRefillVmms(): boolean {
+    return !this.#closing && this.#vmmsWanted && this.#startsInFlight === 0;
   }
 
   async #retire(slot: Slot): Promise<void> {

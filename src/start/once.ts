@@ -8,7 +8,7 @@ import type { StoredImage } from "../image/index.js";
 import { loadWorkingSet, type PagerStats, type WsCodec, type WsRead } from "../memory/index.js";
 import { roundMs, type BootBreakdown, type RestoreBreakdown } from "../metrics/index.js";
 import type { StoredSnapshot } from "../snapshot/index.js";
-import { processCpu, processIo, type AgentRestoreReply, type ProcessCpu, type ProcessIo } from "../vm/index.js";
+import { cpuBetween, processIo, threadsCpu, type AgentRestoreReply, type ProcessIo, type ThreadsCpu } from "../vm/index.js";
 import { bootInstance, type BootOptions } from "./boot.js";
 import type { Host } from "./host.js";
 import { defaultRequestData, type Instance, type MemoryMode, type RestoreStart } from "./instance.js";
@@ -91,7 +91,7 @@ export interface RestoreResult {
   verifyMs: number | null;
   /** Page faults that read guest memory: served by the pager (userfaultfd modes), else QEMU's major faults. */
   faults: number;
-  /** Pages prefetched (prefetch, floor, pool modes) or recorded (record), zero pages included. */
+  /** Pages prefetched (prefetch and pool modes, zero pages included), recorded (record), or the non-zero pages the floor copied. */
   wsPages: number;
   /** Those pages' bytes in memory (wsPages x page size): what working-set format 2 stored on disk. */
   wsBytes: number;
@@ -140,12 +140,12 @@ export async function restoreOnce(host: Host, snapshot: StoredSnapshot, data?: s
 /** QEMU's I/O counters and CPU time, and what its pager read from storage (0 without one). */
 interface VmmIo {
   qemu: ProcessIo;
-  qemuCpu: ProcessCpu;
+  qemuCpu: ThreadsCpu;
   pagerBytesRead: number;
 }
 
 async function ioOf(qemuPid: number, pagerPid: number | undefined): Promise<VmmIo> {
-  const [qemu, qemuCpu] = await Promise.all([processIo(qemuPid), processCpu(qemuPid)]);
+  const [qemu, qemuCpu] = await Promise.all([processIo(qemuPid), threadsCpu(qemuPid)]);
   const pager = pagerPid === undefined ? undefined : await processIo(pagerPid);
   return { qemu, qemuCpu, pagerBytesRead: pager?.bytesRead ?? 0 };
 }
@@ -156,6 +156,7 @@ async function invokeOnce(host: Host, snapshot: StoredSnapshot, instance: Instan
   const result = await instance.invoke(input, { signal: options.signal });
   const wallMs = performance.now() - instance.start.coldStartAt;
   const after = await ioOf(instance.vm.pid!, instance.pager?.pid);
+  const qemuCpu = cpuBetween(before?.qemuCpu, after.qemuCpu);
   const pager = await instance.pager?.stats();
   const mode = instance.start.kind;
   let wsPages = pager ? pager.wsPages : 0;
@@ -199,8 +200,8 @@ async function invokeOnce(host: Host, snapshot: StoredSnapshot, instance: Instan
     majorFaults: after.qemu.majorFaults - (before?.qemu.majorFaults ?? 0),
     bytesRead: after.qemu.bytesRead + after.pagerBytesRead - (before ? before.qemu.bytesRead + before.pagerBytesRead : 0),
     pagerBytesRead: instance.pager ? after.pagerBytesRead - (before?.pagerBytesRead ?? 0) : null,
-    qemuCpuMs: roundMs(after.qemuCpu.runMs - (before?.qemuCpu.runMs ?? 0)),
-    qemuWaitMs: roundMs(after.qemuCpu.waitMs - (before?.qemuCpu.waitMs ?? 0)),
+    qemuCpuMs: roundMs(qemuCpu.runMs),
+    qemuWaitMs: roundMs(qemuCpu.waitMs),
     ...(pager ? { pager } : {}),
     agent: instance.start.reseed,
   };

@@ -7,7 +7,7 @@ export { probeAccel, chooseAccel, type AccelProbe, type AccelRequest } from "./a
 export { hostTscKhz, tscKhzFromCpuinfo, tscKhzFromKernelLog } from "./tsc.js";
 export { qemuInfo, type QemuInfo } from "./qemu.js";
 export { freeLoopbackPort, assertPortFree } from "./ports.js";
-export { processCpu, processIo, parseMajorFaults, parseReadBytes, parseSchedstat, type ProcessCpu, type ProcessIo } from "./procstat.js";
+export { cpuBetween, processIo, parseMajorFaults, parseReadBytes, parseSchedstat, threadsCpu, type ProcessCpu, type ProcessIo, type ThreadsCpu } from "./procstat.js";
 export { machineOf, deviceSignature, type GuestBoot, type GuestMemoryFile } from "./cmdline.js";
 export { GuestAgent, RESTORE_ENTROPY_BYTES, type AgentRestoreReply } from "./agent.js";
 export { procMemoryProbe, type MemoryProbe, type ProcessMemory, type GuestRamMemory, type HostMemory } from "./proc-memory.js";

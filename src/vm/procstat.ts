@@ -29,15 +29,33 @@ export interface ProcessCpu {
   waitMs: number;
 }
 
+/** Per thread id, as read at one moment. */
+export type ThreadsCpu = Map<string, ProcessCpu>;
+
 /** /proc/<pid>/task/<tid>/schedstat: nanoseconds on a core, nanoseconds waiting on a runqueue, timeslices. */
 export function parseSchedstat(schedstat: string): ProcessCpu {
   const [run, wait] = schedstat.trim().split(/\s+/).map(Number);
   return { runMs: (run ?? Number.NaN) / 1e6, waitMs: (wait ?? Number.NaN) / 1e6 };
 }
 
-/** Summed over the threads alive now (a thread that already exited is not counted). */
-export async function processCpu(pid: number): Promise<ProcessCpu> {
+/** The threads alive now (one that already exited is not counted). */
+export async function threadsCpu(pid: number): Promise<ThreadsCpu> {
   const tasks = await readdir(`/proc/${pid}/task`);
-  const threads = await Promise.all(tasks.map((tid) => readFile(`/proc/${pid}/task/${tid}/schedstat`, "utf8").then(parseSchedstat, () => ({ runMs: 0, waitMs: 0 }))));
-  return threads.reduce((sum, t) => ({ runMs: sum.runMs + t.runMs, waitMs: sum.waitMs + t.waitMs }), { runMs: 0, waitMs: 0 });
+  const read = await Promise.all(tasks.map(async (tid) => [tid, await readFile(`/proc/${pid}/task/${tid}/schedstat`, "utf8").then(parseSchedstat, () => undefined)] as const));
+  return new Map(read.filter((entry): entry is readonly [string, ProcessCpu] => entry[1] !== undefined));
+}
+
+/**
+ * What the threads alive at `after` did since `before` (a thread that started meanwhile counts
+ * whole; one that exited meanwhile is missing from both, so it never makes the figures negative).
+ */
+export function cpuBetween(before: ThreadsCpu | undefined, after: ThreadsCpu): ProcessCpu {
+  let runMs = 0;
+  let waitMs = 0;
+  for (const [tid, now] of after) {
+    const then = before?.get(tid);
+    runMs += now.runMs - (then?.runMs ?? 0);
+    waitMs += now.waitMs - (then?.waitMs ?? 0);
+  }
+  return { runMs, waitMs };
 }

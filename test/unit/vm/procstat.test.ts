@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseMajorFaults, parseReadBytes, parseSchedstat, processCpu, processIo } from "../../../src/vm/procstat.js";
+import { cpuBetween, parseMajorFaults, parseReadBytes, parseSchedstat, processIo, threadsCpu } from "../../../src/vm/procstat.js";
 
 describe("process counters", () => {
   it("reads major faults after a command name with spaces and parentheses", () => {
@@ -15,10 +15,22 @@ describe("process counters", () => {
     expect(parseSchedstat("1500000000 250000000 42\n")).toEqual({ runMs: 1500, waitMs: 250 });
   });
 
-  it("sums this process's threads' CPU time", async () => {
-    const cpu = await processCpu(process.pid);
-    expect(cpu.runMs).toBeGreaterThan(0);
-    expect(cpu.waitMs).toBeGreaterThanOrEqual(0);
+  it("reads this process's threads' CPU time, one entry per thread", async () => {
+    const threads = await threadsCpu(process.pid);
+    expect(threads.get(String(process.pid))!.runMs).toBeGreaterThan(0);
+    expect(cpuBetween(undefined, threads).runMs).toBeGreaterThan(0);
+  });
+
+  it("takes what the threads alive at the end did since the start: a thread that exited counts neither way", () => {
+    const before = new Map([
+      ["1", { runMs: 100, waitMs: 10 }],
+      ["2", { runMs: 500, waitMs: 50 }], // exited before the end
+    ]);
+    const after = new Map([
+      ["1", { runMs: 180, waitMs: 15 }],
+      ["3", { runMs: 40, waitMs: 4 }], // started meanwhile
+    ]);
+    expect(cpuBetween(before, after)).toEqual({ runMs: 120, waitMs: 9 });
   });
 
   it("reads this process's own counters", async () => {
