@@ -23,6 +23,7 @@ import type { StoredImage } from "../image/index.js";
 import { addEncoding, loadWorkingSet, pickEncoding } from "../memory/index.js";
 import { roundMs } from "../metrics/index.js";
 import { bootInstance, defaultRequestData, restoreOnce, runOnce, type Host, usableSnapshot } from "../start/index.js";
+import { isPoolMode } from "../start/instance.js";
 import { VhiveError } from "../shared/errors.js";
 import { evictFromPageCache, type StoredSnapshot } from "../snapshot/index.js";
 import { assertSomethingToNarrow, runSeries, TimeBudget, type AutoRepsRecord, type RepsPlan, type RoundListener, type SeriesOutcome } from "./auto-reps.js";
@@ -94,7 +95,7 @@ export async function ensureWorkingSet(host: Host, snapshot: StoredSnapshot, inp
 }
 
 /** Modes that prefetch a recorded working set: prefetch and its variants, and the pooled VMMs'. */
-const prefetches = (mode: BenchMode): boolean => isPrefetchMode(mode) || mode === "pool" || mode === "pool-installed";
+const prefetches = (mode: BenchMode): boolean => isPrefetchMode(mode) || isPoolMode(mode);
 
 const minRounds = (plan: RepsPlan): number => (typeof plan === "number" ? plan : plan.minRounds);
 

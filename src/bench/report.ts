@@ -27,7 +27,8 @@ import { PAPER_CONCURRENCY, PAPER_FACTS, paperFunction } from "./paper.js";
 import type { ReuseReport } from "./reuse.js";
 import type { AutoRepsRecord } from "./auto-reps.js";
 import { benchRatios, formatBounds, formatHalfWidth, formatRatio, formatRatioWithInterval, ratioPairs, type RatioFigure } from "./ratios.js";
-import { ALL_PHASES, findSummary, isRestoreMode, PREFETCH_VARIANTS, summarizeRows, type BenchMode, type BenchRow, type ModeSummary, type PrefetchVariant } from "./rows.js";
+import { ALL_PHASES, findSummary, groupRows, isRestoreMode, PREFETCH_VARIANTS, summarizeRows, type BenchMode, type BenchRow, type ModeSummary, type PrefetchVariant } from "./rows.js";
+import { isPoolMode } from "../start/instance.js";
 import { correlation, median } from "./stats.js";
 import { wsDiskFigures } from "./ws-disk.js";
 import type { TraceReport } from "./trace/replay.js";
@@ -323,10 +324,8 @@ const fmtCorrelation = (r: number) => (Number.isFinite(r) ? r.toFixed(2) : "");
 function spreadSection(rows: readonly BenchRow[]): string[] {
   const timed = rows.filter((row) => row.concurrency === 1 && typeof row.qemuCpuMs === "number" && typeof row.qemuWaitMs === "number");
   if (timed.length === 0) return [];
-  const groups = new Map<string, BenchRow[]>();
-  for (const row of timed) groups.set(`${row.function}\0${row.mode}`, [...(groups.get(`${row.function}\0${row.mode}`) ?? []), row]);
   const range = (values: readonly number[]) => `${fmtMs(Math.min(...values))} .. ${fmtMs(Math.max(...values))}`;
-  const table = [...groups.values()].map((group) => {
+  const table = groupRows(timed).map((group) => {
     const totals = group.map((row) => row.totalMs);
     const cpu = group.map((row) => row.qemuCpuMs!);
     const wait = group.map((row) => row.qemuWaitMs!);
@@ -348,7 +347,7 @@ function spreadSection(rows: readonly BenchRow[]): string[] {
  * skips), its ratios, and what a pooled VMM held while it waited.
  */
 function pooledVmmsSection(report: ColdStartBenchReport, summaries: readonly ModeSummary[], ratios: readonly { group: string; figures: readonly RatioFigure[] }[]): string[] {
-  const poolModes = report.modes.filter((mode): mode is "pool" | "pool-installed" => mode === "pool" || mode === "pool-installed");
+  const poolModes = report.modes.filter(isPoolMode);
   if (poolModes.length === 0) return [];
   const figure = (fn: string, numerator: BenchMode, denominator: BenchMode) => ratios.find((r) => r.group === fn)?.figures.find((f) => f.numerator === numerator && f.denominator === denominator);
   const rows = report.functions.flatMap(({ function: fn }) =>

@@ -199,8 +199,8 @@ function medianOrNull(values: readonly (number | null | undefined)[]): number | 
   return present.length === 0 ? null : median(present);
 }
 
-/** Group rows by (function, mode, concurrency), in first-seen order, with medians. */
-export function summarizeRows(rows: readonly BenchRow[]): ModeSummary[] {
+/** Rows grouped by (function, mode, concurrency), in first-seen order. */
+export function groupRows(rows: readonly BenchRow[]): BenchRow[][] {
   const groups = new Map<string, BenchRow[]>();
   for (const row of rows) {
     const key = `${row.function}\0${row.mode}\0${row.concurrency}`;
@@ -208,7 +208,12 @@ export function summarizeRows(rows: readonly BenchRow[]): ModeSummary[] {
     if (group) group.push(row);
     else groups.set(key, [row]);
   }
-  return [...groups.values()].map((group) => {
+  return [...groups.values()];
+}
+
+/** Group rows by (function, mode, concurrency), in first-seen order, with medians. */
+export function summarizeRows(rows: readonly BenchRow[]): ModeSummary[] {
+  return groupRows(rows).map((group) => {
     const first = group[0]!;
     const phases = ALL_PHASES.filter((phase) => group.some((row) => phase in row.breakdown));
     const pick = (field: keyof MemoryFigures) => medianOrNull(group.map((row) => row[field] ?? null));

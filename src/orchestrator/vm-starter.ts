@@ -42,6 +42,7 @@ import {
   createClient,
   defaultRequestData,
   findUsableSnapshot,
+  isPoolMode,
   PooledVmm,
   prestartVmm,
   restoreInstance,
@@ -447,7 +448,7 @@ function startInfo(instance: Instance, notes: readonly string[]): StartInfo {
     const { qemuStartMs, kernelBootMs, initMs, functionReadyMs } = start.times;
     return { kind: "boot", breakdown: { qemuStartMs: roundMs(qemuStartMs), kernelBootMs: roundMs(kernelBootMs), initMs: roundMs(initMs), functionReadyMs: roundMs(functionReadyMs) }, ...said };
   }
-  const kind = start.kind === "record" || start.kind === "prefetch" || start.kind === "pool" || start.kind === "pool-installed" ? start.kind : "vanilla";
+  const kind = start.kind === "record" || start.kind === "prefetch" || isPoolMode(start.kind) ? start.kind : "vanilla";
   const breakdown: Record<string, number> = {};
   for (const [phase, ms] of Object.entries(start.times)) breakdown[phase] = roundMs(ms);
   return { kind, breakdown, snapshotId: start.snapshotId, ...said };

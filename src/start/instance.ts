@@ -50,6 +50,12 @@ export interface BootStart {
  */
 export type MemoryMode = "vanilla" | "vanilla-4k" | "lazy" | "record" | "prefetch" | "floor" | "pool" | "pool-installed";
 
+/** The modes of a restore on a pre-started VMM (vmm-pool.ts). */
+export const POOL_MODES = ["pool", "pool-installed"] as const;
+export type PoolMode = (typeof POOL_MODES)[number];
+
+export const isPoolMode = (mode: string): mode is PoolMode => (POOL_MODES as readonly string[]).includes(mode);
+
 /** What a pooled VMM did before the cold start that took it. */
 export interface PooledFigures {
   /** QEMU spawn until the VMM was ready in the pool (pager attached; pool-installed: working set installed), ms. */

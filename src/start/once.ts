@@ -11,9 +11,9 @@ import type { StoredSnapshot } from "../snapshot/index.js";
 import { cpuBetween, processIo, threadsCpu, type AgentRestoreReply, type ProcessIo, type ThreadsCpu } from "../vm/index.js";
 import { bootInstance, type BootOptions } from "./boot.js";
 import type { Host } from "./host.js";
-import { defaultRequestData, type Instance, type MemoryMode, type RestoreStart } from "./instance.js";
+import { defaultRequestData, isPoolMode, POOL_MODES, type Instance, type MemoryMode, type RestoreStart } from "./instance.js";
 import { dropCachesFor, restoreInstance, RESTORE_MODES, saveRecordedWorkingSet, type RestoreOptions } from "./restore.js";
-import { isPoolMode, POOL_MODES, prestartVmm, restorePooled, type PooledMemory } from "./vmm-pool.js";
+import { prestartVmm, restorePooled, type PooledMemory } from "./vmm-pool.js";
 
 export interface RunResult {
   image: { id: string; name: string };

@@ -75,7 +75,7 @@ import {
 import { MicroVm } from "../vm/index.js";
 import { fingerprintFor } from "./fingerprint.js";
 import type { Host } from "./host.js";
-import { checkStart, createClient, DEFAULT_READY_TIMEOUT_MS, Instance, waitFunctionReady, withHostPort, type MemoryMode, type PooledFigures, type RestoreStart, type StartOptions } from "./instance.js";
+import { checkStart, createClient, DEFAULT_READY_TIMEOUT_MS, Instance, isPoolMode, waitFunctionReady, withHostPort, type MemoryMode, type PooledFigures, type RestoreStart, type StartOptions } from "./instance.js";
 
 export const RESTORE_MODES = ["vanilla", "vanilla-4k", "lazy", "record", "prefetch", "floor", "reap"] as const;
 export type RestoreMode = (typeof RESTORE_MODES)[number];
@@ -371,7 +371,7 @@ export async function resumeVmm(host: Host, launched: LaunchedVmm, options: Rest
   if (pager && mode === "pool") pager.startPrefetch();
   await vm.loadState(snapshot.statePath);
   const loaded = performance.now();
-  if (pager && (mode === "prefetch" || mode === "floor" || mode === "pool" || mode === "pool-installed")) {
+  if (pager && (mode === "prefetch" || mode === "floor" || isPoolMode(mode))) {
     await Promise.race([pager.prefetchDone(), died()]);
   }
   const memoryReady = performance.now();

@@ -40,13 +40,8 @@ import { UndoStack } from "../shared/undo.js";
 import type { StoredSnapshot } from "../snapshot/index.js";
 import { procMemoryProbe, type MemoryProbe } from "../vm/index.js";
 import type { Host } from "./host.js";
-import { checkStart, withHostPort, type Instance, type RestoreStart, type StartOptions } from "./instance.js";
+import { checkStart, withHostPort, type Instance, type PoolMode, type RestoreStart, type StartOptions } from "./instance.js";
 import { checkSnapshot, explainRestoreFailure, launchVmm, prefetchFiles, resumeVmm, type LaunchedVmm, type RestoreOptions } from "./restore.js";
-
-export const POOL_MODES = ["pool", "pool-installed"] as const;
-export type PoolMode = (typeof POOL_MODES)[number];
-
-export const isPoolMode = (mode: string): mode is PoolMode => (POOL_MODES as readonly string[]).includes(mode);
 
 const MIB = 1024 * 1024;
 

@@ -1,5 +1,5 @@
 import { assertSomethingToNarrow, benchColdStarts, checksCost, benchRatios, BENCH_MODES, describeAuto, orderModes, paperLatencyMs, ratioPairs, summarizeRows, type ColdStartBenchReport, type WrittenResults } from "../../bench/index.js";
-import { openHost } from "../../start/index.js";
+import { isPoolMode, openHost } from "../../start/index.js";
 import { printRoundStatus, ratioLines, repsOptions, repsPlan, resolveFunctions, resultsOptions, withProgressBar, writeAndPrint, writtenLines } from "../bench-output.js";
 import { defineCommand } from "../command.js";
 import { accelOption, invokeTimeoutOf, timeoutOption } from "../function-options.js";
@@ -12,7 +12,7 @@ export function coldStartRatios(report: ColdStartBenchReport) {
 
 /** The table `vhive bench coldstart` and `vhive demo` print: one line per function and mode, then the ratios. */
 export function describeColdStarts(report: ColdStartBenchReport, written: WrittenResults): string {
-  const pooled = report.modes.some((mode) => mode === "pool" || mode === "pool-installed");
+  const pooled = report.modes.some(isPoolMode);
   const rows = summarizeRows(report.rows).map((s) => {
     const paper = paperLatencyMs(s.function, s.mode);
     return [
