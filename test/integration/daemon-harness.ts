@@ -1,4 +1,5 @@
 /** Helpers for tests that drive a real daemon over HTTP. */
+import { expect } from "vitest";
 import { StatePaths } from "../../src/shared/paths.js";
 import { SnapshotStore } from "../../src/snapshot/index.js";
 import { stateDir } from "./harness.js";
@@ -10,6 +11,14 @@ export async function api<T = Record<string, any>>(base: string, method: string,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: response.status, json: (await response.json()) as T };
+}
+
+/** Invoke a deployed greeting function (helloworld) with `data`: it must answer 200 with "Hello, <data>!". */
+export async function invokeGreeting(base: string, fn: string, data: string): Promise<Record<string, any>> {
+  const { status, json } = await api(base, "POST", `/functions/${fn}/invoke`, { data });
+  expect(status, JSON.stringify(json)).toBe(200);
+  expect(json.text).toBe(`Hello, ${data}!`);
+  return json;
 }
 
 /** Wait until the function has no instance left (keep-alive expired and the retire finished). */

@@ -17,7 +17,7 @@ import { StatePaths } from "../../src/shared/paths.js";
 import { SnapshotStore } from "../../src/snapshot/index.js";
 import { freeLoopbackPort } from "../../src/vm/index.js";
 import { Cleanups } from "../unit/test-shared/cleanups.js";
-import { api, removeSnapshotsOf, uniqueName, waitScaledToZero } from "./daemon-harness.js";
+import { api, invokeGreeting, removeSnapshotsOf, uniqueName, waitScaledToZero } from "./daemon-harness.js";
 import { expectNothingLeft, qemuProcessesOfTests, runCli, stateDir } from "./harness.js";
 
 const cleanups = new Cleanups();
@@ -40,9 +40,7 @@ describe("the daemon", () => {
 
     const starts: string[] = [];
     const invoke = async (data: string) => {
-      const { status, json } = await api(base, "POST", `/functions/${fn}/invoke`, { data });
-      expect(status, JSON.stringify(json)).toBe(200);
-      expect(json.text).toBe(`Hello, ${data}!`);
+      const json = await invokeGreeting(base, fn, data);
       starts.push(json.start);
       return json;
     };

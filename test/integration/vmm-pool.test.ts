@@ -14,7 +14,7 @@ import { StatePaths } from "../../src/shared/paths.js";
 import { SnapshotStore, type StoredSnapshot } from "../../src/snapshot/index.js";
 import { bootInstance, createSnapshot, restoreOnce, type Host, type RestoreResult } from "../../src/start/index.js";
 import { Cleanups } from "../unit/test-shared/cleanups.js";
-import { api, removeSnapshotsOf, uniqueName, waitScaledToZero } from "./daemon-harness.js";
+import { api, invokeGreeting, removeSnapshotsOf, uniqueName, waitScaledToZero } from "./daemon-harness.js";
 import { expectNothingLeft, flipBytes, qemuProcessesOfTests, runCli, stateDir, testHost } from "./harness.js";
 
 const cleanups = new Cleanups();
@@ -126,12 +126,7 @@ describe("the daemon's pool of pre-started VMMs", () => {
     const base = daemon.url;
     const spec = { image: helloworld.id, start: "reap", keepaliveMs: 2000, poolDepth: 1 };
     expect((await api(base, "PUT", `/functions/${fn}`, spec)).status).toBe(201);
-    const invoke = async (data: string) => {
-      const { status, json } = await api(base, "POST", `/functions/${fn}/invoke`, { data });
-      expect(status, JSON.stringify(json)).toBe(200);
-      expect(json.text).toBe(`Hello, ${data}!`);
-      return json;
-    };
+    const invoke = (data: string) => invokeGreeting(base, fn, data);
 
     // No snapshot yet: nothing to pre-start. boot, then record; once the working set is
     // written, the pool fills; at zero it is drained.
@@ -180,12 +175,7 @@ describe("the daemon's pool of pre-started VMMs", () => {
     const base = daemon.url;
     const spec = { image: helloworld.id, start: "reap", keepaliveMs: 1000, poolDepth: 1 };
     expect((await api(base, "PUT", `/functions/${fn}`, spec)).status).toBe(201);
-    const invoke = async (data: string) => {
-      const { status, json } = await api(base, "POST", `/functions/${fn}/invoke`, { data });
-      expect(status, JSON.stringify(json)).toBe(200);
-      expect(json.text).toBe(`Hello, ${data}!`);
-      return json;
-    };
+    const invoke = (data: string) => invokeGreeting(base, fn, data);
     await invoke("boot");
     await waitScaledToZero(base, fn);
     await invoke("record");
