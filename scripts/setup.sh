@@ -34,6 +34,9 @@ PACKAGES=(
   containernetworking-plugins     # CNI bridge, host-local and loopback in /usr/lib/cni: pod networks of the private containerd (scripts/lib/private-containerd.sh)
   stress                          # in the resource-consumer image of containerd's CRI suite (scripts/lib/cri-images.sh)
   dpkg-dev                        # dpkg-source, which `apt-get source` unpacks containerd's source package with
+  etcd-server                     # the Kubernetes cluster's etcd (scripts/k8s-cluster.sh)
+  iptables conntrack              # kube-proxy's Service rules, in each node's network namespace
+  openssl curl                    # the cluster's certificates; its health checks
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do

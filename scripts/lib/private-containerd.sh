@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # A private containerd with its CRI plugin and real CNI networking, for tests and scripts. It is
-# Debian's containerd with its own configuration (containerd-cri.toml.in), root, state, socket,
+# Debian's containerd (1.6), or containerd 2 from the Kubernetes kit (--containerd DIR), with its
+# own configuration (containerd-cri.toml.in, containerd2-cri.toml.in), root, state, socket,
 # runc state, CNI configuration (cni-bridge.conflist.in) and IP allocations, all under one
 # temporary directory, and a Linux bridge and /24 of its own. Stopping it leaves nothing behind:
 # no process, network namespace, bridge, veth, mount or file (see private_containerd_stop).
@@ -31,6 +32,14 @@
 #   PRIVATE_CONTAINERD_LOG       containerd's log
 #
 # Options:
+#   --containerd DIR  the containerd, ctr and containerd-shim-runc-v2 in DIR instead of Debian's
+#                     (scripts/lib/k8s-kit.sh dir containerd: containerd 2, configured with
+#                     containerd2-cri.toml.in; the tables appended are moved to its CRI plugins).
+#   --subnet CIDR     the pod network's /24 (default: 10.209.<index>.0/24, claimed); its first
+#                     address is the bridge's.
+#   --vhive-runtime TEMPLATE
+#                     vhive's runtime table (default containerd-vhive.toml.in; a node's own
+#                     configuration, deploy/kubernetes/, say), appended as --config-append is.
 #   --ipam-dir DIR    where host-local keeps its IP allocations (default: under the temporary
 #                     directory). The CRI suite looks for them under /var/lib/cni.
 #   --shim-dir DIR    put DIR first on containerd's PATH, where it finds runtime shims such as
@@ -55,7 +64,8 @@ _PCD_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 _PCD_SUBNET_PREFIX=10.209          # pod subnets 10.209.<index>.0/24
 _PCD_SANDBOX_IMAGE=registry.k8s.io/pause:3.6   # built and imported by scripts/lib/cri-images.sh
 _PCD_CNI_BIN_DIR=/usr/lib/cni      # Debian's containernetworking-plugins
-_PCD_CONTAINERD=/usr/bin/containerd
+_PCD_CONTAINERD=/usr/bin/containerd # or DIR/containerd (--containerd DIR), with DIR's ctr
+_PCD_CTR=ctr
 # runc puts a container's cgroups under /<containerd namespace>/<container id> in every
 # hierarchy; runc delete removes the container's, not the namespace's.
 _pcd_cgroup_roots() { awk '$9 == "cgroup" || $9 == "cgroup2" {print $5}' /proc/self/mountinfo; }
@@ -112,23 +122,28 @@ _pcd_wait_gone() {
   ! _pcd_alive "$1"
 }
 
-_pcd_ctr() { timeout 20 ctr --address "$PRIVATE_CONTAINERD_SOCKET" "$@"; }
+_pcd_ctr() { timeout 20 "$_PCD_CTR" --address "$PRIVATE_CONTAINERD_SOCKET" "$@"; }
 
 # Claim a pod network: the first index whose bridge does not exist and whose /24 nobody routes.
 # Creating the bridge is the claim, atomic against another instance starting at the same time.
 # The bridge gets the subnet's first address itself, so the host reaches the pods (the CNI
 # bridge plugin's isGateway would do the same but also turn on IP forwarding host-wide).
+# With --subnet, that /24 (which nobody may route yet) on the first free bridge.
 _pcd_claim_network() {
-  local index subnet
+  local index subnet fixed=$1
+  if [ -n "$fixed" ] && [ -n "$(ip -4 route show table all root "$fixed")" ]; then
+    _pcd_fail "the pod subnet $fixed is routed already"
+    return 1
+  fi
   for ((index = 1; index <= 254; index++)); do
-    subnet=$_PCD_SUBNET_PREFIX.$index.0/24
+    subnet=${fixed:-$_PCD_SUBNET_PREFIX.$index.0/24}
     [ -z "$(ip -4 route show table all root "$subnet")" ] || continue
     ip link add "vhive-cri$index" type bridge 2>/dev/null || continue
     PRIVATE_CONTAINERD_BRIDGE=vhive-cri$index
     PRIVATE_CONTAINERD_NETWORK=vhive-cri$index
     PRIVATE_CONTAINERD_BIN_NAME=vhive-ctrd$index
     PRIVATE_CONTAINERD_SUBNET=$subnet
-    PRIVATE_CONTAINERD_GATEWAY=$_PCD_SUBNET_PREFIX.$index.1
+    PRIVATE_CONTAINERD_GATEWAY=${subnet%.*/24}.1
     if ! ip addr add "$PRIVATE_CONTAINERD_GATEWAY/24" dev "$PRIVATE_CONTAINERD_BRIDGE" ||
       ! ip link set "$PRIVATE_CONTAINERD_BRIDGE" up; then
       ip link del "$PRIVATE_CONTAINERD_BRIDGE"
@@ -165,7 +180,7 @@ _pcd_write_instance() {
     for name in PRIVATE_CONTAINERD_DIR PRIVATE_CONTAINERD_SOCKET PRIVATE_CONTAINERD_CRI_ROOT \
       PRIVATE_CONTAINERD_BIN_NAME PRIVATE_CONTAINERD_BRIDGE PRIVATE_CONTAINERD_NETWORK \
       PRIVATE_CONTAINERD_SUBNET PRIVATE_CONTAINERD_GATEWAY PRIVATE_CONTAINERD_LOG \
-      _PCD_IPAM_DIR _PCD_OWNER_PID _PCD_OWNER_START _PCD_NEW_HOST_DIRS; do
+      _PCD_IPAM_DIR _PCD_OWNER_PID _PCD_OWNER_START _PCD_NEW_HOST_DIRS _PCD_CTR; do
       printf '%s=%q\n' "$name" "${!name}"
     done
   } >"$PRIVATE_CONTAINERD_DIR/instance.env"
@@ -238,10 +253,14 @@ _pcd_wait_ready() {
 }
 
 private_containerd_start() {
-  local shim_path="" log_level=info plugins=() appends=() mirror="" restart_delay=1
+  local shim_path="" log_level=info plugins=() appends=() mirror="" restart_delay=1 subnet=""
+  local containerd_dir="" vhive_runtime=$_PCD_LIB_DIR/containerd-vhive.toml.in
   _PCD_IPAM_DIR=""
   while [ $# -gt 0 ]; do
     case "$1" in
+      --containerd) containerd_dir=$(cd "$2" && pwd) || return 1; shift 2 ;;
+      --subnet) subnet=$2; shift 2 ;;
+      --vhive-runtime) vhive_runtime=$(realpath "$2"); shift 2 ;;
       --ipam-dir) _PCD_IPAM_DIR=$2; shift 2 ;;
       --shim-dir) shim_path+="$(cd "$2" && pwd):"; shift 2 ;;
       --cni-plugin) plugins+=("$(realpath "$2")"); shift 2 ;;
@@ -249,12 +268,24 @@ private_containerd_start() {
       --mirror-archives) mirror=$(realpath "$2"); shift 2 ;;
       --restart-delay) restart_delay=$2; shift 2 ;;
       --log-level) log_level=$2; shift 2 ;;
-      *) _pcd_fail "unknown option $1 (known: --ipam-dir DIR, --shim-dir DIR, --cni-plugin FILE, --config-append TEMPLATE, --mirror-archives DIR, --restart-delay S, --log-level LEVEL)"; return 1 ;;
+      *) _pcd_fail "unknown option $1 (known: --containerd DIR, --subnet CIDR, --vhive-runtime TEMPLATE, --ipam-dir DIR, --shim-dir DIR, --cni-plugin FILE, --config-append TEMPLATE, --mirror-archives DIR, --restart-delay S, --log-level LEVEL)"; return 1 ;;
     esac
   done
   [ "$(id -u)" -eq 0 ] || { _pcd_fail "a private containerd needs root (network namespaces, mounts, a bridge)"; return 1; }
+  case "$subnet" in
+    "" | *.*.*.0/24) ;;
+    *) _pcd_fail "--subnet takes a /24 ending in .0/24 (got $subnet)"; return 1 ;;
+  esac
+  local runc_shim=containerd-shim-runc-v2
+  if [ -n "$containerd_dir" ]; then
+    _PCD_CONTAINERD=$containerd_dir/containerd
+    _PCD_CTR=$containerd_dir/ctr
+    runc_shim=$containerd_dir/containerd-shim-runc-v2
+    # containerd finds runc's shim on its PATH: the release's own, first.
+    shim_path+="$containerd_dir:"
+  fi
   local tool
-  for tool in "$_PCD_CONTAINERD" ctr runc containerd-shim-runc-v2 ip setsid timeout "$_PCD_CNI_BIN_DIR/bridge" "$_PCD_CNI_BIN_DIR/host-local" "$_PCD_CNI_BIN_DIR/loopback"; do
+  for tool in "$_PCD_CONTAINERD" "$_PCD_CTR" runc "$runc_shim" ip setsid timeout "$_PCD_CNI_BIN_DIR/bridge" "$_PCD_CNI_BIN_DIR/host-local" "$_PCD_CNI_BIN_DIR/loopback"; do
     command -v "$tool" >/dev/null || { _pcd_fail "$tool is missing: run scripts/setup.sh (containerd, runc, containernetworking-plugins)"; return 1; }
   done
   if [ -n "${PRIVATE_CONTAINERD_DIR:-}" ]; then
@@ -278,7 +309,7 @@ private_containerd_start() {
   for dir in "${_PCD_HOST_DIRS[@]}"; do [ -e "$dir" ] || _PCD_NEW_HOST_DIRS+="$dir "; done
   # The cgroups there are before; a namespace's cgroup not among them is the instance's to remove.
   for dir in $(_pcd_cgroup_roots); do find "$dir" -mindepth 1 -maxdepth 1 -type d; done >"$PRIVATE_CONTAINERD_DIR/cgroups-before"
-  _pcd_claim_network || return 1
+  _pcd_claim_network "$subnet" || return 1
   [ -n "$_PCD_IPAM_DIR" ] || _PCD_IPAM_DIR=$PRIVATE_CONTAINERD_DIR/cni/ipam
   _pcd_write_instance
 
@@ -287,15 +318,18 @@ private_containerd_start() {
   # containerd 1.6 takes one CNI plugin directory: Debian's plugins and the extra ones, linked.
   local plugin
   for plugin in "$_PCD_CNI_BIN_DIR"/* "${plugins[@]}"; do ln -sf "$plugin" "$PRIVATE_CONTAINERD_DIR/cni/bin/"; done
-  local restrict_oom=true
+  local restrict_oom=true major
   if _pcd_has_cap_sys_resource; then restrict_oom=false; fi
-  _pcd_fill "$_PCD_LIB_DIR/containerd-cri.toml.in" "$PRIVATE_CONTAINERD_DIR/config.toml" \
+  major=$(_pcd_containerd_major) || return 1
+  local template=$_PCD_LIB_DIR/containerd-cri.toml.in
+  [ "$major" -ge 2 ] && template=$_PCD_LIB_DIR/containerd2-cri.toml.in
+  _pcd_fill "$template" "$PRIVATE_CONTAINERD_DIR/config.toml" \
     "DIR=$PRIVATE_CONTAINERD_DIR" "LOG_LEVEL=$log_level" "SANDBOX_IMAGE=$_PCD_SANDBOX_IMAGE" \
     "CNI_BIN_DIR=$PRIVATE_CONTAINERD_DIR/cni/bin" "RESTRICT_OOM_SCORE_ADJ=$restrict_oom"
   local append
-  for append in "${appends[@]}"; do
+  for append in "$vhive_runtime" "${appends[@]}"; do
     private_containerd_fill "$append" "$PRIVATE_CONTAINERD_DIR/config-append.toml"
-    cat "$PRIVATE_CONTAINERD_DIR/config-append.toml" >>"$PRIVATE_CONTAINERD_DIR/config.toml"
+    if [ "$major" -ge 2 ]; then _pcd_tables_for_containerd2 <"$PRIVATE_CONTAINERD_DIR/config-append.toml"; else cat "$PRIVATE_CONTAINERD_DIR/config-append.toml"; fi >>"$PRIVATE_CONTAINERD_DIR/config.toml"
     rm "$PRIVATE_CONTAINERD_DIR/config-append.toml"
   done
   _pcd_fill "$_PCD_LIB_DIR/cni-bridge.conflist.in" "$PRIVATE_CONTAINERD_DIR/cni/net.d/10-$PRIVATE_CONTAINERD_NETWORK.conflist" \
@@ -310,6 +344,25 @@ private_containerd_start() {
   export PRIVATE_CONTAINERD_DIR PRIVATE_CONTAINERD_SOCKET PRIVATE_CONTAINERD_CRI_ROOT PRIVATE_CONTAINERD_BIN_NAME \
     PRIVATE_CONTAINERD_BRIDGE PRIVATE_CONTAINERD_NETWORK PRIVATE_CONTAINERD_SUBNET PRIVATE_CONTAINERD_GATEWAY PRIVATE_CONTAINERD_LOG
   _pcd_say "containerd ready on $PRIVATE_CONTAINERD_SOCKET (pods on $PRIVATE_CONTAINERD_BRIDGE, $PRIVATE_CONTAINERD_SUBNET)"
+}
+
+# containerd's major version (1 for Debian's 1.6, 2 for the kit's).
+_pcd_containerd_major() {
+  local version
+  version=$("$_PCD_CONTAINERD" --version 2>/dev/null | awk '{print $3}')
+  version=${version#v}
+  case "$version" in
+    [0-9]*) echo "${version%%.*}" ;;
+    *) _pcd_fail "could not read $_PCD_CONTAINERD's version"; return 1 ;;
+  esac
+}
+
+# Runtime tables written for containerd 1.x (plugins."io.containerd.grpc.v1.cri".containerd...)
+# where containerd 2 reads them (plugins."io.containerd.cri.v1.runtime".containerd...), as
+# containerd's own migration of a version 2 configuration moves them. A table already written
+# for containerd 2 is left as it is.
+_pcd_tables_for_containerd2() {
+  sed 's/^\(\s*\)\[plugins\."io\.containerd\.grpc\.v1\.cri"\.containerd\./\1[plugins."io.containerd.cri.v1.runtime".containerd./'
 }
 
 # Kill and delete every task and container, in every namespace, through containerd and so

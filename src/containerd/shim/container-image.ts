@@ -95,7 +95,13 @@ export async function functionConfigOf(spec: ContainerSpec): Promise<{ config: F
   return {
     config: {
       argv: spec.argv,
-      env: Object.fromEntries(Object.entries(spec.env).filter(([key]) => !PER_POD_ENV.includes(key))),
+      // In name order: kubelet lists the Service variables in a Go map's order, a new one for
+      // each pod, and the image (and so its snapshots) is keyed by this config.
+      env: Object.fromEntries(
+        Object.entries(spec.env)
+          .filter(([key]) => !PER_POD_ENV.includes(key))
+          .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+      ),
       workdir: spec.cwd,
       port,
       protocol,

@@ -24,7 +24,12 @@ export async function deleteShim(flags: ShimFlags): Promise<Uint8Array> {
   const spec = await readBundleSpec(bundle);
   if ((await readFile(join(bundle, DELEGATE_FILE), "utf8").catch(() => "")).trim() === "runc") {
     // The pod's sandbox goes last: its function claim goes with it.
-    if (spec.annotations[CRI_ANNOTATIONS.containerType] === "sandbox") await releasePod(socketPathOf(shimSocketAddress(flags.address, flags.namespace, shimGroup(flags.id, spec.annotations))));
+    if (spec.annotations[CRI_ANNOTATIONS.containerType] === "sandbox") {
+      const socket = socketPathOf(shimSocketAddress(flags.address, flags.namespace, shimGroup(flags.id, spec.annotations)));
+      await releasePod(socket);
+      // The pod's vhive shim served the sandbox; if it died, its socket is left.
+      if (!(await canConnect(socket))) await rm(socket, { force: true });
+    }
     return deleteThroughRunc(flags, bundle);
   }
   const config = JSON.parse(await readFile(join(bundle, "config.json"), "utf8").catch(() => "{}")) as { root?: { path?: string } };

@@ -6,6 +6,7 @@
  *   containerd-shim-vhive-v2 -namespace NS -address ADDR -publish-binary BIN -id ID [-debug] start
  *   containerd-shim-vhive-v2 -namespace NS -address ADDR -publish-binary BIN -id ID -bundle DIR delete
  *   containerd-shim-vhive-v2 -namespace NS -address ADDR -id ID -socket PATH [-debug]   (the server)
+ *     [-sandbox-id ID -sandbox-shim BOOTSTRAP]   (a pod's: its sandbox runs in runc's shim at BOOTSTRAP)
  *
  * No argument parser on npm speaks Go's single-dash long flags, hence these few lines.
  */
@@ -24,13 +25,19 @@ export interface ShimFlags {
   bundle: string | undefined;
   /** The socket the server listens on (given by start to the server it spawns). */
   socket: string | undefined;
+  /** A pod's sandbox, which the server forwards to runc's shim (sandbox-proxy.ts). */
+  sandboxId: string | undefined;
+  /** What runc's shim printed at its start for the sandbox (its address). */
+  sandboxShim: string | undefined;
   debug: boolean;
   version: boolean;
+  /** containerd 2 asks a runtime for its RuntimeInfo (`-info`) before it starts pods on it. */
+  info: boolean;
   action: ShimAction;
 }
 
-const STRING_FLAGS = { namespace: "namespace", id: "id", address: "address", "publish-binary": "publishBinary", bundle: "bundle", socket: "socket" } as const;
-const BOOLEAN_FLAGS = { debug: "debug", v: "version" } as const;
+const STRING_FLAGS = { namespace: "namespace", id: "id", address: "address", "publish-binary": "publishBinary", bundle: "bundle", socket: "socket", "sandbox-id": "sandboxId", "sandbox-shim": "sandboxShim" } as const;
+const BOOLEAN_FLAGS = { debug: "debug", v: "version", info: "info" } as const;
 
 export function parseShimFlags(argv: readonly string[]): ShimFlags {
   const strings: Partial<Record<(typeof STRING_FLAGS)[keyof typeof STRING_FLAGS], string>> = {};
@@ -55,8 +62,9 @@ export function parseShimFlags(argv: readonly string[]): ShimFlags {
   }
   const action = argv[i] ?? "serve";
   if (action !== "start" && action !== "delete" && action !== "serve") throw usage(`unknown action ${action}`);
-  if (!booleans.version && !strings.namespace) throw usage("shim namespace cannot be empty (-namespace)");
-  if (!booleans.version && !strings.id) throw usage("the task id is missing (-id)");
+  const bare = booleans.version || booleans.info;
+  if (!bare && !strings.namespace) throw usage("shim namespace cannot be empty (-namespace)");
+  if (!bare && !strings.id) throw usage("the task id is missing (-id)");
   return {
     namespace: strings.namespace ?? "",
     id: strings.id ?? "",
@@ -64,8 +72,11 @@ export function parseShimFlags(argv: readonly string[]): ShimFlags {
     publishBinary: strings.publishBinary,
     bundle: strings.bundle,
     socket: strings.socket,
+    sandboxId: strings.sandboxId,
+    sandboxShim: strings.sandboxShim,
     debug: booleans.debug ?? false,
     version: booleans.version ?? false,
+    info: booleans.info ?? false,
     action,
   };
 }

@@ -6,12 +6,16 @@
  * Each module is loaded only for its action: start and delete must be quick.
  */
 import { parseShimFlags } from "./flags.js";
-import { SHIM_BINARY } from "./names.js";
+import { RUNTIME_TYPE, SHIM_BINARY } from "./names.js";
 
 async function main(): Promise<void> {
   const flags = parseShimFlags(process.argv.slice(2));
   if (flags.version) {
     process.stdout.write(`${SHIM_BINARY} (vhive)\n`);
+    return;
+  }
+  if (flags.info) {
+    process.stdout.write(runtimeInfo());
     return;
   }
   switch (flags.action) {
@@ -30,6 +34,15 @@ async function main(): Promise<void> {
       await serveShim(flags);
     }
   }
+}
+
+/**
+ * containerd.types.RuntimeInfo (api/types/introspection.proto) with only its name (field 1):
+ * the shim offers no runtime options or OCI features for containerd to check a spec against.
+ */
+function runtimeInfo(): Uint8Array {
+  const name = Buffer.from(RUNTIME_TYPE);
+  return Buffer.concat([Buffer.from([0x0a, name.length]), name]);
 }
 
 main().catch((error: unknown) => {

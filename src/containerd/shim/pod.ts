@@ -1,9 +1,10 @@
 /**
  * The pod model, as Kata and vHive's CRI service have it: with runtime handler `vhive`, a pod's
  * sandbox (its pause container) and every container that is not the function run as ordinary
- * Linux containers, handed at start to containerd-shim-runc-v2 (containerd then talks to runc's
- * shim for them directly); the function container runs as a vhive microVM in the pod's network
- * namespace, so it answers at the pod IP and at localhost for the pod's other containers.
+ * Linux containers under containerd-shim-runc-v2 (containerd talks to runc's shim directly for
+ * the sidecars; the sandbox's calls go through the pod's vhive shim, sandbox-proxy.ts); the
+ * function container runs as a vhive microVM in the pod's network namespace, served by the
+ * pod's vhive shim, so it answers at the pod IP and at localhost for the pod's other containers.
  *
  * Which container is the function: the one the pod annotation dev.vhive.function-container
  * names (CRI passes pod annotations to the containers when containerd's pod_annotations lets
@@ -31,12 +32,7 @@ export type PodRole = "function" | "runc";
 export interface PodState {
   /** The name of the container the pod's claim file names as its function, if any yet. */
   claimedBy: string | undefined;
-  /** Whether the pod's vhive shim (its function container's) runs now. */
-  running: boolean;
 }
-
-const alreadyRuns = (named: string) =>
-  new VhiveError("ERR_VALIDATION", `the pod already runs its function container (${named})`, { remedy: "a pod runs one function as a vhive microVM; its other containers run under runc" });
 
 /** What a container is in its pod. A container outside any pod (ctr run) is a function. */
 export function podRole(annotations: Record<string, string>, pod: PodState): PodRole {
@@ -51,9 +47,7 @@ export function podRole(annotations: Record<string, string>, pod: PodState): Pod
       remedy: `name one of the pod's containers, and list the function container first in the pod spec`,
     });
   }
-  if (!isFunction) return "runc";
-  if (pod.running) throw alreadyRuns(pod.claimedBy ?? name);
-  return "function";
+  return isFunction ? "function" : "runc";
 }
 
 /** The claim file of the pod whose shim socket is `socket`. */

@@ -17,6 +17,8 @@ import { EventPublisher } from "../publisher.js";
 import { TtrpcServer } from "../ttrpc/index.js";
 import { removeNetns } from "./bundle.js";
 import type { ShimFlags } from "./flags.js";
+import { parseShimBootstrap, SandboxProxy } from "./sandbox-proxy.js";
+import { releasePod } from "./pod.js";
 import { ShimService } from "./service.js";
 import { epochMs } from "./start-record.js";
 
@@ -49,18 +51,23 @@ export async function serveShim(flags: ShimFlags): Promise<void> {
       log.info("shim shutting down", { how });
       if (how === "destroy") await service.destroy();
       await server[how]();
+      await sandbox?.close();
+      // A pod's shim goes with its sandbox: the pod's claim on its function goes with it.
+      if (sandbox) await releasePod(flags.socket!);
       await publisher.close();
       if (process.env.VHIVE_SHIM_NETNS) await removeNetns(process.env.VHIVE_SHIM_NETNS);
       process.exit(code);
     })());
   // start passes when it began; a server started some other way counts from its own start.
   const processTimes = { shimStartedAt: Number(process.env.VHIVE_SHIM_STARTED_AT) || performance.timeOrigin, serverStartedAt: performance.timeOrigin, servingAt: 0 };
+  const sandbox = flags.sandboxId && flags.sandboxShim ? new SandboxProxy(flags.sandboxId, parseShimBootstrap(flags.sandboxShim)) : undefined;
   const service = new ShimService({
     host,
     publisher,
     log,
     onShutdown: () => void end("close", 0),
     processTimes,
+    sandbox,
   });
   server.register(shim.TaskDefinition, service.implementation());
   await server.listen({ path: flags.socket });

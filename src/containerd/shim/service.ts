@@ -3,14 +3,16 @@
  * microVMs (task.ts), the task events containerd expects (TaskCreate, TaskStart, TaskExit,
  * TaskDelete), and the calls a VM has no answer for (Exec, Pause, Resume, Checkpoint,
  * ResizePty, Update, Stats) answered UNIMPLEMENTED: left out of the implementation, the ttrpc
- * server says so at once.
+ * server says so at once. A pod's shim also serves the pod's sandbox, by forwarding its calls to
+ * runc's shim (sandbox-proxy.ts).
  */
 import { events, shim, taskTypes } from "../api.js";
 import type { EventPublisher } from "../publisher.js";
-import { GrpcCode, TtrpcStatusError, type ServiceImplementation } from "../ttrpc/index.js";
+import { GrpcCode, TtrpcStatusError, type CallContext, type ServiceImplementation } from "../ttrpc/index.js";
 import type { Log } from "../../shared/log.js";
 import type { Host } from "../../start/index.js";
 import { messageOf } from "../../shared/errors.js";
+import type { SandboxProxy, TaskMethodKey } from "./sandbox-proxy.js";
 import { ContainerStarter } from "./starter.js";
 import { epochMs, type StartTimeline } from "./start-record.js";
 import { ContainerTask, type TaskExit } from "./task.js";
@@ -30,6 +32,8 @@ export interface ShimServiceOptions {
   onShutdown: () => void;
   /** When the shim's processes started and the server listened (read at each Create, after listen). */
   processTimes: Pick<StartTimeline, "shimStartedAt" | "serverStartedAt" | "servingAt">;
+  /** The pod's sandbox, run by runc's shim, when this shim serves a pod. */
+  sandbox?: SandboxProxy;
 }
 
 export class ShimService {
@@ -56,12 +60,36 @@ export class ShimService {
     await Promise.all(this.tasks.map((task) => task.destroy()));
   }
 
-  /** The handlers containerd calls. */
+  /** The handlers containerd calls: the sandbox's go on to runc's shim, the rest are the VMs'. */
   implementation(): ServiceImplementation<typeof shim.TaskDefinition> {
+    const own = this.#own();
+    const sandbox = this.#options.sandbox;
+    if (!sandbox) return own;
+    const forwarding: Record<string, unknown> = {};
+    for (const key of Object.keys(shim.TaskDefinition.methods) as TaskMethodKey[]) {
+      const handler = own[key] as ((request: { id: string }, context: CallContext) => unknown) | undefined;
+      forwarding[key] = async (request: { id: string }, context: CallContext) => {
+        if (request.id !== sandbox.id) {
+          if (!handler) throw new TtrpcStatusError(GrpcCode.UNIMPLEMENTED, `${key} is not implemented for a vhive microVM`);
+          return handler(request, context);
+        }
+        const answer = await sandbox.forward(key, request as never, context);
+        if (key === "shutdown" && this.#tasks.size === 0) setImmediate(this.#options.onShutdown);
+        return answer;
+      };
+    }
+    return forwarding as ServiceImplementation<typeof shim.TaskDefinition>;
+  }
+
+  #own(): ServiceImplementation<typeof shim.TaskDefinition> {
     return {
       create: async (request) => {
         if (this.#tasks.has(request.id) || this.#creating.has(request.id)) {
           throw new TtrpcStatusError(GrpcCode.ALREADY_EXISTS, `task ${request.id} already exists`);
+        }
+        const running = this.tasks.find((task) => task.status !== "stopped");
+        if (running) {
+          throw new TtrpcStatusError(GrpcCode.FAILED_PRECONDITION, `the pod already runs its function container (task ${running.id}): a pod runs one function as a vhive microVM; its other containers run under runc`);
         }
         if (request.checkpoint) throw new TtrpcStatusError(GrpcCode.UNIMPLEMENTED, "restoring a task from a CRIU checkpoint: vhive restores its own snapshots instead");
         const createAt = epochMs();
@@ -138,7 +166,9 @@ export class ShimService {
         return { shimPid: process.pid, taskPid: task?.pid ?? 0, version: "vhive" };
       },
       shutdown: () => {
-        if (this.#tasks.size === 0) setImmediate(this.#options.onShutdown); // after this answer goes out
+        // After this answer goes out; a pod's shim stays while runc's shim serves its sandbox.
+        const sandboxGone = !this.#options.sandbox || this.#options.sandbox.shutDown;
+        if (this.#tasks.size === 0 && sandboxGone) setImmediate(this.#options.onShutdown);
         return {};
       },
     };

@@ -6,8 +6,10 @@
  * forwarded port and the shim's own readiness checks are both in the container's network; and
  * waits until the server listens before it prints the address.
  *
- * In a pod (pod.ts), the sandbox and the containers that are not the function are handed to
- * containerd-shim-runc-v2: its start runs in their place, and its address is the one printed.
+ * In a pod (pod.ts), the containers that are not the function are handed to
+ * containerd-shim-runc-v2: its start runs in their place, and its address is the one printed. The
+ * pod's sandbox is run by runc's shim too, but served by the pod's vhive shim, started here with
+ * it (sandbox-proxy.ts says why): the function container's start then finds it running.
  */
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, lstatSync, openSync } from "node:fs";
@@ -39,12 +41,25 @@ export async function startShim(flags: ShimFlags): Promise<string> {
   const address = shimSocketAddress(flags.address, flags.namespace, group);
   const socket = socketPathOf(address);
   const running = await canConnect(socket);
-  if (podRole(spec.annotations, { claimedBy: await readPodClaim(socket), running }) === "runc") return delegateToRunc(flags, bundle);
-  if (running) throw new VhiveError("ERR_VALIDATION", `container ${flags.id} shares its shim with a running container`, { remedy: "each container outside a pod needs its own id" });
+  const type = spec.annotations[CRI_ANNOTATIONS.containerType];
+  let sandboxShim: string | undefined;
+  if (type === "sandbox") {
+    if (running) throw new VhiveError("ERR_VALIDATION", `pod sandbox ${flags.id} has a running shim already`, { remedy: "each pod needs its own sandbox id" });
+    sandboxShim = await delegateToRunc(flags, bundle);
+  } else {
+    if (podRole(spec.annotations, { claimedBy: await readPodClaim(socket) }) === "runc") return delegateToRunc(flags, bundle);
+    const containerName = spec.annotations[CRI_ANNOTATIONS.containerName];
+    if (type === "container" && running) {
+      // The pod's shim, started with its sandbox, serves the function container too.
+      await claimPod(socket, containerName ?? flags.id);
+      await writeAddressFile(bundle, address);
+      return address;
+    }
+    if (running) throw new VhiveError("ERR_VALIDATION", `container ${flags.id} shares its shim with a running container`, { remedy: "each container outside a pod needs its own id" });
+    if (containerName !== undefined) await claimPod(socket, containerName);
+  }
   await rm(socket, { force: true }); // a server that died left it
   await mkdir(dirname(socket), { recursive: true, mode: 0o700 });
-  const containerName = spec.annotations[CRI_ANNOTATIONS.containerName];
-  if (containerName !== undefined) await claimPod(socket, containerName);
 
   let netns: string | undefined;
   let ownNetns: string | undefined;
@@ -59,6 +74,7 @@ export async function startShim(flags: ShimFlags): Promise<string> {
   const serverArgs = [fileURLToPath(new URL("./main.js", import.meta.url)), "-namespace", flags.namespace, "-id", flags.id, "-address", flags.address, "-socket", socket];
   if (flags.publishBinary) serverArgs.push("-publish-binary", flags.publishBinary);
   if (flags.debug) serverArgs.push("-debug");
+  if (sandboxShim) serverArgs.push("-sandbox-id", flags.id, "-sandbox-shim", sandboxShim);
   const [command, ...args] = netns ? ["nsenter", `--net=${netns}`, "--", process.execPath, ...serverArgs] : [process.execPath, ...serverArgs];
   const log = openLog(bundle);
   try {
@@ -83,8 +99,9 @@ export async function startShim(flags: ShimFlags): Promise<string> {
 
 /**
  * Run runc's shim's start for this container instead (same flags, same bundle, no runtime
- * options: vhive's are not runc's), mark the bundle so delete goes to runc too, and return the
- * address runc's shim printed: containerd talks to it directly from here on.
+ * options: vhive's are not runc's), mark the bundle so delete goes to runc too, and return what
+ * runc's shim printed (its address): containerd talks to it directly from here on, but for a
+ * pod's sandbox, whose calls the pod's vhive shim forwards to it.
  */
 async function delegateToRunc(flags: ShimFlags, bundle: string): Promise<string> {
   const args = ["-namespace", flags.namespace, "-address", flags.address, "-id", flags.id];

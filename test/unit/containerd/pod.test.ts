@@ -6,7 +6,7 @@ import { claimPod, podRole, readPodClaim, releasePod } from "../../../src/contai
 
 const sandbox = { "io.kubernetes.cri.container-type": "sandbox" };
 const container = (name: string, extra: Record<string, string> = {}) => ({ "io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.container-name": name, ...extra });
-const fresh = { claimedBy: undefined, running: false };
+const fresh = { claimedBy: undefined };
 
 describe("podRole", () => {
   it("hands the sandbox to runc and keeps a container outside any pod", () => {
@@ -16,19 +16,18 @@ describe("podRole", () => {
 
   it("makes the first container the function, and the rest runc's", () => {
     expect(podRole(container("user-container"), fresh)).toBe("function");
-    expect(podRole(container("queue-proxy"), { claimedBy: "user-container", running: true })).toBe("runc");
+    expect(podRole(container("queue-proxy"), { claimedBy: "user-container" })).toBe("runc");
   });
 
   it("keeps the claim across a function container that failed or exited: its restart is the function again", () => {
-    expect(podRole(container("sleeper"), { claimedBy: "user-container", running: false })).toBe("runc");
-    expect(podRole(container("user-container"), { claimedBy: "user-container", running: false })).toBe("function");
-    expect(() => podRole(container("user-container"), { claimedBy: "user-container", running: true })).toThrow(/already runs its function container \(user-container\)/);
+    expect(podRole(container("sleeper"), { claimedBy: "user-container" })).toBe("runc");
+    expect(podRole(container("user-container"), { claimedBy: "user-container" })).toBe("function");
   });
 
   it("follows the annotation, and refuses one that names no container the pod starts first", () => {
     const named = { "dev.vhive.function-container": "fn" };
     expect(podRole(container("fn", named), fresh)).toBe("function");
-    expect(podRole(container("sidecar", named), { claimedBy: "fn", running: true })).toBe("runc");
+    expect(podRole(container("sidecar", named), { claimedBy: "fn" })).toBe("runc");
     expect(() => podRole(container("sidecar", named), fresh)).toThrow(/dev.vhive.function-container=fn names no container the pod has started: its first container is sidecar/);
   });
 });
