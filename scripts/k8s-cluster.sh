@@ -425,6 +425,17 @@ nodes_ready() {
   [ "$ready" -eq "${#NODES[@]}" ]
 }
 
+# cluster.json: what programs (the tests, k8s-try.sh, the benchmark) need to reach the cluster.
+write_cluster_json() {
+  local n nodes=()
+  for n in "${NODES[@]}"; do
+    nodes+=("$(node -e 'const [name, ip, netns, socket, dir, vhive] = process.argv.slice(1); console.log(JSON.stringify({ name, ip, netns, containerdSocket: socket, containerdDir: dir, containerdState: dir + "/state", vhiveState: vhive }))' \
+      "$(node_name "$n")" "$(node_ip "$n")" "$(node_netns "$n")" "$(cat "$(node_dir "$n")/containerd.socket")" "$(cat "$(node_dir "$n")/containerd.dir")" "$(node_dir "$n")/vhive")")
+  done
+  node -e 'const [dir, kubeconfig, kubectl, ctr, crictl, api, services, ...nodes] = process.argv.slice(1); console.log(JSON.stringify({ dir, kubeconfig, kubectl, ctr, crictl, apiServer: api, serviceCidr: services, nodes: nodes.map((n) => JSON.parse(n)) }, null, 2))' \
+    "$DIR" "$DIR/admin.kubeconfig" "$(k8s_kit_bin kubectl)" "$(k8s_kit_bin ctr)" "$(k8s_kit_bin crictl)" "$API" "$SERVICE_CIDR" "${nodes[@]}" >"$DIR/cluster.json"
+}
+
 # --- the keeper ---------------------------------------------------------------------------------
 
 # Stop everything in order and remove what the cluster made. Safe to run twice, and from `down`
@@ -517,6 +528,7 @@ keep() {
     echo "failed" >"$DIR/state"
     exit 1
   }
+  write_cluster_json
   echo "ready" >"$DIR/state"
   # Until down: the supervisors run in the background; waiting keeps the traps live.
   while :; do
@@ -539,7 +551,7 @@ cmd_up() {
   done
   [ -f "$ROOT/dist/shim/main.js" ] || fail "vhive is not built: run scripts/setup.sh"
   # Build the kit before anything runs (once per pinned version; minutes on a fresh machine).
-  k8s_kit_build kubernetes containerd
+  k8s_kit_build
   local index
   index=$(claim_index) || fail "no free cluster network: bridges vk8s1..9 exist or 10.221-229.0.0/16 are routed"
   (umask 077 && mkdir -p "$DIR")
@@ -584,6 +596,7 @@ cmd_down() {
   return 0
 }
 
+# Exit status 0 when the cluster runs, 3 when it does not (as an init script's status).
 cmd_status() {
   load_cluster || { echo "no cluster in $DIR"; return 3; }
   local name pid
@@ -593,6 +606,7 @@ cmd_status() {
     if alive "$pid"; then printf '  %-24s running (pid %s)\n' "$name" "$pid"; else printf '  %-24s not running\n' "$name"; fi
   done
   kubectl_admin get nodes -o wide 2>/dev/null || true
+  alive "$(cat "$DIR/pids/keeper" 2>/dev/null)" || return 3
 }
 
 cmd_env() {

@@ -8,10 +8,10 @@ import type { StartRecord } from "../containerd/shim/start-record.js";
 
 /** The phases in order, with what each is. */
 export const SHIM_PHASES = {
-  sandboxMs: "RunPodSandbox: the pod's pause container (runc) and its CNI network (pods only)",
-  toShimMs: "containerd until it runs the shim's start (the container, its rootfs snapshot, the bundle; ctr's own start)",
-  shimStartMs: "the shim's start and its server process, until the server listens",
-  toCreateMs: "containerd connects and sends Create",
+  sandboxMs: "RunPodSandbox: the pod's pause container (runc), its CNI network and the pod's vhive shim, started with it (pods only)",
+  toShimMs: "containerd until it runs the shim's start (the container, its rootfs snapshot, the bundle; ctr's own start; 0 for a pod, whose shim started with its sandbox)",
+  shimStartMs: "the shim's start and its server process, until the server listens (0 for a pod: within RunPodSandbox)",
+  toCreateMs: "containerd connects and sends Create (for a pod: from the sandbox ready, the function container's start, which finds the pod's shim running, included)",
   hostMs: "the shim's host context: QEMU's version, the guest kernel's and initramfs's digests, the accelerator",
   createMs: "Create: the rootfs mounted, the container's vhive image looked up",
   toStartMs: "Create answered until Start arrives (containerd, ctr, CRI)",
@@ -29,11 +29,13 @@ export type ShimSplit = Record<ShimPhase, number>;
 export function shimSplit(record: StartRecord, times: { beganAt: number; sandboxReadyAt?: number; repliedAt: number }): ShimSplit {
   const t = record.timeline;
   const afterSandbox = times.sandboxReadyAt ?? times.beganAt;
+  // A pod's shim starts with its sandbox, so its start lies within RunPodSandbox.
+  const shimInSandbox = times.sandboxReadyAt !== undefined && t.servingAt <= times.sandboxReadyAt;
   return {
     sandboxMs: afterSandbox - times.beganAt,
-    toShimMs: t.shimStartedAt - afterSandbox,
-    shimStartMs: t.servingAt - t.shimStartedAt,
-    toCreateMs: t.createAt - t.servingAt,
+    toShimMs: shimInSandbox ? 0 : t.shimStartedAt - afterSandbox,
+    shimStartMs: shimInSandbox ? 0 : t.servingAt - t.shimStartedAt,
+    toCreateMs: t.createAt - (shimInSandbox ? afterSandbox : t.servingAt),
     hostMs: t.hostReadyAt - t.createAt,
     createMs: t.createdAt - t.hostReadyAt,
     toStartMs: t.startAt - t.createdAt,

@@ -13,7 +13,8 @@
  *   await env.stop(); expect(await env.leftovers()).toEqual([]);
  *
  * The runtime handlers are `runc` (the default) and `vhive` (containerd-shim-vhive-v2 from PATH
- * or `shimDirs`).
+ * or `shimDirs`). `release` picks the containerd: Debian's 1.6, or 2 (the Kubernetes kit's,
+ * scripts/lib/k8s-kit.sh, built once); `env.ctr` is the ctr of the same release.
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -30,6 +31,7 @@ import { stateDir } from "./harness.js";
 const run = promisify(execFile);
 
 const SCRIPT = packagePath("scripts", "lib", "private-containerd.sh");
+const KIT_SCRIPT = packagePath("scripts", "lib", "k8s-kit.sh");
 const IMAGES_SCRIPT = packagePath("scripts", "lib", "cri-images.sh");
 const READY_TIMEOUT_MS = 60_000;
 /** Stopping removes every pod through containerd first; a few seconds per pod at most. */
@@ -49,7 +51,21 @@ export async function shimBinDir(parent: string): Promise<string> {
 
 export type CriImageName = "pause" | "busybox" | "resource-consumer" | "volume-copy-up" | "volume-ownership";
 
+/** The containerd releases the containerd and pod tests run against. */
+export const CONTAINERD_RELEASES = ["1.6", "2"] as const;
+export type ContainerdRelease = (typeof CONTAINERD_RELEASES)[number];
+
+/** The folder holding containerd, ctr and containerd-shim-runc-v2 of a release (undefined: Debian's, on PATH). */
+export async function containerdDir(release: ContainerdRelease): Promise<string | undefined> {
+  if (release === "1.6") return undefined;
+  // Built by scripts/test.sh before the suite; a build here would take minutes.
+  const { stdout } = await run("bash", [KIT_SCRIPT, "dir", "containerd"], { maxBuffer: 1 << 20, timeout: 1_800_000 });
+  return stdout.trim();
+}
+
 export interface PrivateContainerdOptions {
+  /** Which containerd (default Debian's 1.6). */
+  release?: ContainerdRelease;
   /** Directories put first on containerd's PATH, where it finds runtime shims. */
   shimDirs?: string[];
   /** containerd's log level (default info); the log is `log`. */
@@ -78,6 +94,8 @@ const Event = z.discriminatedUnion("event", [ReadyEvent, StartedEvent]);
 export type PrivateContainerdInfo = Omit<z.infer<typeof ReadyEvent>, "event">;
 
 export interface PrivateContainerd extends PrivateContainerdInfo, AsyncDisposable {
+  /** The ctr of the instance's release. */
+  readonly ctr: string;
   /** containerd's current pid (it changes when containerd is restarted). */
   readonly pid: number;
   /** Build (once, cached) and import the images into the CRI plugin's namespace. */
@@ -95,7 +113,10 @@ export interface PrivateContainerd extends PrivateContainerdInfo, AsyncDisposabl
 
 export async function startPrivateContainerd(options: PrivateContainerdOptions = {}): Promise<PrivateContainerd> {
   if (process.getuid?.() !== 0) throw new Error("a private containerd needs root (network namespaces, mounts, a bridge): run the tests as root");
+  const dir = await containerdDir(options.release ?? "1.6");
+  const ctr = dir ? join(dir, "ctr") : "ctr";
   const args = [SCRIPT, "run"];
+  if (dir) args.push("--containerd", dir);
   for (const dir of options.shimDirs ?? []) args.push("--shim-dir", dir);
   if (options.logLevel) args.push("--log-level", options.logLevel);
   const child = new ChildHandle("private-containerd", "bash", args, { stdio: ["pipe", "pipe", "pipe"] });
@@ -131,6 +152,7 @@ export async function startPrivateContainerd(options: PrivateContainerdOptions =
   let stopped: Promise<void> | undefined;
   const env: PrivateContainerd = {
     ...info,
+    ctr,
     get pid() {
       return events.lastPid;
     },
@@ -142,7 +164,7 @@ export async function startPrivateContainerd(options: PrivateContainerdOptions =
       const started = events.next("started");
       process.kill(events.lastPid, signal);
       await started;
-      await waitForContainerd(info.socket, READY_TIMEOUT_MS);
+      await waitForContainerd(ctr, info.socket, READY_TIMEOUT_MS);
     },
     stop() {
       stopped ??= (async () => {
@@ -189,11 +211,11 @@ class EventLog {
 }
 
 /** Until `ctr version` answers on the socket (containerd has no readiness message). */
-async function waitForContainerd(socket: string, timeoutMs: number): Promise<void> {
+async function waitForContainerd(ctr: string, socket: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      await run("ctr", ["--address", socket, "version"], { timeout: 5000 });
+      await run(ctr, ["--address", socket, "version"], { timeout: 5000 });
       return;
     } catch (error) {
       if (Date.now() > deadline) throw new Error(`containerd did not answer on ${socket} within ${timeoutMs} ms: ${String(error)}`);

@@ -22,6 +22,12 @@ describe("shimSplit", () => {
     expect(Object.keys(split)).toEqual(Object.keys(SHIM_PHASES));
   });
 
+  it("puts a pod's shim, started with its sandbox, within RunPodSandbox", () => {
+    const split = shimSplit(record, { beganAt: 500, sandboxReadyAt: 1_910, repliedAt: 2_800 });
+    expect(split).toMatchObject({ sandboxMs: 1_410, toShimMs: 0, shimStartMs: 0, toCreateMs: 10 });
+    expect(Object.values(split).reduce((a, b) => a + b, 0)).toBe(2_800 - 500);
+  });
+
   it("has no sandbox phase for a container started without a pod (ctr run)", () => {
     const split = shimSplit(record, { beganAt: 1_000, repliedAt: 2_700 });
     expect(split.sandboxMs).toBe(0);

@@ -61,7 +61,7 @@ function bytesOf(quantity: string): number {
 describe("deploy/kubernetes", () => {
   it("holds only YAML and TOML files, and each parses", async () => {
     const files = (await readdir(DIR)).sort();
-    expect(files).toEqual(["containerd-config.toml", "deployment.yaml", "knative-config-deployment.patch.yaml", "knative-config-features.patch.yaml", "knative-service.yaml", "pod.yaml", "runtimeclass.yaml"]);
+    expect(files).toEqual(["containerd-config.toml", "containerd2-config.toml", "deployment.yaml", "knative-config-deployment.patch.yaml", "knative-config-features.patch.yaml", "knative-service.yaml", "pod.yaml", "runtimeclass.yaml"]);
     for (const file of files) {
       if (file.endsWith(".toml")) parseToml(await readFile(`${DIR}/${file}`, "utf8")); // throws on a TOML error
       else expect((await yamlDocs(file)).length, file).toBeGreaterThan(0);
@@ -84,12 +84,23 @@ describe("deploy/kubernetes", () => {
     }
   });
 
+  it("the containerd 2 snippet registers the same runtime, with the same annotations, in containerd 2's CRI runtime table", async () => {
+    const config = parseToml(await readFile(`${DIR}/containerd2-config.toml`, "utf8")) as Doc;
+    const v1 = (parseToml(await readFile(`${DIR}/containerd-config.toml`, "utf8")) as Doc).plugins["io.containerd.grpc.v1.cri"].containerd.runtimes[RUNTIME_HANDLER];
+    expect(Object.keys(config)).toEqual(["plugins"]);
+    expect(Object.keys(config.plugins)).toEqual(["io.containerd.cri.v1.runtime"]);
+    const containerd = config.plugins["io.containerd.cri.v1.runtime"].containerd;
+    // Only vhive's table: containerd 2 keeps its built-in runc beside it, and runc stays the default.
+    expect(Object.keys(containerd)).toEqual(["runtimes"]);
+    expect(containerd.runtimes).toEqual({ [RUNTIME_HANDLER]: v1 });
+  });
+
   it("containerd runs that runtime type as the shim vhive installs", async () => {
     expect(shimBinaryOf(RUNTIME_TYPE)).toBe(SHIM_BINARY);
     expect(JSON.parse(await read("package.json")).bin[SHIM_BINARY]).toBe("dist/shim/main.js");
     expect(await read("scripts", "setup.sh")).toContain(`shim=/usr/local/bin/${SHIM_BINARY}`);
     // The private node the tests run registers the same handler and type.
-    const template = (await read("scripts", "lib", "containerd-cri.toml.in")).replace(/"@[A-Z_]+@"/g, '"x"').replace(/@[A-Z_]+@/g, "false");
+    const template = (await read("scripts", "lib", "containerd-vhive.toml.in")).replace(/"@[A-Z_]+@"/g, '"x"').replace(/@[A-Z_]+@/g, "false");
     const runtimes = (parseToml(template) as Doc).plugins["io.containerd.grpc.v1.cri"].containerd.runtimes;
     expect(runtimes[RUNTIME_HANDLER].runtime_type).toBe(RUNTIME_TYPE);
   });
