@@ -22,26 +22,6 @@ while [ $# -gt 0 ]; do
     *) echo "usage: bash scripts/k8s-try.sh [--dir DIR]" >&2; exit 2 ;;
   esac
 done
-[ "$(id -u)" -eq 0 ] || { echo "$0 must run as root (a cluster: network namespaces, cgroups, containerd)" >&2; exit 1; }
-[ -f dist/containerd/kube/try.js ] || { echo "vhive is not built: run scripts/setup.sh first" >&2; exit 1; }
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-
-work=$(mktemp -d /tmp/vhive-k8s-try-XXXXXX)
-[ -n "$dir" ] || dir=$work/cluster
-ours=0
-cleanup() {
-  [ "$ours" = 0 ] || bash scripts/k8s-cluster.sh --dir "$dir" down >&2 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if ! bash scripts/k8s-cluster.sh --dir "$dir" status >/dev/null 2>&1; then
-  ours=1
-  bash scripts/k8s-cluster.sh --dir "$dir" up
-fi
-say "building and exporting helloworld, importing it into each node's containerd"
-node dist/cli/main.js image build functions/helloworld >&2
-node dist/cli/main.js image export helloworld "$work/helloworld.tar" >&2
-bash scripts/k8s-cluster.sh --dir "$dir" import "$work/helloworld.tar"
-node dist/containerd/kube/try.js --cluster "$dir"
+. scripts/lib/k8s-helloworld.sh
+k8s_helloworld_cluster "$dir"
+node dist/containerd/kube/try.js --cluster "$K8S_CLUSTER_DIR"

@@ -17,6 +17,21 @@
 #                                                                 owned by nobody:nogroup
 #
 # (The suite also names ghcr.io/containerd/alpine:3.14.0, but no test of containerd 1.6 uses it.)
+#
+# And those of cri-tools' critest (scripts/critest.sh), after cri-tools' images/build, under the
+# names its tests pull (pkg/validate/consts.go, pkg/framework/util.go), each busybox plus:
+#
+#   critest-busybox          registry.k8s.io/e2e-test-images/busybox:1.29-2   nothing (the default test image)
+#   critest-nginx            registry.k8s.io/e2e-test-images/nginx:1.14-2     busybox's httpd on port 80
+#   critest-hostnet-nginx    gcr.io/k8s-staging-cri-tools/hostnet-nginx-amd64   the same on 12003
+#   critest-user-*           .../test-image-user-uid (USER 1002), -user-username (www-data),
+#                            -user-uid-group (1003:1004), -user-username-group (www-data:1004)
+#   critest-predefined-group .../test-image-predefined-group: user 1000 in group 50000
+#   critest-image-*          .../test-image-1, -2, -3, -latest, -tag:test and :all (one image),
+#                            -tags:1, :2, :3 (one image): an empty file named after the image
+#
+# critest's test-image-digest@sha256:9700f9a2... names one exact upstream digest, which no image
+# built here can have: its tests fail for every runtime.
 # Each is an OCI image archive (oci-layout, index.json annotated io.containerd.image.name with
 # the reference, blobs/sha256/...), the format `ctr images import` names images from. Derived
 # images share busybox's layer. Archives are cached under CACHE/<key>/, key being a digest of
@@ -30,13 +45,35 @@
 _CRI_IMAGES_SCRIPT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")
 _CRI_IMAGES_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CRI_IMAGE_NAMES=(pause busybox resource-consumer volume-copy-up volume-ownership)
+_CRI_CRITEST_REGISTRY=gcr.io/k8s-staging-cri-tools
 declare -A CRI_IMAGE_REFS=(
   [pause]=registry.k8s.io/pause:3.6
   [busybox]=ghcr.io/containerd/busybox:1.28
   [resource-consumer]=registry.k8s.io/e2e-test-images/resource-consumer:1.10
   [volume-copy-up]=ghcr.io/containerd/volume-copy-up:2.1
   [volume-ownership]=ghcr.io/containerd/volume-ownership:2.1
+  [critest-busybox]=registry.k8s.io/e2e-test-images/busybox:1.29-2
+  [critest-nginx]=registry.k8s.io/e2e-test-images/nginx:1.14-2
+  [critest-hostnet-nginx]=$_CRI_CRITEST_REGISTRY/hostnet-nginx-amd64:latest
+  [critest-user-uid]=$_CRI_CRITEST_REGISTRY/test-image-user-uid:latest
+  [critest-user-username]=$_CRI_CRITEST_REGISTRY/test-image-user-username:latest
+  [critest-user-uid-group]=$_CRI_CRITEST_REGISTRY/test-image-user-uid-group:latest
+  [critest-user-username-group]=$_CRI_CRITEST_REGISTRY/test-image-user-username-group:latest
+  [critest-predefined-group]=$_CRI_CRITEST_REGISTRY/test-image-predefined-group:latest
+  [critest-image-1]=$_CRI_CRITEST_REGISTRY/test-image-1:latest
+  [critest-image-2]=$_CRI_CRITEST_REGISTRY/test-image-2:latest
+  [critest-image-3]=$_CRI_CRITEST_REGISTRY/test-image-3:latest
+  [critest-image-latest]=$_CRI_CRITEST_REGISTRY/test-image-latest:latest
+  [critest-image-tag-test]=$_CRI_CRITEST_REGISTRY/test-image-tag:test
+  [critest-image-tag-all]=$_CRI_CRITEST_REGISTRY/test-image-tag:all
+  [critest-image-tags-1]=$_CRI_CRITEST_REGISTRY/test-image-tags:1
+  [critest-image-tags-2]=$_CRI_CRITEST_REGISTRY/test-image-tags:2
+  [critest-image-tags-3]=$_CRI_CRITEST_REGISTRY/test-image-tags:3
 )
+CRI_CRITEST_IMAGE_NAMES=(critest-busybox critest-nginx critest-hostnet-nginx critest-user-uid critest-user-username
+  critest-user-uid-group critest-user-username-group critest-predefined-group critest-image-1 critest-image-2
+  critest-image-3 critest-image-latest critest-image-tag-test critest-image-tag-all critest-image-tags-1
+  critest-image-tags-2 critest-image-tags-3)
 _CRI_BUSYBOX=/bin/busybox
 _CRI_PAUSE=$_CRI_IMAGES_ROOT/native/build/vhive-pause
 _CRI_STRESS=/usr/bin/stress
@@ -258,6 +295,52 @@ _cri_build_in() {
         layer=$(_cri_layer "$work/ownership" "$blobs")
         _cri_archive "$work/$name.tar" "${CRI_IMAGE_REFS[$name]}" \
           "{\"Env\":[\"$_CRI_PATH_ENV\"],\"Cmd\":[\"sh\"],\"Volumes\":{\"/test_dir\":{}}}" "$busybox_layer" "$layer"
+        ;;
+      critest-busybox)
+        _cri_busybox_layer
+        _cri_archive "$work/$name.tar" "${CRI_IMAGE_REFS[$name]}" "{\"Env\":[\"$_CRI_PATH_ENV\"],\"Cmd\":[\"sh\"]}" "$busybox_layer"
+        ;;
+      critest-nginx | critest-hostnet-nginx)
+        _cri_busybox_layer
+        local port=80
+        [ "$name" = critest-nginx ] || port=12003
+        mkdir -p "$work/$name/usr/share/nginx/html"
+        printf '<h1>Welcome to nginx!</h1>\n' >"$work/$name/usr/share/nginx/html/index.html"
+        layer=$(_cri_layer "$work/$name" "$blobs")
+        _cri_archive "$work/$name.tar" "${CRI_IMAGE_REFS[$name]}" \
+          "{\"Env\":[\"$_CRI_PATH_ENV\"],\"ExposedPorts\":{\"$port/tcp\":{}},\"Cmd\":[\"httpd\",\"-f\",\"-p\",\"$port\",\"-h\",\"/usr/share/nginx/html\"]}" "$busybox_layer" "$layer"
+        ;;
+      critest-user-*)
+        _cri_busybox_layer
+        local user
+        case "$name" in
+          critest-user-uid) user=1002 ;;
+          critest-user-username) user=www-data ;;
+          critest-user-uid-group) user=1003:1004 ;;
+          critest-user-username-group) user=www-data:1004 ;;
+        esac
+        _cri_archive "$work/$name.tar" "${CRI_IMAGE_REFS[$name]}" "{\"User\":\"$user\",\"Env\":[\"$_CRI_PATH_ENV\"],\"Cmd\":[\"sh\"]}" "$busybox_layer"
+        ;;
+      critest-predefined-group)
+        _cri_busybox_layer
+        mkdir -p "$work/$name/etc" "$work/$name/home/default-user"
+        cp "$work/busybox/etc/passwd" "$work/busybox/etc/group" "$work/$name/etc/"
+        echo "default-user:x:1000:1000:Linux User,,,:/home/default-user:/bin/sh" >>"$work/$name/etc/passwd"
+        printf 'default-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\n' >>"$work/$name/etc/group"
+        chown 1000:1000 "$work/$name/home/default-user"
+        layer=$(_cri_layer "$work/$name" "$blobs")
+        _cri_archive "$work/$name.tar" "${CRI_IMAGE_REFS[$name]}" "{\"User\":\"1000\",\"Env\":[\"$_CRI_PATH_ENV\"],\"Cmd\":[\"sh\"]}" "$busybox_layer" "$layer"
+        ;;
+      critest-image-*)
+        _cri_busybox_layer
+        # Dockerfile: ADD ${TEST} ${TEST}; the tags of one image share its TEST.
+        local test=${CRI_IMAGE_REFS[$name]##*/}
+        test=${test%%:*}
+        case "$name" in critest-image-tags-*) test=same-image ;; esac
+        mkdir -p "$work/$name"
+        : >"$work/$name/$test"
+        layer=$(_cri_layer "$work/$name" "$blobs")
+        _cri_archive "$work/$name.tar" "${CRI_IMAGE_REFS[$name]}" "{\"Env\":[\"$_CRI_PATH_ENV\"],\"Cmd\":[\"sh\"]}" "$busybox_layer" "$layer"
         ;;
     esac
     mv "$work/$name.tar" "$dir/$name.tar"

@@ -425,10 +425,33 @@ _pcd_kill_all() {
   for pid in "$@"; do _pcd_wait_gone "$pid" 50 || true; done
 }
 
+# The sockets of the shims about to be killed, which they would have removed themselves:
+# runc's at /run/containerd/s/<sha256(address/namespace/id)> (containerd's shim library,
+# SocketAddress), vhive's at the -socket its server was given (and the pod's claim beside it).
+_pcd_shim_sockets() {
+  local pid args namespace id socket
+  for pid in "$@"; do
+    { args=$(tr '\0' '\n' <"/proc/$pid/cmdline"); } 2>/dev/null || continue
+    namespace=$(printf '%s\n' "$args" | sed -n '/^-namespace$/{n;p;q}')
+    id=$(printf '%s\n' "$args" | sed -n '/^-id$/{n;p;q}')
+    socket=$(printf '%s\n' "$args" | sed -n '/^-socket$/{n;p;q}')
+    if [ -n "$socket" ]; then
+      printf '%s\n%s.function\n' "$socket" "$socket"
+    elif [ -n "$namespace" ] && [ -n "$id" ]; then
+      printf '/run/containerd/s/%s\n' "$(printf '%s' "$PRIVATE_CONTAINERD_SOCKET/$namespace/$id" | sha256sum | cut -d' ' -f1)"
+    fi
+  done
+}
+
 _pcd_sweep_leftovers() {
-  local root id mounts round
-  # shellcheck disable=SC2046
-  _pcd_kill_all $(_pcd_pids_matching "* -address $PRIVATE_CONTAINERD_SOCKET *")
+  local root id mounts round shims
+  shims=$(_pcd_pids_matching "* -address $PRIVATE_CONTAINERD_SOCKET *")
+  local sockets
+  # shellcheck disable=SC2086
+  sockets=$(_pcd_shim_sockets $shims)
+  # shellcheck disable=SC2086
+  _pcd_kill_all $shims
+  for id in $sockets; do rm -f "$id"; done
   for root in "$PRIVATE_CONTAINERD_DIR"/runc/*/; do
     [ -d "$root" ] || continue
     for id in $(runc --root "$root" list -q 2>/dev/null); do runc --root "$root" delete --force "$id" >/dev/null 2>&1 || true; done

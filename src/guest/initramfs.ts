@@ -4,6 +4,7 @@
  * after-restore hooks), and init.sh as /init, packed as a newc cpio. It is rebuilt only when an input changes: the file
  * is named by the digest of its inputs, kernel/initramfs-<digest>.cpio.
  */
+import { randomBytes } from "node:crypto";
 import { copyFile, mkdir, readFile, rename, stat, writeFile, chmod } from "node:fs/promises";
 import { createWriteStream } from "node:fs";
 import { once } from "node:events";
@@ -95,7 +96,7 @@ export async function prepareInitramfs(kernelDir: string, inputs: InitramfsInput
 
   const entries = [".", "bin", "bin/busybox", "bin/vhive-agent", "lib", "lib/modules", "proc", "sys", "dev", "mnt", "newroot", "init"];
   entries.push(...GUEST_MODULES.map((module) => `lib/modules/${module.split("/").at(-1)!}`));
-  const partial = `${path}.partial`;
+  const partial = `${path}.partial-${process.pid}-${randomBytes(4).toString("hex")}`;
   const out = createWriteStream(partial);
   await runTool("cpio", ["--quiet", "-o", "-H", "newc", "--reproducible", "--owner=0:0"], {
     failCode: "ERR_INITRAMFS",

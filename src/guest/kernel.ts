@@ -7,6 +7,7 @@
  *
  * On disk: kernel/vmlinux and kernel/kernel.json ({ version, source, sourceDigest, digest }).
  */
+import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -72,11 +73,13 @@ export async function prepareKernel(kernelDir: string, bootDir = "/boot"): Promi
   }
   await mkdir(kernelDir, { recursive: true });
   const path = join(kernelDir, "vmlinux");
-  const partial = `${path}.partial`;
+  // A name of this process's own: two shims preparing one state folder at once each finish.
+  const partial = `${path}.partial-${process.pid}-${randomBytes(4).toString("hex")}`;
   await extractVmlinux(source, partial);
   await rename(partial, path);
   const kernel: GuestKernel = { path, version, digest: await digestFileCached(path, digests), source, sourceDigest };
-  await writeFile(metaPath, JSON.stringify(kernel, null, 2) + "\n");
+  await writeFile(`${metaPath}.${process.pid}`, JSON.stringify(kernel, null, 2) + "\n");
+  await rename(`${metaPath}.${process.pid}`, metaPath);
   return kernel;
 }
 

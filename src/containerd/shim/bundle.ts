@@ -2,12 +2,13 @@
  * Where a shim's things live, derived the same way by every subcommand (start, the server,
  * delete), so that delete can clean up after a server that was SIGKILLed:
  *
- *   the socket     <containerd's socket dir>/s/vhive-<sha256(address/namespace/group), 32 hex
- *                  digits>, as containerd's shim library names it (runtime/v2/shim/util_unix.go
- *                  SocketAddress) but for the prefix, so it never is the runc shim's of the same
- *                  pod, and the shorter digest, so that a containerd whose socket lies in a deep
- *                  folder still gets a socket path within the 107 bytes Unix allows: one vhive
- *                  shim per pod (the group is the CRI sandbox id) or per container
+ *   the socket     /run/containerd/s/vhive-<sha256(address/namespace/group), 32 hex digits>,
+ *                  where containerd's shim library puts runc's (runtime/v2/shim/util_unix.go
+ *                  SocketAddress: the digest of containerd's address keeps instances apart)
+ *                  but for the prefix, so it never is the runc shim's of the same pod: a short
+ *                  path, within the 107 bytes a Unix socket allows wherever containerd's own
+ *                  socket lies. One vhive shim per pod (the group is the CRI sandbox id) or per
+ *                  container
  *   <bundle>/vhive-delegate  "runc" for a container vhive handed to runc's shim (a pod's sandbox
  *                  and its sidecars): delete is then runc's
  *   <bundle>/address         the socket's address, which a restarted containerd reconnects to
@@ -18,8 +19,7 @@
 import { createHash } from "node:crypto";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { createConnection } from "node:net";
-import { dirname, join } from "node:path";
-import { VhiveError } from "../../shared/errors.js";
+import { join } from "node:path";
 import { runTool } from "../../shared/tool.js";
 
 /** CRI's annotations on a pod's containers (containerd's pkg/cri/annotations). */
@@ -53,20 +53,14 @@ export function shimGroup(id: string, annotations: Record<string, string>): stri
   return id;
 }
 
-/** unix://<dir of containerd's socket>/s/<sha256>: beside containerd's, like the runc shim's. */
+/** Where containerd's shim library puts shim sockets (defaults.DefaultStateDir). */
+const SHIM_SOCKET_ROOT = "/run/containerd";
+
+/** unix:///run/containerd/s/vhive-<sha256>: where runc's shim's socket goes too. */
 export function shimSocketAddress(containerdAddress: string, namespace: string, group: string): string {
   const digest = createHash("sha256").update(join(containerdAddress, namespace, group)).digest("hex").slice(0, 32);
-  const path = join(dirname(containerdAddress), "s", `vhive-${digest}`);
-  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
-    throw new VhiveError("ERR_VALIDATION", `the shim's socket path would be ${Buffer.byteLength(path)} bytes, past the ${MAX_SOCKET_PATH_BYTES} a Unix socket allows`, {
-      remedy: "give containerd a socket in a shorter folder (its [grpc] address)",
-    });
-  }
-  return `unix://${path}`;
+  return `unix://${join(SHIM_SOCKET_ROOT, "s", `vhive-${digest}`)}`;
 }
-
-/** sun_path holds 108 bytes with the terminating NUL. */
-const MAX_SOCKET_PATH_BYTES = 107;
 
 /** Whether a server answers on a Unix socket path. */
 export function canConnect(path: string): Promise<boolean> {

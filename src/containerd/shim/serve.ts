@@ -30,11 +30,15 @@ const READY_FD = 3;
 /** The host context, opened once: the server listens (and answers containerd) before it is ready. */
 function lazyHost(log: Log): () => Promise<Host> {
   let host: Promise<Host> | undefined;
+  // A pod's shim outlives a failed container start: a failure is not kept, the next Create tries again.
   return () =>
     (host ??= openHost({
       stateDir: process.env.VHIVE_STATE || DEFAULT_SHIM_STATE,
       accel: (process.env.VHIVE_ACCEL as AccelRequest | undefined) ?? "auto",
       log,
+    }).catch((error: unknown) => {
+      host = undefined;
+      throw error;
     }));
 }
 

@@ -47,7 +47,13 @@ export class ShimService {
   }
 
   #context(): Promise<{ host: Host; starter: ContainerStarter }> {
-    this.#starter ??= this.#options.host().then((host) => ({ host, starter: new ContainerStarter(host, this.#options.log) }));
+    this.#starter ??= this.#options.host().then(
+      (host) => ({ host, starter: new ContainerStarter(host, this.#options.log) }),
+      (error: unknown) => {
+        this.#starter = undefined; // the next Create tries again
+        throw error;
+      },
+    );
     return this.#starter;
   }
 
