@@ -20,7 +20,8 @@
  *   createMs      Create: the rootfs, the container's vhive image, the host context
  *   toStartMs     Create answered until Start arrives
  *   startPathMs   Start: boot or restore, until the function answers
- *   replyMs       Start's answer back to kubelet, and this host's first call at the pod IP
+ *   replyMs       Start's answer back to kubelet, the pod's IP reaching this host's watch
+ *                 (kubelet's status update through the API server), and the first call there
  *
  * A runc pod has scheduleMs and restMs (bound until the first reply). Prints a table on stderr,
  * writes every row and the summary to OUT/k8s-scale.json, and prints, as its last line, one JSON
@@ -38,7 +39,8 @@ import { packagePath } from "../../shared/package-root.js";
 import { median, summarize } from "../../bench/stats.js";
 import { epochMs } from "../shim/start-record.js";
 import { Cluster } from "./cluster.js";
-import { firstReplies } from "./replies.js";
+import type { PodView } from "./kubectl.js";
+import { callFunction } from "./replies.js";
 
 const run = promisify(execFile);
 const PORT = 50051;
@@ -59,6 +61,7 @@ interface Row {
 }
 
 const say = (line: string) => process.stderr.write(`==> ${line}\n`);
+const roundAll = (split: Record<string, number>) => Object.fromEntries(Object.entries(split).map(([phase, ms]) => [phase, Math.round(ms)]));
 
 function deployment(name: string, node: string, vhive: boolean): object {
   return {
@@ -103,19 +106,29 @@ async function main(): Promise<void> {
   const scaleOnce = async (kind: Kind, round: number): Promise<Row> => {
     const selector = `app=${names[kind]}`;
     let scheduledAt: number | undefined;
+    // The pod is called as soon as the watch shows its IP (the call retries until it answers).
+    let calling: Promise<{ pod: PodView; repliedAt: number }> | undefined;
     await using watch = kubectl.watchPods(selector, (pod) => {
-      if (pod.node && scheduledAt === undefined) scheduledAt = performance.timeOrigin + performance.now();
+      if (pod.deleting) return;
+      if (pod.node && scheduledAt === undefined) scheduledAt = epochMs();
+      if (pod.ip && !calling) calling = callFunction(pod.ip, PORT, pod.name, TIMEOUT_MS).then(() => ({ pod, repliedAt: epochMs() }));
     });
     await watch.started;
-    const began = performance.now();
     const beganAt = epochMs();
     await kubectl.run(["scale", `deployment/${names[kind]}`, "--replicas=1"]);
-    const [reply] = await firstReplies(kubectl, selector, { count: 1, port: PORT, since: began, timeoutMs: TIMEOUT_MS });
-    const repliedAt = beganAt + reply!.ms;
+    const deadline = Date.now() + TIMEOUT_MS;
+    while (!calling) {
+      if (Date.now() > deadline) throw new Error(`${names[kind]}: no pod got an IP within ${TIMEOUT_MS / 1000} s`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const { repliedAt } = await calling;
+    // The pod as it is now: its containers' ids are set once it runs.
+    const [now] = await kubectl.pods(selector);
+    const reply = { pod: now!, ms: Math.round(repliedAt - beganAt) };
     const bound = scheduledAt ?? repliedAt;
     let row: Row;
     if (kind === "runc") {
-      row = { kind, round, node: reply!.pod.node!, start: "runc", totalMs: reply!.ms, split: { scheduleMs: bound - beganAt, restMs: repliedAt - bound } };
+      row = { kind, round, node: reply!.pod.node!, start: "runc", totalMs: reply!.ms, split: roundAll({ scheduleMs: bound - beganAt, restMs: repliedAt - bound }) };
     } else {
       const record = await cluster.startRecord(reply!.pod, "helloworld");
       const t = record.timeline;
@@ -125,7 +138,7 @@ async function main(): Promise<void> {
         node: reply!.pod.node!,
         start: record.start,
         totalMs: reply!.ms,
-        split: {
+        split: roundAll({
           scheduleMs: bound - beganAt,
           kubeletMs: t.shimStartedAt - bound,
           shimMs: t.servingAt - t.shimStartedAt,
@@ -134,7 +147,7 @@ async function main(): Promise<void> {
           toStartMs: t.startAt - t.createdAt,
           startPathMs: t.answeredAt - t.startAt,
           replyMs: repliedAt - t.answeredAt,
-        },
+        }),
       };
     }
     await kubectl.run(["scale", `deployment/${names[kind]}`, "--replicas=0"]);

@@ -108,14 +108,18 @@ export class PodWatch implements AsyncDisposable {
     });
     let resolveStarted: () => void;
     this.started = new Promise((resolve) => (resolveStarted = resolve));
-    // kubectl prints each event as indented JSON; an event ends at a "}" alone on its line.
-    let lines: string[] = [];
+    // With --output-watch-events kubectl prints each event as one line of JSON (a pretty-printed
+    // one, as other versions print, is put together until it parses).
+    let pending = "";
     createInterface({ input: this.#child.process.stdout! }).on("line", (line) => {
-      lines.push(line);
-      if (line !== "}") return;
-      const text = lines.join("\n");
-      lines = [];
-      const event = JSON.parse(text) as { type: string; object: PodObject };
+      pending += line + "\n";
+      let event: { type: string; object: PodObject };
+      try {
+        event = JSON.parse(pending) as { type: string; object: PodObject };
+      } catch {
+        return;
+      }
+      pending = "";
       resolveStarted();
       onChange(podView(event.object), performance.now(), event.type);
     });
