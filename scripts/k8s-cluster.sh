@@ -123,6 +123,7 @@ wait_gone() { # pid, tenths of a second
 supervise() {
   local name=$1 pid
   shift
+  close_keeper_fds
   while [ ! -e "$DIR/stopping" ]; do
     "$@" >>"$DIR/logs/$name.log" 2>&1 </dev/null &
     pid=$!
@@ -147,6 +148,14 @@ stop_component() {
 # nsenter, not `ip netns exec`: that also mounts a sysfs of the namespace's own over /sys, which
 # hides the host's cgroup hierarchies from kubelet, containerd and runc.
 in_node() { local n=$1; shift; nsenter "--net=$(node_netns "$n")" -- "$@"; }
+
+# The write ends of the nodes' containerd FIFOs: the keeper's alone, so that its exit (a SIGKILL
+# too) closes them and each node's containerd stops itself. Every other child closes them.
+KEEPER_FDS=""
+close_keeper_fds() {
+  local fd
+  for fd in $KEEPER_FDS; do eval "exec $fd>&-"; done
+}
 node_netns() { echo "/run/netns/$(node_ns "$1")"; }
 
 # --- configuration ------------------------------------------------------------------------------
@@ -360,7 +369,7 @@ start_control_plane() {
 # This checkout's shim under the name containerd runs it by, first on every node's PATH.
 write_shim_wrapper() {
   mkdir -p "$DIR/bin"
-  printf '#!/bin/sh\nexec %s %s/dist/shim/main.js "$@"\n' "$(command -v node)" "$ROOT" >"$DIR/bin/containerd-shim-vhive-v2"
+  printf '#!/bin/sh\nexec %q %q "$@"\n' "$(command -v node)" "$ROOT/dist/shim/main.js" >"$DIR/bin/containerd-shim-vhive-v2"
   chmod 755 "$DIR/bin/containerd-shim-vhive-v2"
 }
 
@@ -371,13 +380,19 @@ start_node_containerd() {
   dir=$(node_dir "$n")
   containerd=$(k8s_kit_dir containerd)
   mkfifo "$dir/containerd.stdin"
-  # Read-write, so opening it does not wait for the reader; held until the keeper exits.
-  eval "exec {fd}<>\"$dir/containerd.stdin\""
-  in_node "$n" env TMPDIR="$dir" VHIVE_STATE="$dir/vhive" \
-    bash "$ROOT/scripts/lib/private-containerd.sh" run --containerd "$containerd" --subnet "$(node_subnet "$n")" \
-    --shim-dir "$DIR/bin" --vhive-runtime "$VHIVE_RUNTIME_CONFIG" \
-    <"$dir/containerd.stdin" >"$dir/containerd.events" 2>>"$DIR/logs/node$n-containerd.log" &
+  # The script first (nsenter execs env, which execs bash: $! is its pid), its stdin the FIFO's
+  # read end; then the keeper opens the write end (read-write, so that it does not wait).
+  (
+    close_keeper_fds
+    exec nsenter "--net=$(node_netns "$n")" -- env TMPDIR="$dir" VHIVE_STATE="$dir/vhive" \
+      bash "$ROOT/scripts/lib/private-containerd.sh" run --containerd "$containerd" --subnet "$(node_subnet "$n")" \
+      --shim-dir "$DIR/bin" --vhive-runtime "$VHIVE_RUNTIME_CONFIG" \
+      <"$dir/containerd.stdin" >"$dir/containerd.events" 2>>"$DIR/logs/node$n-containerd.log"
+  ) &
   echo $! >"$DIR/pids/node$n-containerd"
+  local fd
+  exec {fd}<>"$dir/containerd.stdin"
+  KEEPER_FDS+=" $fd"
   local tries line
   for ((tries = 0; tries < 600; tries++)); do
     line=$(grep -m1 '"event":"ready"' "$dir/containerd.events" 2>/dev/null || true)
@@ -503,38 +518,50 @@ kill_leftovers() {
   sleep 0.5
 }
 
+# The keeper: starts everything (set -e: a step that fails ends it, and its EXIT trap takes
+# down what was started), then waits for down.
+SLEEPER=""
 keep() {
   load_cluster
-  trap 'teardown; exit 0' TERM INT
-  trap 'teardown' EXIT
+  trap 'kill $SLEEPER 2>/dev/null; teardown; exit 0' TERM INT
+  trap 'keeper_exit' EXIT
   echo $$ >"$DIR/pids/keeper"
-  {
-    say "certificates and kubeconfigs"
-    make_pki
-    say "network: bridge $BRIDGE ($HOST_IP), nodes $(for n in "${NODES[@]}"; do printf '%s ' "$(node_ns "$n")=$(node_ip "$n")"; done)"
-    make_network
-    make_cgroups
-    save_sysctls
-    write_shim_wrapper
-    say "control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler"
-    start_control_plane
-    local n
-    for n in "${NODES[@]}"; do
-      say "node $(node_name "$n"): containerd 2 with vhive, kubelet, kube-proxy"
-      start_node "$n"
-    done
-    wait_for "the nodes (Ready)" 180 nodes_ready
-  } || {
-    echo "failed" >"$DIR/state"
-    exit 1
-  }
+  say "certificates and kubeconfigs"
+  make_pki
+  say "network: bridge $BRIDGE ($HOST_IP), nodes $(for n in "${NODES[@]}"; do printf '%s ' "$(node_ns "$n")=$(node_ip "$n")"; done)"
+  make_network
+  make_cgroups
+  save_sysctls
+  write_shim_wrapper
+  say "control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler"
+  start_control_plane
+  local n
+  for n in "${NODES[@]}"; do
+    say "node $(node_name "$n"): containerd 2 with vhive, kubelet, kube-proxy"
+    start_node "$n"
+  done
+  wait_for "the nodes (Ready)" 180 nodes_ready
   write_cluster_json
   echo "ready" >"$DIR/state"
   # Until down: the supervisors run in the background; waiting keeps the traps live.
   while :; do
     sleep 3600 &
-    wait $! || true
+    SLEEPER=$!
+    wait $SLEEPER || true
   done
+}
+
+# A start that failed keeps its logs (in a temporary folder `up` names) and removes the rest.
+keeper_exit() {
+  if [ "$(cat "$DIR/state" 2>/dev/null)" != ready ] && [ -d "$DIR/logs" ]; then
+    local kept
+    kept=$(mktemp -d /tmp/vhive-k8s-failed-XXXXXX)
+    cp -r "$DIR/logs/." "$kept/"
+    echo "$kept" >"$DIR/failed-logs"
+    echo "failed" >"$DIR/state"
+    sleep 1 # `up` reads where the logs went
+  fi
+  teardown
 }
 
 # --- commands -----------------------------------------------------------------------------------
@@ -545,6 +572,10 @@ cmd_up() {
     return 0
   fi
   [ ! -e "$DIR/cluster.env" ] || teardown # what a killed keeper left
+  # down removes the whole folder: it must be the cluster's own.
+  if [ -d "$DIR" ] && [ -n "$(ls -A "$DIR")" ]; then
+    fail "$DIR is not empty and holds no cluster: give --dir a new or empty folder"
+  fi
   local tool
   for tool in "$ETCD" openssl curl ip iptables-restore node; do
     command -v "$tool" >/dev/null || fail "$tool is missing: run scripts/setup.sh"
@@ -568,9 +599,11 @@ cmd_up() {
     state=$(cat "$DIR/state" 2>/dev/null || true)
     [ "$state" = ready ] && break
     if [ "$state" = failed ] || ! alive "$keeper"; then
-      tail -n 30 "$DIR/logs/keeper.log" >&2 2>/dev/null || true
+      local kept
+      kept=$(cat "$DIR/failed-logs" 2>/dev/null || true)
       wait_gone "$keeper" 3000 || true
-      fail "the cluster did not start (its logs were in $DIR/logs; all it made is removed)"
+      [ -z "$kept" ] || tail -n 30 "$kept/keeper.log" >&2 2>/dev/null || true
+      fail "the cluster did not start${kept:+ (its logs are kept in $kept)}; all it made is removed"
     fi
     sleep 0.5
   done

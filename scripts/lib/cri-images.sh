@@ -23,6 +23,7 @@
 #
 #   critest-busybox          registry.k8s.io/e2e-test-images/busybox:1.29-2   nothing (the default test image)
 #   critest-nginx            registry.k8s.io/e2e-test-images/nginx:1.14-2     busybox's httpd on port 80
+#   critest-httpd            registry.k8s.io/e2e-test-images/httpd:2.4.39-4   the same (the multi-container tests')
 #   critest-hostnet-nginx    gcr.io/k8s-staging-cri-tools/hostnet-nginx-amd64   the same on 12003
 #   critest-user-*           .../test-image-user-uid (USER 1002), -user-username (www-data),
 #                            -user-uid-group (1003:1004), -user-username-group (www-data:1004)
@@ -54,6 +55,7 @@ declare -A CRI_IMAGE_REFS=(
   [volume-ownership]=ghcr.io/containerd/volume-ownership:2.1
   [critest-busybox]=registry.k8s.io/e2e-test-images/busybox:1.29-2
   [critest-nginx]=registry.k8s.io/e2e-test-images/nginx:1.14-2
+  [critest-httpd]=registry.k8s.io/e2e-test-images/httpd:2.4.39-4
   [critest-hostnet-nginx]=$_CRI_CRITEST_REGISTRY/hostnet-nginx-amd64:latest
   [critest-user-uid]=$_CRI_CRITEST_REGISTRY/test-image-user-uid:latest
   [critest-user-username]=$_CRI_CRITEST_REGISTRY/test-image-user-username:latest
@@ -70,7 +72,7 @@ declare -A CRI_IMAGE_REFS=(
   [critest-image-tags-2]=$_CRI_CRITEST_REGISTRY/test-image-tags:2
   [critest-image-tags-3]=$_CRI_CRITEST_REGISTRY/test-image-tags:3
 )
-CRI_CRITEST_IMAGE_NAMES=(critest-busybox critest-nginx critest-hostnet-nginx critest-user-uid critest-user-username
+CRI_CRITEST_IMAGE_NAMES=(critest-busybox critest-nginx critest-httpd critest-hostnet-nginx critest-user-uid critest-user-username
   critest-user-uid-group critest-user-username-group critest-predefined-group critest-image-1 critest-image-2
   critest-image-3 critest-image-latest critest-image-tag-test critest-image-tag-all critest-image-tags-1
   critest-image-tags-2 critest-image-tags-3)
@@ -300,10 +302,10 @@ _cri_build_in() {
         _cri_busybox_layer
         _cri_archive "$work/$name.tar" "${CRI_IMAGE_REFS[$name]}" "{\"Env\":[\"$_CRI_PATH_ENV\"],\"Cmd\":[\"sh\"]}" "$busybox_layer"
         ;;
-      critest-nginx | critest-hostnet-nginx)
+      critest-nginx | critest-httpd | critest-hostnet-nginx)
         _cri_busybox_layer
         local port=80
-        [ "$name" = critest-nginx ] || port=12003
+        [ "$name" != critest-hostnet-nginx ] || port=12003
         mkdir -p "$work/$name/usr/share/nginx/html"
         printf '<h1>Welcome to nginx!</h1>\n' >"$work/$name/usr/share/nginx/html/index.html"
         layer=$(_cri_layer "$work/$name" "$blobs")

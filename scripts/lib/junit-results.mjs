@@ -10,7 +10,7 @@ if (!file) {
   console.error("usage: node junit-results.mjs REPORT.xml");
   process.exit(2);
 }
-const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: "", isArray: (name) => name === "testsuite" || name === "testcase" });
+const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: "", htmlEntities: true, isArray: (name) => name === "testsuite" || name === "testcase" });
 const report = parser.parse(readFileSync(file, "utf8"));
 const oneLine = (text) => String(text ?? "").split("\n").map((line) => line.trim()).find(Boolean)?.replaceAll("\t", " ").slice(0, 300) ?? "";
 for (const suite of report.testsuites?.testsuite ?? []) {

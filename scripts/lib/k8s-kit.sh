@@ -122,7 +122,8 @@ _k8s_kit_build_one() {
       ldflags="-s -w -X $module/pkg/version.Version=$version"
       ;;
   esac
-  {
+  # A subshell: a step that fails ends it, not the caller.
+  (
     _k8s_kit_go_mod "$module" "$version" >"$work/go.mod" &&
       printf '//go:build tools\n\npackage kit\n\nimport (\n%s)\n' "$(printf '\t_ "%s"\n' "${packages[@]}" "${tests[@]}")" >"$work/tools.go" &&
       (cd "$work" && _k8s_kit_go mod tidy) &&
@@ -131,7 +132,7 @@ _k8s_kit_build_one() {
       for program in "${tests[@]}"; do
         (cd "$work" && _k8s_kit_go test -c -mod=mod -trimpath -ldflags "$ldflags" -o "bin/$(basename "$program")" "$program") || exit 1
       done
-  } >"$work/build.log" 2>&1 || {
+  ) >"$work/build.log" 2>&1 || {
     _k8s_kit_say "building $component $version failed; the end of its log:"
     tail -n 20 "$work/build.log" >&2
     rm -rf "$work"

@@ -108,12 +108,11 @@ async function main(): Promise<void> {
     let scheduledAt: number | undefined;
     // The pod is called as soon as the watch shows its IP (the call retries until it answers).
     let calling: Promise<{ pod: PodView; repliedAt: number }> | undefined;
-    await using watch = kubectl.watchPods(selector, (pod) => {
+    await using _watch = await kubectl.watchPods(selector, (pod) => {
       if (pod.deleting) return;
       if (pod.node && scheduledAt === undefined) scheduledAt = epochMs();
       if (pod.ip && !calling) calling = callFunction(pod.ip, PORT, pod.name, TIMEOUT_MS).then(() => ({ pod, repliedAt: epochMs() }));
     });
-    await watch.started;
     const beganAt = epochMs();
     await kubectl.run(["scale", `deployment/${names[kind]}`, "--replicas=1"]);
     const deadline = Date.now() + TIMEOUT_MS;

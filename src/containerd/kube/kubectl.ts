@@ -1,8 +1,9 @@
 /**
  * kubectl (the kit's, scripts/lib/k8s-kit.sh) against a cluster of scripts/k8s-cluster.sh: one
  * call a process, answers parsed as JSON, and a watch of pods that reports each change as it
- * happens (`kubectl get pods -w --output-watch-events -o json`), so that a benchmark sees when a
- * pod was created, scheduled and ready on this host's clock, without polling.
+ * happens (a list, then the API's watch from the list's resourceVersion, so that no change
+ * between the two is missed), so that a benchmark sees when a pod was created, scheduled and
+ * ready on this host's clock, without polling.
  */
 import { execFile } from "node:child_process";
 import { createInterface } from "node:readline";
@@ -91,25 +92,25 @@ export class Kubectl {
     }
   }
 
-  /** Watch the pods of `selector`: `onChange` gets each pod as it changes, with when it was seen. */
-  watchPods(selector: string, onChange: (pod: PodView, seenAt: number, type: string) => void): PodWatch {
-    return new PodWatch(this, selector, onChange);
+  /**
+   * Watch the pods of `selector` in `namespace`: `onChange` gets each pod as the list has it,
+   * then as it changes, with when it was seen.
+   */
+  async watchPods(selector: string, onChange: (pod: PodView, seenAt: number, type: string) => void, namespace = "default"): Promise<PodWatch> {
+    const list = await this.json<{ metadata: { resourceVersion: string }; items: PodObject[] }>(["get", "pods", "-n", namespace, "-l", selector]);
+    for (const item of list.items) onChange(podView(item), performance.now(), "LISTED");
+    const query = new URLSearchParams({ watch: "1", resourceVersion: list.metadata.resourceVersion, labelSelector: selector });
+    return new PodWatch(this, `/api/v1/namespaces/${namespace}/pods?${query}`, onChange);
   }
 }
 
-/** A running `kubectl get pods -w`; stop() ends it. */
+/** A running watch of the API (`kubectl get --raw`); stop() ends it. */
 export class PodWatch implements AsyncDisposable {
   readonly #child: ChildHandle;
-  readonly started: Promise<void>;
 
-  constructor(kubectl: Kubectl, selector: string, onChange: (pod: PodView, seenAt: number, type: string) => void) {
-    this.#child = new ChildHandle("kubectl-watch", kubectl.binary, ["--kubeconfig", kubectl.kubeconfig, "get", "pods", "-l", selector, "-w", "--output-watch-events", "-o", "json"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let resolveStarted: () => void;
-    this.started = new Promise((resolve) => (resolveStarted = resolve));
-    // With --output-watch-events kubectl prints each event as one line of JSON (a pretty-printed
-    // one, as other versions print, is put together until it parses).
+  constructor(kubectl: Kubectl, path: string, onChange: (pod: PodView, seenAt: number, type: string) => void) {
+    this.#child = new ChildHandle("kubectl-watch", kubectl.binary, ["--kubeconfig", kubectl.kubeconfig, "get", "--raw", path], { stdio: ["ignore", "pipe", "pipe"] });
+    // The API streams each event as one line of JSON (one split over lines is put together).
     let pending = "";
     createInterface({ input: this.#child.process.stdout! }).on("line", (line) => {
       pending += line + "\n";
@@ -120,11 +121,9 @@ export class PodWatch implements AsyncDisposable {
         return;
       }
       pending = "";
-      resolveStarted();
+      if (event.type === "ERROR" || event.type === "BOOKMARK") return;
       onChange(podView(event.object), performance.now(), event.type);
     });
-    // Nothing to list yet: the watch still runs; count it started after a moment.
-    setTimeout(() => resolveStarted(), 1000).unref();
   }
 
   async stop(): Promise<void> {

@@ -13,6 +13,7 @@
  * their messages are the same.
  */
 import { shim } from "../api.js";
+import { isVhiveError } from "../../shared/errors.js";
 import { connectTtrpc, type CallContext, type TtrpcClient } from "../ttrpc/index.js";
 
 type TaskMethods = typeof shim.TaskDefinition.methods;
@@ -50,13 +51,39 @@ export class SandboxProxy {
   /** One call of the sandbox's, answered by runc's shim: its status errors come back as they are. */
   async forward<K extends TaskMethodKey>(key: K, request: ReturnType<TaskMethods[K]["requestType"]["decode"]>, context: CallContext): Promise<ReturnType<TaskMethods[K]["responseType"]["decode"]>> {
     const method = shim.TaskDefinition.methods[key];
-    const client = await (this.#client ??= connectTtrpc(this.#address));
     const metadata = Object.fromEntries(context.metadata);
     // No deadline of the proxy's own: containerd's (timeout_nano) aborts the call through the signal.
     const payload = (method.requestType.encode as (message: unknown) => { finish(): Uint8Array })(request).finish();
-    const answer = await client.request(this.#service, method.name, payload, { signal: context.signal, timeoutMs: Infinity, metadata });
+    let answer: Uint8Array;
+    try {
+      answer = await (await this.#connection()).request(this.#service, method.name, payload, { signal: context.signal, timeoutMs: Infinity, metadata });
+    } catch (error) {
+      // runc's shim that went away while shutting down, or before, has shut down (containerd
+      // takes a closed connection on Shutdown the same way).
+      if (key !== "shutdown" || !isGone(error)) throw error;
+      answer = shim.TaskDefinition.methods.shutdown.responseType.encode({}).finish();
+    }
     if (key === "shutdown") this.#shutDown = true;
     return method.responseType.decode(answer) as ReturnType<TaskMethods[K]["responseType"]["decode"]>;
+  }
+
+  /** Tell runc's shim to go (a pod whose own shim could not start). */
+  async shutdownRunc(): Promise<void> {
+    await this.forward("shutdown", { id: this.id, now: true }, { service: "", method: "", metadata: new Map(), timeoutMs: undefined, signal: AbortSignal.timeout(10_000) });
+  }
+
+  /** One connection, made again after it failed or closed. */
+  async #connection(): Promise<TtrpcClient> {
+    const client = this.#client ?? connectTtrpc(this.#address);
+    this.#client = client;
+    try {
+      const connected = await client;
+      if (connected.refusing) throw new Error("closed");
+      return connected;
+    } catch {
+      this.#client = connectTtrpc(this.#address);
+      return this.#client;
+    }
   }
 
   async close(): Promise<void> {
@@ -64,4 +91,8 @@ export class SandboxProxy {
     // A Wait of the sandbox's may still be pending: end the connection, not wait for it.
     await client?.destroy();
   }
+}
+
+function isGone(error: unknown): boolean {
+  return isVhiveError(error, "ERR_TTRPC_DISCONNECTED") || isVhiveError(error, "ERR_TTRPC_CONNECT");
 }

@@ -56,8 +56,9 @@ export async function serveShim(flags: ShimFlags): Promise<void> {
       if (how === "destroy") await service.destroy();
       await server[how]();
       await sandbox?.close();
-      // A pod's shim goes with its sandbox: the pod's claim on its function goes with it.
-      if (sandbox) await releasePod(flags.socket!);
+      // A pod's shim that goes with its sandbox takes the pod's claim on its function along; one
+      // that ends while the sandbox lives (a signal, a crash) leaves it for the sandbox's delete.
+      if (sandbox?.shutDown) await releasePod(flags.socket!);
       await publisher.close();
       if (process.env.VHIVE_SHIM_NETNS) await removeNetns(process.env.VHIVE_SHIM_NETNS);
       process.exit(code);

@@ -41,6 +41,7 @@ export async function startShim(flags: ShimFlags): Promise<string> {
   const address = shimSocketAddress(flags.address, flags.namespace, group);
   const socket = socketPathOf(address);
   const running = await canConnect(socket);
+  await mkdir(dirname(socket), { recursive: true, mode: 0o700 });
   const type = spec.annotations[CRI_ANNOTATIONS.containerType];
   let sandboxShim: string | undefined;
   if (type === "sandbox") {
@@ -59,7 +60,6 @@ export async function startShim(flags: ShimFlags): Promise<string> {
     if (containerName !== undefined) await claimPod(socket, containerName);
   }
   await rm(socket, { force: true }); // a server that died left it
-  await mkdir(dirname(socket), { recursive: true, mode: 0o700 });
 
   let netns: string | undefined;
   let ownNetns: string | undefined;
@@ -89,6 +89,12 @@ export async function startShim(flags: ShimFlags): Promise<string> {
     server.unref();
   } catch (error) {
     if (ownNetns) await removeNetns(ownNetns);
+    // containerd undoes nothing of a start that failed: the sandbox's runc shim goes too.
+    // (Loaded only here: start must not load the ttrpc protocol on its way.)
+    if (sandboxShim) {
+      const { parseShimBootstrap, SandboxProxy } = await import("./sandbox-proxy.js");
+      await new SandboxProxy(flags.id, parseShimBootstrap(sandboxShim)).shutdownRunc().catch(() => {});
+    }
     throw error;
   } finally {
     closeSync(log);

@@ -135,6 +135,11 @@ export class TtrpcClient implements AsyncDisposable {
     });
   }
 
+  /** Whether calls fail from now on (closed, destroyed, or the connection dropped). */
+  get refusing(): boolean {
+    return this.#refusal !== undefined;
+  }
+
   /** Calls in flight. */
   get pendingCount(): number {
     return this.#pending.size;
