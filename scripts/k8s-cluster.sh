@@ -312,6 +312,24 @@ remove_cgroups() {
   done
 }
 
+# Paths on the host kubelet uses whatever its --root-dir (its device plugins' socket, the
+# container log links): the ones the cluster found absent go at down.
+KUBELET_HOST_PATHS=(/var/lib/kubelet /var/log/containers)
+save_host_paths() {
+  local path
+  [ -f "$DIR/host-paths.absent" ] && return 0
+  for path in "${KUBELET_HOST_PATHS[@]}"; do [ -e "$path" ] || echo "$path"; done >"$DIR/host-paths.absent"
+}
+
+remove_host_paths() {
+  local path
+  [ -n "$(other_clusters)" ] && return 0
+  while read -r path; do
+    [ -n "$path" ] && rm -rf "$path"
+  done <"$DIR/host-paths.absent" 2>/dev/null
+  return 0
+}
+
 save_sysctls() {
   local key
   [ -f "$DIR/sysctls.before" ] && return 0
@@ -459,9 +477,14 @@ teardown() {
   local -
   set +e +o pipefail
   load_cluster || { rm -rf "$DIR"; return 0; }
-  touch "$DIR/stopping"
   local n component
-  # No new pods, then no kubelet to restart them, then containerd, which removes every pod.
+  # Every pod through kubelet first, as a drain would: graceful stops (a function saves its
+  # snapshot), CNI's teardown, kubelet's volumes unmounted.
+  if alive "$(cat "$DIR/pids/kube-apiserver" 2>/dev/null)"; then
+    timeout 150 "$(k8s_kit_bin kubectl)" --kubeconfig "$DIR/admin.kubeconfig" delete pods --all --all-namespaces --grace-period=30 --timeout=120s >/dev/null 2>&1
+  fi
+  touch "$DIR/stopping"
+  # No new pods, then no kubelet to restart them, then containerd, which removes any pod left.
   for component in kube-scheduler kube-controller-manager; do stop_component "$component"; done
   for n in "${NODES[@]}"; do stop_component "node$n-kubelet"; stop_component "node$n-kube-proxy"; done
   for n in "${NODES[@]}"; do stop_node_containerd "$n"; done
@@ -472,6 +495,7 @@ teardown() {
   remove_cgroups
   remove_network
   restore_sysctls
+  remove_host_paths
   local dir=$DIR
   rm -rf "$dir"
   say "stopped; removed $dir and its cluster's bridge, namespaces and cgroups"
@@ -532,6 +556,7 @@ keep() {
   make_network
   make_cgroups
   save_sysctls
+  save_host_paths
   write_shim_wrapper
   say "control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler"
   start_control_plane

@@ -499,9 +499,7 @@ _pcd_remove_network() {
   # cni-loopback-<sandbox>-lo for the loopback network containerd adds to every pod.
   rm -f /var/lib/cni/results/"$PRIVATE_CONTAINERD_NETWORK"-*
   local sandbox
-  for sandbox in "$PRIVATE_CONTAINERD_CRI_ROOT"/sandboxes/*/; do
-    [ -d "$sandbox" ] && rm -f "/var/lib/cni/results/cni-loopback-$(basename "$sandbox")-lo"
-  done
+  for sandbox in $_PCD_SANDBOXES; do rm -f "/var/lib/cni/results/cni-loopback-$sandbox-lo"; done
   case "$_PCD_IPAM_DIR" in
     "$PRIVATE_CONTAINERD_DIR"/*) ;;
     ?*) rm -rf "${_PCD_IPAM_DIR:?}/$PRIVATE_CONTAINERD_NETWORK" ;;
@@ -525,6 +523,8 @@ private_containerd_stop() {
     . "$PRIVATE_CONTAINERD_DIR/instance.env"
     local pid
     pid=$(cat "$PRIVATE_CONTAINERD_DIR/containerd.pid" 2>/dev/null || true)
+    # The pods' ids, before their removal takes their folders: libcni keeps results by them.
+    _PCD_SANDBOXES=$(ls "$PRIVATE_CONTAINERD_CRI_ROOT/sandboxes" 2>/dev/null || true)
     if _pcd_alive "$pid" && _pcd_ctr version >/dev/null 2>&1; then _pcd_remove_workloads; fi
     _pcd_namespaces >"$PRIVATE_CONTAINERD_DIR/namespaces"
     _pcd_stop_containerd

@@ -7,7 +7,8 @@
  * function's log), then: a tcpSocket readiness probe keeps a pod out of the Service's endpoints
  * until it passes; pods whose function cannot start say why in their events and leave the
  * node's snapshots alone; containerd and kubelet restarted under running pods; and deleting
- * every pod leaves no QEMU, pager, shim or namespace on either node; `down` leaves nothing.
+ * every pod leaves no QEMU, pager, shim or namespace on either node; `down` leaves nothing (no
+ * folder, bridge, namespace, mount, cgroup, kubelet host path or CNI result).
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -29,6 +30,11 @@ const LONG = 900_000;
 let work: TempDir;
 let dir: string;
 let cluster: Cluster;
+/** Host paths that kubelet and libcni use whatever their configuration: as they were before. */
+const HOST_PATHS = ["/var/lib/kubelet", "/var/log/containers"];
+let hostPathsBefore: boolean[];
+let cniResultsBefore: string[];
+const cniResults = () => readdir("/var/lib/cni/results").catch(() => [] as string[]);
 
 async function clusterScript(...args: string[]): Promise<string> {
   const { stdout } = await run("bash", [CLUSTER_SCRIPT, "--dir", dir, ...args], { maxBuffer: 1 << 24, timeout: LONG });
@@ -78,6 +84,8 @@ async function vmProcesses(): Promise<string[]> {
 }
 
 beforeAll(async () => {
+  hostPathsBefore = HOST_PATHS.map((path) => existsSync(path));
+  cniResultsBefore = await cniResults();
   work = await makeTempDir("k8s-cluster");
   dir = join(work.path, "cluster");
   await clusterScript("up");
@@ -98,6 +106,8 @@ afterAll(async () => {
     const left = (await readdir(`/sys/fs/cgroup/${hierarchy}`).catch(() => [] as string[])).filter((name) => /^vhive-k8s\d-node\d$/.test(name));
     expect(left, hierarchy).toEqual([]);
   }
+  expect(HOST_PATHS.map((path) => existsSync(path))).toEqual(hostPathsBefore);
+  expect((await cniResults()).filter((file) => !cniResultsBefore.includes(file))).toEqual([]);
   await work?.remove();
   await expectNothingLeft();
 }, LONG);
