@@ -3,9 +3,10 @@
 # two-node cluster of scripts/k8s-cluster.sh (kubelet, control plane and containerd 2 built from
 # their Go modules), import helloworld (vhive image export) into each node's containerd, apply
 # deploy/kubernetes/runtimeclass.yaml and deployment.yaml with kubectl, call every pod at its pod
-# IP and the Service at its ClusterIP, scale to 0 (the pods save the snapshot as they stop) and to
-# 4 (pods on both nodes restore), read `kubectl logs` of a function container, delete everything
-# and bring the cluster down. Last line, one JSON object:
+# IP and the Service at its ClusterIP, scale to 0 (the pods save the snapshot as they stop), to 4
+# (pods on both nodes restore, one a node recording the working set), to 0 and to 2 (they
+# prefetch), read `kubectl logs` of a function container, delete everything and bring the
+# cluster down. Last line, one JSON object:
 #   {"nodes":2,"pods":[{"name":...,"node":...,"start":"boot|vanilla|record|prefetch","ms":...},...],
 #    "podReplies":[...],"serviceReplies":[...],"logs":true}
 # The Kubernetes calls are src/containerd/kube/try.ts.

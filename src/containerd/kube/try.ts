@@ -4,8 +4,9 @@
  * imports helloworld into each node's containerd): label the nodes for vhive, apply
  * deploy/kubernetes/runtimeclass.yaml and deployment.yaml with kubectl, call every pod at its pod
  * IP and the Service at its ClusterIP, scale to 0 (each node's pods save the snapshot as they
- * stop), scale to 4 (pods on both nodes restore: the first of a node records its working set,
- * later ones prefetch it), read `kubectl logs` of a function container, delete it all. Prints
+ * stop), scale to 4 (pods on both nodes restore: one per node records its working set, saved
+ * as it stops, the others restore plainly meanwhile), to 0 again and to 2 (the working sets are
+ * there: both prefetch), read `kubectl logs` of a function container, delete it all. Prints
  * progress on stderr and, as its last line, one JSON object:
  *
  *   {"nodes":2,"pods":[{"name","node","start","ms"},...],"podReplies":[...],"serviceReplies":[...],"logs":true}
@@ -77,9 +78,18 @@ async function main(): Promise<void> {
   await record(second);
   for (const { pod } of second) podReplies.push(await callFunction(pod.ip!, PORT, `pod ${pod.name}`, 60_000));
 
-  const logged = await kubectl.run(["logs", second[0]!.pod.name, "-c", CONTAINER]);
+  say("kubectl scale --replicas=0, then 2: the recording pods saved their working sets as they stopped");
+  await kubectl.run(["scale", "deployment/helloworld", "--replicas=0"]);
+  await kubectl.waitPods(SELECTOR, (now) => now.length === 0, "gone", TIMEOUT_MS);
+  since = performance.now();
+  await kubectl.run(["scale", "deployment/helloworld", "--replicas=2"]);
+  const third = await firstReplies(kubectl, SELECTOR, { count: 2, port: PORT, since, timeoutMs: TIMEOUT_MS });
+  await record(third);
+  for (const { pod } of third) podReplies.push(await callFunction(pod.ip!, PORT, `pod ${pod.name}`, 60_000));
+
+  const logged = await kubectl.run(["logs", third[0]!.pod.name, "-c", CONTAINER]);
   const logs = logged.split("\n").some((line) => line.startsWith("vhive: started by"));
-  say(`kubectl logs ${second[0]!.pod.name}: ${logs ? "has vhive's start line" : "lacks vhive's start line"}`);
+  say(`kubectl logs ${third[0]!.pod.name}: ${logs ? "has vhive's start line" : "lacks vhive's start line"}`);
 
   say("kubectl delete -f deployment.yaml -f runtimeclass.yaml");
   await kubectl.run(["delete", "--wait=true", ...manifests], { timeoutMs: TIMEOUT_MS });
