@@ -8,9 +8,10 @@
 #               release, which speaks its task API; runc itself stays Debian's)
 #   cri-tools   crictl critest
 #
-# Kubernetes v1.35: the newest release that still runs on this host's cgroup v1 (hybrid, no
+# Kubernetes v1.35: a supported release that still runs on this host's cgroup v1 (hybrid, no
 # systemd as PID 1), with `failCgroupV1: false` in the kubelet's configuration (1.35 made
-# refusing cgroup v1 the default, KEP-5573; 1.34, which did not, is out of support). Its own
+# refusing cgroup v1 the default, KEP-5573, on its way to removing it; 1.36 and 1.37 were not
+# tried; 1.34, which did not refuse it, is out of support). Its own
 # go.mod replaces the staging modules (k8s.io/api, k8s.io/client-go, ...) by its staging/
 # folder, which a module zip does not carry: the build module below requires k8s.io/kubernetes
 # and replaces each of them by the published module of the same release (v0.35.N).
