@@ -29,20 +29,19 @@
  *
  *   node dist/containerd/kube/bench.js --cluster DIR --out DIR [--reps 5]
  */
-import { execFile } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { promisify } from "node:util";
 import { describeError } from "../../cli/format.js";
 import { packagePath } from "../../shared/package-root.js";
 import { median, summarize } from "../../bench/stats.js";
+import { StatePaths } from "../../shared/paths.js";
+import { SnapshotStore } from "../../snapshot/index.js";
 import { epochMs } from "../shim/start-record.js";
 import { Cluster } from "./cluster.js";
 import type { PodView } from "./kubectl.js";
 import { callFunction } from "./replies.js";
 
-const run = promisify(execFile);
 const PORT = 50051;
 const IMAGE = "vhive.local/helloworld:latest";
 const TIMEOUT_MS = 600_000;
@@ -154,11 +153,11 @@ async function main(): Promise<void> {
     return row;
   };
 
+  // The node's shim state holds only this image's snapshots, and no pod runs while they go.
   const removeSnapshots = async (vhiveState: string) => {
-    const cli = packagePath("dist", "cli", "main.js");
-    const { stdout } = await run(process.execPath, [cli, "snapshot", "ls", "--json", "--state", vhiveState]);
-    const listed = JSON.parse(stdout) as { snapshots: { id: string }[]; damaged?: { id: string }[] };
-    for (const { id } of [...listed.snapshots, ...(listed.damaged ?? [])]) await run(process.execPath, [cli, "snapshot", "rm", id, "--state", vhiveState]);
+    const store = new SnapshotStore(new StatePaths(vhiveState));
+    const { snapshots, damaged } = await store.list({ includeQuarantined: true });
+    for (const id of [...snapshots.map((snapshot) => snapshot.meta.id), ...damaged.map((broken) => broken.id)]) await store.remove(id);
   };
 
   // Node 1 gets the snapshot (a boot, saved as it stops) and its working set (a record).

@@ -24,7 +24,7 @@ const STATUS: Record<ContainerTask["status"], taskTypes.Status> = {
 };
 
 export interface ShimServiceOptions {
-  /** The host context, opened on the first Create (a guest kernel may have to be prepared). */
+  /** The host context, opened on the first Create (a guest kernel may have to be prepared) and kept by the caller, who forgets a failure (serve.ts). */
   host: () => Promise<Host>;
   publisher: EventPublisher;
   log: Log;
@@ -40,21 +40,23 @@ export class ShimService {
   readonly #options: ShimServiceOptions;
   readonly #tasks = new Map<string, ContainerTask>();
   readonly #creating = new Set<string>();
-  #starter: Promise<{ host: Host; starter: ContainerStarter }> | undefined;
+  #starter: ContainerStarter | undefined;
 
   constructor(options: ShimServiceOptions) {
     this.#options = options;
   }
 
-  #context(): Promise<{ host: Host; starter: ContainerStarter }> {
-    this.#starter ??= this.#options.host().then(
-      (host) => ({ host, starter: new ContainerStarter(host, this.#options.log) }),
-      (error: unknown) => {
-        this.#starter = undefined; // the next Create tries again
-        throw error;
-      },
-    );
-    return this.#starter;
+  /** The host (options.host keeps it, and forgets a failure) and the one starter over it. */
+  async #context(): Promise<{ host: Host; starter: ContainerStarter }> {
+    const host = await this.#options.host();
+    this.#starter ??= new ContainerStarter(host, this.#options.log);
+    return { host, starter: this.#starter };
+  }
+
+  /** Once no VM task is left and runc's shim no longer serves the pod's sandbox, the shim goes. */
+  #goIfIdle(): void {
+    const sandboxGone = !this.#options.sandbox || this.#options.sandbox.shutDown;
+    if (this.#tasks.size === 0 && sandboxGone) setImmediate(this.#options.onShutdown); // after this answer goes out
   }
 
   get tasks(): ContainerTask[] {
@@ -80,7 +82,7 @@ export class ShimService {
           return handler(request, context);
         }
         const answer = await sandbox.forward(key, request as never, context);
-        if (key === "shutdown" && this.#tasks.size === 0) setImmediate(this.#options.onShutdown);
+        if (key === "shutdown") this.#goIfIdle();
         return answer;
       };
     }
@@ -172,9 +174,7 @@ export class ShimService {
         return { shimPid: process.pid, taskPid: task?.pid ?? 0, version: "vhive" };
       },
       shutdown: () => {
-        // After this answer goes out; a pod's shim stays while runc's shim serves its sandbox.
-        const sandboxGone = !this.#options.sandbox || this.#options.sandbox.shutDown;
-        if (this.#tasks.size === 0 && sandboxGone) setImmediate(this.#options.onShutdown);
+        this.#goIfIdle();
         return {};
       },
     };
